@@ -1,0 +1,229 @@
+//! Interrupt descriptor table: a handler for every CPU exception.
+//!
+//! # Contract
+//!
+//! Every exception vector 0–31 that the CPU can raise has a handler. Two of them return:
+//!
+//! * **#BP (3)**, `int3`: counted ([`breakpoints`]), logged, and execution continues after the `int3`.
+//! * **#PF (14) and #GP (13) inside a probe** (`arch::probe`): the faulting instruction is listed in the
+//!   probe fixup table, so the handler records the fault and resumes at the probe's fixup — the same idea
+//!   as Linux's exception tables behind `copy_from_user` and `get_kernel_nofault`.
+//!
+//! Every other exception is fatal: [`crate::fatal::fatal`] prints a report (vector, mnemonic, error
+//! code, RIP, RSP, and CR2 plus the decoded error code for a page fault) and exits QEMU with failure — or
+//! with success when a test kernel declared that exact event as its expected outcome.
+//!
+//! Double fault, NMI and machine check run on their own IST stacks (see `arch::gdt`), so they are
+//! reported even when the kernel stack is gone.
+//!
+//! Hardware interrupts stay disabled: the legacy PIC would deliver IRQs on vectors 8–15, on top of the
+//! exceptions, so it is masked here, and device interrupts arrive with the LAPIC in a later layer.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use spin::Once;
+use x86_64::instructions::port::Port;
+use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame, PageFaultErrorCode};
+
+use super::{cpu, gdt, probe};
+use crate::fatal::{FatalKind, FatalReport, fatal};
+
+static IDT: Once<InterruptDescriptorTable> = Once::new();
+static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
+
+/// How many `int3` breakpoints this kernel has taken and returned from.
+pub fn breakpoints() -> u64 {
+    BREAKPOINTS.load(Ordering::Relaxed)
+}
+
+/// Vector, mnemonic and name of each exception, for reports.
+pub const EXCEPTIONS: &[(u8, &str, &str)] = &[
+    (0, "#DE", "divide error"),
+    (1, "#DB", "debug"),
+    (2, "NMI", "non-maskable interrupt"),
+    (3, "#BP", "breakpoint"),
+    (4, "#OF", "overflow"),
+    (5, "#BR", "bound range exceeded"),
+    (6, "#UD", "invalid opcode"),
+    (7, "#NM", "device not available"),
+    (8, "#DF", "double fault"),
+    (10, "#TS", "invalid TSS"),
+    (11, "#NP", "segment not present"),
+    (12, "#SS", "stack-segment fault"),
+    (13, "#GP", "general protection fault"),
+    (14, "#PF", "page fault"),
+    (16, "#MF", "x87 floating-point error"),
+    (17, "#AC", "alignment check"),
+    (18, "#MC", "machine check"),
+    (19, "#XM", "SIMD floating-point exception"),
+    (20, "#VE", "virtualization exception"),
+    (21, "#CP", "control protection exception"),
+    (28, "#HV", "hypervisor injection exception"),
+    (29, "#VC", "VMM communication exception"),
+    (30, "#SX", "security exception"),
+];
+
+fn report(vector: u8, frame: &InterruptStackFrame, error_code: Option<u64>, cr2: Option<u64>) -> FatalReport<'static> {
+    let (mnemonic, name) = EXCEPTIONS.iter().find(|e| e.0 == vector).map_or(("#??", "reserved vector"), |e| (e.1, e.2));
+    FatalReport {
+        kind: FatalKind::Exception { vector, mnemonic, name },
+        error_code,
+        rip: frame.instruction_pointer.as_u64(),
+        rsp: frame.stack_pointer.as_u64(),
+        cr2,
+        handler_rsp: cpu::stack_pointer(),
+        panic: None,
+    }
+}
+
+/// Handlers for exceptions without an error code that are always fatal.
+macro_rules! fatal_handler {
+    ($name:ident, $vector:expr) => {
+        extern "x86-interrupt" fn $name(frame: InterruptStackFrame) {
+            fatal(&report($vector, &frame, None, None))
+        }
+    };
+    ($name:ident, $vector:expr, error_code) => {
+        extern "x86-interrupt" fn $name(frame: InterruptStackFrame, code: u64) {
+            fatal(&report($vector, &frame, Some(code), None))
+        }
+    };
+}
+
+fatal_handler!(divide_error, 0);
+fatal_handler!(debug, 1);
+fatal_handler!(nmi, 2);
+fatal_handler!(overflow, 4);
+fatal_handler!(bound_range, 5);
+fatal_handler!(invalid_opcode, 6);
+fatal_handler!(device_not_available, 7);
+fatal_handler!(invalid_tss, 10, error_code);
+fatal_handler!(segment_not_present, 11, error_code);
+fatal_handler!(stack_segment, 12, error_code);
+fatal_handler!(x87_floating_point, 16);
+fatal_handler!(alignment_check, 17, error_code);
+fatal_handler!(simd_floating_point, 19);
+fatal_handler!(virtualization, 20);
+fatal_handler!(control_protection, 21, error_code);
+fatal_handler!(hv_injection, 28);
+fatal_handler!(vmm_communication, 29, error_code);
+fatal_handler!(security, 30, error_code);
+
+extern "x86-interrupt" fn breakpoint(frame: InterruptStackFrame) {
+    BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
+    log::debug!("#BP breakpoint at {:#x}, continuing", frame.instruction_pointer.as_u64());
+}
+
+extern "x86-interrupt" fn general_protection(mut frame: InterruptStackFrame, code: u64) {
+    if probe::fixup(&mut frame, 13, code, None) {
+        return;
+    }
+    fatal(&report(13, &frame, Some(code), None))
+}
+
+extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageFaultErrorCode) {
+    let cr2 = cpu::cr2();
+    if probe::fixup(&mut frame, 14, code.bits(), Some(cr2)) {
+        return;
+    }
+    fatal(&report(14, &frame, Some(code.bits()), Some(cr2)))
+}
+
+extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, code: u64) -> ! {
+    fatal(&report(8, &frame, Some(code), None))
+}
+
+extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
+    fatal(&report(18, &frame, None, None))
+}
+
+fn build() -> InterruptDescriptorTable {
+    let mut idt = InterruptDescriptorTable::new();
+    idt.divide_error.set_handler_fn(divide_error);
+    idt.debug.set_handler_fn(debug);
+    idt.breakpoint.set_handler_fn(breakpoint);
+    idt.overflow.set_handler_fn(overflow);
+    idt.bound_range_exceeded.set_handler_fn(bound_range);
+    idt.invalid_opcode.set_handler_fn(invalid_opcode);
+    idt.device_not_available.set_handler_fn(device_not_available);
+    idt.invalid_tss.set_handler_fn(invalid_tss);
+    idt.segment_not_present.set_handler_fn(segment_not_present);
+    idt.stack_segment_fault.set_handler_fn(stack_segment);
+    idt.general_protection_fault.set_handler_fn(general_protection);
+    idt.page_fault.set_handler_fn(page_fault);
+    idt.x87_floating_point.set_handler_fn(x87_floating_point);
+    idt.alignment_check.set_handler_fn(alignment_check);
+    idt.simd_floating_point.set_handler_fn(simd_floating_point);
+    idt.virtualization.set_handler_fn(virtualization);
+    idt.cp_protection_exception.set_handler_fn(control_protection);
+    idt.hv_injection_exception.set_handler_fn(hv_injection);
+    idt.vmm_communication_exception.set_handler_fn(vmm_communication);
+    idt.security_exception.set_handler_fn(security);
+    // SAFETY: the IST slots name stacks that `gdt::init` installed in the loaded TSS, and
+    // no other handler uses them, so these handlers never share a stack with the code they interrupt.
+    unsafe {
+        idt.double_fault.set_handler_fn(double_fault).set_stack_index(gdt::DOUBLE_FAULT_IST);
+    }
+    // SAFETY: as above, for the NMI stack.
+    unsafe {
+        idt.non_maskable_interrupt.set_handler_fn(nmi).set_stack_index(gdt::NMI_IST);
+    }
+    // SAFETY: as above, for the machine-check stack.
+    unsafe {
+        idt.machine_check.set_handler_fn(machine_check).set_stack_index(gdt::MACHINE_CHECK_IST);
+    }
+    idt
+}
+
+/// Mask both legacy 8259 PICs so no IRQ can ever arrive on an exception vector.
+fn mask_legacy_pic() {
+    let mut master = Port::<u8>::new(0x21);
+    let mut slave = Port::<u8>::new(0xa1);
+    // SAFETY: 0x21 and 0xa1 are the 8259 PICs' interrupt-mask registers; writing 0xff masks every IRQ
+    // line and touches no memory.
+    unsafe {
+        master.write(0xff);
+        slave.write(0xff);
+    }
+}
+
+/// Build and load the IDT. Needs `gdt::init` first (the IST stacks).
+pub fn init() {
+    mask_legacy_pic();
+    IDT.call_once(build).load();
+}
+
+/// Decode a page-fault error code into words, e.g. "not-present write, kernel mode".
+pub fn describe_page_fault(code: u64) -> PageFaultDescription {
+    PageFaultDescription(PageFaultErrorCode::from_bits_truncate(code))
+}
+
+/// Display adaptor for a page-fault error code.
+#[derive(Debug)]
+pub struct PageFaultDescription(PageFaultErrorCode);
+
+impl core::fmt::Display for PageFaultDescription {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Error-code bits (Intel SDM vol. 3, 4.7):
+        //   bit 0 P    0 = page not present, 1 = protection violation
+        //   bit 1 W/R  0 = read, 1 = write
+        //   bit 2 U/S  0 = kernel mode, 1 = user mode
+        //   bit 3 RSVD a reserved bit was set in a paging entry
+        //   bit 4 I/D  instruction fetch
+        let c = self.0;
+        let what = if c.contains(PageFaultErrorCode::PROTECTION_VIOLATION) { "protection" } else { "not-present" };
+        let access = if c.contains(PageFaultErrorCode::INSTRUCTION_FETCH) {
+            "instruction fetch"
+        } else if c.contains(PageFaultErrorCode::CAUSED_BY_WRITE) {
+            "write"
+        } else {
+            "read"
+        };
+        let mode = if c.contains(PageFaultErrorCode::USER_MODE) { "user" } else { "kernel" };
+        write!(f, "{what} {access}, {mode} mode")?;
+        if c.contains(PageFaultErrorCode::MALFORMED_TABLE) {
+            write!(f, ", reserved bit set in a page-table entry")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,210 @@
+//! Boot: the bootloader configuration every zkernel image shares, and the boot sequence.
+//!
+//! # From power-on to `init`
+//!
+//! Firmware (SeaBIOS or OVMF) loads the rust-osdev bootloader from the disk image; the bootloader
+//! switches to long mode, loads the kernel ELF at [`KERNEL_BASE`], builds page tables for the kernel,
+//! its stack and the boot info, and jumps to the `entry_point!` function with a `&'static mut BootInfo`.
+//! It maps **no** direct view of physical memory (design.md, "no direct map"): every other frame will
+//! be reached through temporary per-CPU mappings.
+//!
+//! The steps of [`init`] run in this order because each needs the one before it.
+
+use alloc::string::String;
+use core::fmt::Write;
+use core::ops::Range;
+
+use bootloader_api::BootInfo;
+use bootloader_api::config::{BootloaderConfig, Mapping};
+use bootloader_api::info::MemoryRegionKind;
+use kopts::{OptError, Options};
+use memmap::{Firmware, Kind, Region, Summary};
+use spin::Once;
+
+use crate::drivers::fw_cfg::FwCfg;
+use crate::{arch, console, heap, println};
+
+pub use memmap::layout::{DYNAMIC_BASE, KERNEL_BASE};
+/// Size of the boot CPU's kernel stack.
+pub const KERNEL_STACK_SIZE: u64 = 128 * 1024;
+
+/// The configuration embedded in every zkernel ELF (the kernel and each test kernel).
+pub const BOOTLOADER_CONFIG: BootloaderConfig = {
+    let mut config = BootloaderConfig::new_default();
+    config.mappings.physical_memory = None; // no direct map of RAM
+    config.mappings.page_table_recursive = None;
+    config.mappings.kernel_base = Mapping::FixedAddress(KERNEL_BASE);
+    config.mappings.dynamic_range_start = Some(DYNAMIC_BASE);
+    config.kernel_stack_size = KERNEL_STACK_SIZE;
+    config
+};
+
+/// What boot learned about the machine; printed by the banner, read by tests.
+#[derive(Debug)]
+pub struct BootFacts {
+    pub firmware: Firmware,
+    /// CPU count from fw_cfg (`None` off QEMU). Only the boot CPU runs until SMP bring-up exists.
+    pub cpus: Option<u16>,
+    pub memory: Summary,
+    /// The memory map, in the bootloader's order, as `memmap` regions.
+    pub regions: alloc::vec::Vec<Region>,
+    pub kernel_image: Range<u64>,
+    pub kernel_stack: Range<u64>,
+    /// The kernel options as received (empty when none).
+    pub options: &'static str,
+    pub bootloader_version: (u16, u16, u16),
+}
+
+static FACTS: Once<BootFacts> = Once::new();
+
+/// The boot facts; panics if called before [`init`].
+pub fn facts() -> &'static BootFacts {
+    FACTS.get().expect("init::facts() called before init::init()")
+}
+
+fn region_kind(kind: MemoryRegionKind) -> Kind {
+    match kind {
+        MemoryRegionKind::Usable => Kind::Usable,
+        MemoryRegionKind::Bootloader => Kind::Bootloader,
+        MemoryRegionKind::UnknownBios(t) => Kind::Bios(t),
+        MemoryRegionKind::UnknownUefi(t) => Kind::Uefi(t),
+        // The enum is non-exhaustive: a kind this kernel does not know is never handed out.
+        _ => Kind::Bootloader,
+    }
+}
+
+/// Read the options QEMU passed as fw_cfg file `opt/zkernel/cmdline` (empty when there is none).
+fn read_options(fw_cfg: Option<&mut FwCfg>) -> &'static str {
+    let Some(dev) = fw_cfg else { return "" };
+    let Some(file) = dev.find_file(kopts::OPTIONS_FILE) else { return "" };
+    let mut buf = alloc::vec![0u8; file.size as usize];
+    let n = dev.read_file(&file, &mut buf);
+    buf.truncate(n);
+    let text = String::from_utf8(buf).unwrap_or_else(|_| String::from("<options were not UTF-8>"));
+    String::leak(text)
+}
+
+fn log_level(options: &Options<'_>) -> log::LevelFilter {
+    match options.get("loglevel") {
+        Some("error") => log::LevelFilter::Error,
+        Some("warn") => log::LevelFilter::Warn,
+        Some("debug") => log::LevelFilter::Debug,
+        Some("trace") => log::LevelFilter::Trace,
+        _ => log::LevelFilter::Info,
+    }
+}
+
+/// The boot sequence. Every kernel and test kernel calls this first.
+pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
+    console::init(log::LevelFilter::Info); // serial console on COM1, so every later step can report
+    arch::gdt::init(); //                     segments and the TSS with the IST emergency stacks
+    arch::interrupts::init(); //              IDT: a handler for every CPU exception; PIC masked
+    heap::init(); //                          kernel heap (boot arena) for alloc
+    let mut fw_cfg = FwCfg::detect(); //      QEMU's fw_cfg: CPU count and kernel options
+    let options = read_options(fw_cfg.as_mut());
+    console::set_level(log_level(&Options::new(options)));
+    let regions: alloc::vec::Vec<Region> = boot_info // the physical memory map, summarised
+        .memory_regions
+        .iter()
+        .map(|r| Region::new(r.start, r.end, region_kind(r.kind)))
+        .collect();
+    let api = &boot_info.api_version;
+    FACTS.call_once(|| BootFacts {
+        firmware: memmap::detect_firmware(regions.iter().copied()),
+        cpus: fw_cfg.as_mut().map(FwCfg::cpu_count),
+        memory: Summary::of(regions.iter().copied()),
+        kernel_image: boot_info.kernel_image_offset..boot_info.kernel_image_offset + boot_info.kernel_len,
+        kernel_stack: boot_info.kernel_stack_bottom..boot_info.kernel_stack_bottom + boot_info.kernel_stack_len,
+        options,
+        bootloader_version: (api.version_major(), api.version_minor(), api.version_patch()),
+        regions,
+    })
+}
+
+impl BootFacts {
+    /// The banner `cargo xtask run` shows: firmware, CPUs, memory map, options.
+    pub fn print_banner(&self) {
+        let (ma, mi, pa) = self.bootloader_version;
+        println!(
+            "zkernel {} on {}, booted by bootloader {ma}.{mi}.{pa}",
+            env!("CARGO_PKG_VERSION"),
+            self.firmware.name()
+        );
+        self.print_options();
+        match self.cpus {
+            Some(n) => println!("cpus: {n} (from fw_cfg; the boot CPU runs, SMP bring-up comes later)"),
+            None => println!("cpus: unknown (no fw_cfg device)"),
+        }
+        let m = &self.memory;
+        println!(
+            "memory map: {} regions, {} usable: {}.{} MiB usable ({} frames of 4 KiB), \
+             bootloader {} KiB, firmware-reserved {} MiB of address space",
+            m.regions,
+            m.usable_regions,
+            m.usable_mib_tenths() / 10,
+            m.usable_mib_tenths() % 10,
+            m.usable_frames,
+            m.bootloader_bytes / 1024,
+            m.firmware_bytes >> 20,
+        );
+        if Options::new(self.options).get("memmap") == Some("full") {
+            for r in &self.regions {
+                println!(
+                    "  {:#014x}..{:#014x} {:>10} KiB  {}",
+                    r.start,
+                    r.end,
+                    r.len() / 1024,
+                    memmap::kind_name(r.kind)
+                );
+            }
+        }
+        println!(
+            "kernel: image {:#x}..{:#x}, stack {:#x}..{:#x}, no direct map of RAM",
+            self.kernel_image.start, self.kernel_image.end, self.kernel_stack.start, self.kernel_stack.end
+        );
+        let h = heap::stats();
+        println!("heap: {} KiB boot arena, {} KiB used", h.size / 1024, h.used / 1024);
+    }
+
+    fn print_options(&self) {
+        let options = Options::new(self.options);
+        if options.is_empty() {
+            println!("options: (none)");
+            return;
+        }
+        println!("options: {}", self.options.trim_end_matches('\0').trim());
+        for opt in options.iter() {
+            match opt {
+                Ok(o) => println!("  {} = {}", o.key, o.value.unwrap_or("(set)")),
+                Err(OptError::Unknown(k)) => println!("  {k}: unknown option, ignored"),
+                Err(OptError::BadValue { key, value }) => println!("  {key}: value {value:?} not accepted, ignored"),
+                Err(OptError::EmptyKey(w) | OptError::BadKey(w)) => println!("  {w:?}: not an option, ignored"),
+            }
+        }
+    }
+
+    /// The machine-readable report line (`@@stats {json}`) xtask saves to `target/zkernel/report.json`.
+    pub fn stats_json(&self) -> String {
+        let m = &self.memory;
+        let h = heap::stats();
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            "{{\"firmware\":\"{}\",\"cpus\":{},\"memory\":{{\"regions\":{},\"usable_regions\":{},\
+             \"usable_bytes\":{},\"usable_frames\":{},\"bootloader_bytes\":{},\"firmware_bytes\":{}}},\
+             \"heap\":{{\"size\":{},\"used\":{}}},\"breakpoints\":{}}}",
+            self.firmware.name(),
+            self.cpus.map_or(0, u32::from),
+            m.regions,
+            m.usable_regions,
+            m.usable_bytes,
+            m.usable_frames,
+            m.bootloader_bytes,
+            m.firmware_bytes,
+            h.size,
+            h.used,
+            arch::interrupts::breakpoints(),
+        );
+        s
+    }
+}

@@ -1,0 +1,232 @@
+//! `cargo xtask`: the one entry point to build, run, test and debug zkernel.
+//!
+//! | command | what it does |
+//! |---|---|
+//! | `build` | kernel ELF → BIOS or UEFI disk image under `target/zkernel/images/` |
+//! | `run` | build, boot in QEMU (TCG, timeout), pass the serial console through, save the report |
+//! | `test` | host unit tests, then every test kernel in `tests/`, judged by QEMU's exit status |
+//! | `gdb` | boot stopped at the first instruction with the gdb stub, print the gdb command line |
+//! | `lint` | rustfmt check and clippy (host crates and kernel target), warnings are errors |
+//!
+//! See README.md for the options and `verdict.rs` for how a run is judged.
+
+mod cargo;
+mod qemu;
+mod test;
+mod verdict;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use boot::{Firmware, QemuConfig};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, run, test and debug zkernel")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build the kernel and its disk image.
+    Build(BuildOpts),
+    /// Build, boot in QEMU and show the demo and report.
+    Run(RunOpts),
+    /// Host unit tests, then every QEMU test kernel; ends with `N passed, M failed`.
+    Test(TestOpts),
+    /// Boot with the gdb stub, stopped before the first instruction.
+    Gdb(RunOpts),
+    /// rustfmt --check and clippy on host crates and the kernel target.
+    Lint,
+}
+
+#[derive(Args, Clone)]
+struct BuildOpts {
+    /// Build with optimisations.
+    #[arg(long)]
+    release: bool,
+    /// Make a UEFI (GPT) image instead of a BIOS (MBR) one.
+    #[arg(long)]
+    uefi: bool,
+}
+
+#[derive(Args, Clone)]
+struct MachineOpts {
+    /// Use KVM instead of TCG (slower on the paravirtual KVM of our machines; UEFI fails there).
+    #[arg(long)]
+    kvm: bool,
+    /// Number of CPUs.
+    #[arg(long, default_value_t = 4)]
+    smp: u32,
+    /// Memory in MiB.
+    #[arg(long, default_value_t = 256)]
+    mem: u32,
+    /// Kill QEMU after this many seconds.
+    #[arg(long)]
+    timeout: Option<u64>,
+}
+
+#[derive(Args, Clone)]
+struct RunOpts {
+    #[command(flatten)]
+    build: BuildOpts,
+    #[command(flatten)]
+    machine: MachineOpts,
+    /// Show QEMU's display window.
+    #[arg(long)]
+    display: bool,
+    /// Kernel options, `key=value` (after `--`), e.g. `cargo xtask run -- loglevel=debug memmap=full`.
+    #[arg(last = true)]
+    kernel_options: Vec<String>,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct TestOpts {
+    /// Boot the test kernels with UEFI images.
+    #[arg(long)]
+    uefi: bool,
+    /// Build the test kernels with optimisations.
+    #[arg(long)]
+    release: bool,
+    /// Run only host packages, test kernels and harness checks whose name contains this.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Use KVM instead of TCG.
+    #[arg(long)]
+    kvm: bool,
+    /// Per-test-kernel timeout in seconds (tests/Cargo.toml may set a shorter one).
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Build(o) => build(&o).map(|(elf, img)| {
+            println!("kernel: {}\nimage:  {}", elf.display(), img.display());
+            ExitCode::SUCCESS
+        }),
+        Cmd::Run(o) => run(&o, false),
+        Cmd::Gdb(o) => run(&o, true),
+        Cmd::Test(o) => test::test(&o),
+        Cmd::Lint => lint(),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("xtask: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn firmware(uefi: bool) -> Firmware {
+    if uefi { Firmware::Uefi } else { Firmware::Bios }
+}
+
+/// `target/zkernel/images/<profile>/<name>-<firmware>.img`
+pub fn image_path(target: &Path, name: &str, release: bool, fw: Firmware) -> PathBuf {
+    let profile = if release { "release" } else { "debug" };
+    target.join("zkernel").join("images").join(profile).join(format!("{name}-{}.img", fw.name()))
+}
+
+/// Make the disk image of one kernel ELF (reused when up to date).
+pub fn make_image(target: &Path, name: &str, elf: &Path, release: bool, fw: Firmware) -> Result<PathBuf, String> {
+    let img = image_path(target, name, release, fw);
+    let xtask_exe = std::env::current_exe().ok();
+    boot::disk_image(elf, fw, &img, xtask_exe.as_deref())?;
+    Ok(img)
+}
+
+fn build(o: &BuildOpts) -> Result<(PathBuf, PathBuf), String> {
+    let meta = cargo::metadata()?;
+    let bins = cargo::build_kernel_bins("zkernel", o.release, false)?;
+    let elf = bins.get("zkernel").ok_or("cargo built no `zkernel` binary")?.clone();
+    let img = make_image(&cargo::target_dir(&meta), "zkernel", &elf, o.release, firmware(o.uefi))?;
+    Ok((elf, img))
+}
+
+fn run(o: &RunOpts, gdb: bool) -> Result<ExitCode, String> {
+    let ovmf = qemu::ensure_prerequisites(o.build.uefi)?;
+    let (elf, image) = build(&o.build)?;
+    let mut config = QemuConfig::new(image, firmware(o.build.uefi));
+    config.ovmf = ovmf;
+    config.smp = o.machine.smp;
+    config.mem_mib = o.machine.mem;
+    config.kvm = o.machine.kvm;
+    config.display = o.display;
+    config.gdb = gdb;
+    config.kernel_options = o.kernel_options.clone();
+    let args = config.args()?;
+    let default_timeout = if gdb { 3600 } else { 300 };
+    let timeout = Duration::from_secs(o.machine.timeout.unwrap_or(default_timeout));
+    if gdb {
+        println!("QEMU is stopped at the first instruction with the gdb stub on :1234. In another terminal:");
+        println!(
+            "    gdb -ex 'add-symbol-file {} -o {:#x}' -ex 'target remote :1234' -ex 'break kernel_main' -ex continue",
+            elf.display(),
+            memmap::layout::KERNEL_BASE
+        );
+    }
+    eprintln!("xtask: {} {}", qemu::QEMU, args.join(" "));
+    let meta = cargo::metadata()?;
+    let report_path = cargo::target_dir(&meta).join("zkernel").join("report.json");
+    let mut last_stats = None;
+    let r = qemu::run(&args, timeout, |line| {
+        println!("{line}");
+        if let Some(json) = line.strip_prefix("@@stats ") {
+            last_stats = Some(json.to_string());
+        }
+    })?;
+    if let Some(json) = last_stats {
+        match serde_json::from_str::<serde_json::Value>(&json) {
+            Ok(v) => {
+                let pretty = serde_json::to_string_pretty(&v).unwrap_or(json);
+                std::fs::write(&report_path, pretty + "\n")
+                    .map_err(|e| format!("writing {}: {e}", report_path.display()))?;
+                eprintln!("xtask: report saved to {}", report_path.display());
+            }
+            Err(e) => eprintln!("xtask: the kernel's @@stats line is not valid JSON ({e}); not saved"),
+        }
+    }
+    match verdict::exit_verdict(r.status, r.timed_out, timeout.as_secs()) {
+        Ok(()) => {
+            eprintln!("xtask: kernel exited with success in {:.1} s", r.elapsed.as_secs_f64());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(why) => {
+            if !r.stderr.trim().is_empty() {
+                eprintln!("QEMU stderr:\n{}", r.stderr.trim_end());
+            }
+            Err(why.to_string())
+        }
+    }
+}
+
+fn lint() -> Result<ExitCode, String> {
+    let steps: [&[&str]; 3] = [
+        &["fmt", "--all", "--", "--check"],
+        &["clippy", "--all-targets", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--package",
+            "zkernel",
+            "--package",
+            "zkernel-tests",
+            "--target",
+            cargo::KERNEL_TARGET,
+            "--",
+            "-D",
+            "warnings",
+        ],
+    ];
+    for args in steps {
+        eprintln!("xtask: cargo {}", args.join(" "));
+        let ok = cargo::cargo().args(args).status().is_ok_and(|s| s.success());
+        if !ok {
+            return Err(format!("`cargo {}` failed", args.join(" ")));
+        }
+    }
+    println!("lint: rustfmt and clippy clean");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,151 @@
+//! Running QEMU: prerequisites, a timeout on every run, and the serial output as lines.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const QEMU: &str = "qemu-system-x86_64";
+
+/// Debian packages that provide QEMU and OVMF.
+const QEMU_PACKAGE: &str = "qemu-system-x86";
+const OVMF_PACKAGE: &str = "ovmf";
+
+fn qemu_works() -> bool {
+    Command::new(QEMU).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Make sure QEMU (and OVMF for UEFI) are there: install them with apt-get when running as root on a
+/// Debian-like system, otherwise stop with the exact command to run. Returns the OVMF path for UEFI.
+pub fn ensure_prerequisites(uefi: bool) -> Result<Option<PathBuf>, String> {
+    let mut missing = Vec::new();
+    if !qemu_works() {
+        missing.push(QEMU_PACKAGE);
+    }
+    if uefi && boot::find_ovmf().is_none() {
+        missing.push(OVMF_PACKAGE);
+    }
+    if !missing.is_empty() {
+        let install = format!("apt-get install -y {}", missing.join(" "));
+        if is_root() && have("apt-get") {
+            eprintln!("xtask: {} missing; running `apt-get update && {install}`", missing.join(" and "));
+            let run = |args: &[&str]| {
+                Command::new("apt-get")
+                    .args(args)
+                    .env("DEBIAN_FRONTEND", "noninteractive")
+                    .stdout(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            };
+            let ok = run(&["update", "-qq"]) && run(&[&["install", "-y", "-qq"][..], &missing].concat());
+            if !ok {
+                return Err(format!(
+                    "installing {} with apt-get failed; run `sudo apt-get update && sudo {install}`",
+                    missing.join(" ")
+                ));
+            }
+        } else {
+            return Err(format!(
+                "{} is not installed. Install it with:\n    sudo apt-get update && sudo {install}",
+                missing.join(" and ")
+            ));
+        }
+        if !qemu_works() {
+            return Err(format!("{QEMU} still does not run after installing {QEMU_PACKAGE}"));
+        }
+    }
+    if uefi {
+        return boot::find_ovmf()
+            .map(Some)
+            .ok_or_else(|| format!("OVMF.fd not found in any of {:?}", boot::OVMF_CANDIDATES));
+    }
+    Ok(None)
+}
+
+/// What one QEMU run produced.
+#[derive(Debug)]
+pub struct Run {
+    pub status: Option<i32>,
+    pub timed_out: bool,
+    pub elapsed: Duration,
+    /// Serial output, one entry per line, `\r` removed.
+    pub lines: Vec<String>,
+    pub stderr: String,
+}
+
+/// Run QEMU with `args`, killing it after `timeout`. Each serial line is passed to `on_line` as it
+/// arrives (to echo it live); all lines are also returned.
+pub fn run(args: &[String], timeout: Duration, mut on_line: impl FnMut(&str)) -> Result<Run, String> {
+    let start = Instant::now();
+    let mut child = Command::new(QEMU)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting {QEMU}: {e}"))?;
+
+    let (tx, rx) = mpsc::channel::<String>();
+    let stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut r = BufReader::new(stdout);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match r.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).replace('\r', "");
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let mut stderr_pipe = child.stderr.take().expect("piped");
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr_pipe.read_to_string(&mut s);
+        s
+    });
+
+    let mut lines = Vec::new();
+    let mut timed_out = false;
+    let status = loop {
+        while let Ok(line) = rx.try_recv() {
+            on_line(&line);
+            lines.push(line);
+        }
+        if let Some(status) = child.try_wait().map_err(|e| format!("waiting for QEMU: {e}"))? {
+            break status;
+        }
+        if start.elapsed() >= timeout {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().map_err(|e| format!("waiting for QEMU: {e}"))?;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = reader.join();
+    for line in rx.try_iter() {
+        on_line(&line);
+        lines.push(line);
+    }
+    let _ = std::io::stdout().flush();
+    let stderr = err_reader.join().unwrap_or_default();
+    Ok(Run { status: status.code(), timed_out, elapsed: start.elapsed(), lines, stderr })
+}

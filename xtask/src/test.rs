@@ -1,0 +1,253 @@
+//! `cargo xtask test`: host unit tests, then every test kernel, then the harness checks.
+//!
+//! Output: one line per host package, per test kernel (with its case lines indented below it) and per
+//! harness check, then exactly `N passed, M failed` (`, K skipped` when a filter left some out). Host
+//! packages count their individual tests; a test kernel or a harness check counts one.
+//!
+//! A *harness check* (tests/Cargo.toml, `harness-checks`) is a kernel that must fail in a stated way —
+//! write the failure code, hang, or never write an exit code. It passes when the harness gives exactly
+//! that verdict, so every run proves the harness cannot be fooled into a pass. Named by `--filter`
+//! alone, it runs as an ordinary test kernel and shows its failure.
+
+use std::collections::BTreeMap;
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use boot::{Firmware, QemuConfig};
+use serde_json::Value;
+
+use crate::verdict::{self, Failure, Observed};
+use crate::{TestOpts, cargo, make_image, qemu};
+
+const TESTS_PACKAGE: &str = "zkernel-tests";
+/// Seconds added to a per-kernel timeout under UEFI, for OVMF's own start-up.
+const UEFI_ALLOWANCE_SECS: u64 = 10;
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    skipped: usize,
+}
+
+fn line(kind: &str, name: &str, result: &str) {
+    let label = format!("{kind} {name} ");
+    println!("{label:.<44} {result}");
+}
+
+pub fn test(o: &TestOpts) -> Result<ExitCode, String> {
+    let started = Instant::now();
+    let meta = cargo::metadata()?;
+    let matches = |name: &str| o.filter.as_deref().is_none_or(|f| name.contains(f));
+    let mut t = Tally::default();
+
+    // 1. Host unit tests of the portable crates, xtask and boot.
+    let host = cargo::host_packages(&meta);
+    let selected: Vec<&String> = host.iter().filter(|p| matches(p)).collect();
+    t.skipped += host.len() - selected.len();
+    if !selected.is_empty() {
+        host_tests(&selected, &mut t)?;
+    }
+
+    // 2. Test kernels and harness checks.
+    let kernels = test_kernels(&meta)?;
+    let checks = harness_checks(&meta);
+    let timeouts = kernel_timeouts(&meta);
+    let wanted: Vec<&String> = kernels.iter().filter(|k| matches(k)).collect();
+    t.skipped += kernels.len() - wanted.len();
+    if !wanted.is_empty() {
+        let fw = if o.uefi { Firmware::Uefi } else { Firmware::Bios };
+        let ovmf = qemu::ensure_prerequisites(o.uefi)?;
+        let bins = cargo::build_kernel_bins(TESTS_PACKAGE, o.release, true)?;
+        let target = cargo::target_dir(&meta);
+        let (plain, as_checks): (Vec<&String>, Vec<&String>) =
+            wanted.into_iter().partition(|k| !checks.contains_key(*k) || o.filter.is_some());
+        for (name, expect) in plain.iter().map(|k| (k, None)).chain(as_checks.iter().map(|k| (k, checks.get(*k)))) {
+            let elf = bins.get(name.as_str()).ok_or_else(|| format!("cargo built no test kernel `{name}`"))?;
+            let image = make_image(&target, name, elf, o.release, fw)?;
+            let mut config = QemuConfig::new(image, fw);
+            config.ovmf = ovmf.clone();
+            config.kvm = o.kvm;
+            // tests/Cargo.toml's timeouts count the kernel's own run time; OVMF needs ~5 s before it.
+            let firmware_allowance = if o.uefi { UEFI_ALLOWANCE_SECS } else { 0 };
+            let secs = timeouts.get(name.as_str()).map_or(o.timeout, |t| (t + firmware_allowance).min(o.timeout));
+            let run = qemu::run(&config.args()?, Duration::from_secs(secs), |_| {})?;
+            let cases: Vec<(String, bool)> = run
+                .lines
+                .iter()
+                .filter_map(|l| verdict::parse_case_line(l).map(|(n, ok)| (n.to_string(), ok)))
+                .collect();
+            let observed = Observed {
+                status: run.status,
+                timed_out: run.timed_out,
+                timeout_secs: secs,
+                cases_ok: cases.iter().filter(|c| c.1).count(),
+                cases_failed: cases.iter().filter(|c| !c.1).count(),
+            };
+            let v = verdict::classify(&observed);
+            let took = format!("{:.1} s", run.elapsed.as_secs_f64());
+            match expect {
+                None => {
+                    match &v {
+                        Ok(()) => line("kernel", name, &format!("ok ({took})")),
+                        Err(why) => line("kernel", name, &format!("FAILED: {why} ({took})")),
+                    }
+                    for (case, ok) in &cases {
+                        println!("    case {case} ... {}", if *ok { "ok" } else { "FAILED" });
+                    }
+                    tally(&mut t, v.is_ok());
+                    if v.is_err() {
+                        show_output(&run);
+                    }
+                }
+                Some(expected) => {
+                    let got = v.as_ref().err().map(Failure::key).unwrap_or("pass");
+                    // The kernel must have started, so the failure is its own and not the firmware's.
+                    let started = run.lines.iter().any(|l| l.starts_with(&format!("test kernel {name}:")));
+                    let ok = got == expected && started;
+                    let seen = match &v {
+                        Ok(()) => "passed".to_string(),
+                        Err(why) if started => why.to_string(),
+                        Err(why) => format!("{why}, before the kernel printed anything"),
+                    };
+                    let verdict = if ok { "ok" } else { "FAILED" };
+                    line("check", name, &format!("{verdict}: must fail as {expected}, reported: {seen} ({took})"));
+                    tally(&mut t, ok);
+                    if !ok {
+                        show_output(&run);
+                    }
+                }
+            }
+        }
+    }
+
+    println!("(took {:.1} s)", started.elapsed().as_secs_f64());
+    let skipped = if t.skipped > 0 { format!(", {} skipped", t.skipped) } else { String::new() };
+    println!("{} passed, {} failed{skipped}", t.passed, t.failed);
+    Ok(if t.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn tally(t: &mut Tally, ok: bool) {
+    if ok {
+        t.passed += 1;
+    } else {
+        t.failed += 1;
+    }
+}
+
+fn show_output(run: &qemu::Run) {
+    const LAST: usize = 40;
+    println!("    --- serial output (last {LAST} lines) ---");
+    for l in run.lines.iter().skip(run.lines.len().saturating_sub(LAST)) {
+        println!("    | {l}");
+    }
+    if !run.stderr.trim().is_empty() {
+        println!("    --- QEMU stderr ---");
+        for l in run.stderr.lines() {
+            println!("    | {l}");
+        }
+    }
+}
+
+/// Build the host packages' tests once, then run each package and count its tests.
+fn host_tests(packages: &[&String], t: &mut Tally) -> Result<(), String> {
+    let pkg_args: Vec<String> = packages.iter().flat_map(|p| ["--package".to_string(), p.to_string()]).collect();
+    let build = cargo::cargo().arg("test").arg("--no-run").args(&pkg_args).stdout(Stdio::null()).output();
+    let build = build.map_err(|e| format!("running cargo test --no-run: {e}"))?;
+    if !build.status.success() {
+        print!("{}", String::from_utf8_lossy(&build.stderr));
+        line("host", "build", "FAILED: the host tests do not compile");
+        t.failed += 1;
+        return Ok(());
+    }
+    for p in packages {
+        let out = cargo::cargo()
+            .args(["test", "--package", p])
+            .output()
+            .map_err(|e| format!("running cargo test --package {p}: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let (mut passed, mut failed) = (0, 0);
+        for l in stdout.lines().filter_map(|l| l.strip_prefix("test result: ")) {
+            passed += count(l, " passed");
+            failed += count(l, " failed");
+        }
+        if !out.status.success() && failed == 0 {
+            failed = 1; // it failed without a parsable result (a crash, a doctest that did not build)
+        }
+        t.passed += passed;
+        t.failed += failed;
+        if failed == 0 {
+            line("host", p, &format!("ok ({passed} tests)"));
+        } else {
+            line("host", p, &format!("FAILED ({failed} of {} tests)", passed + failed));
+            print!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    Ok(())
+}
+
+/// The number before `what` in a libtest summary such as `ok. 8 passed; 0 failed; 0 ignored`.
+fn count(summary: &str, what: &str) -> usize {
+    summary
+        .split(';')
+        .find_map(|part| {
+            part.trim().trim_start_matches("ok. ").trim_start_matches("FAILED. ").strip_suffix(what.trim_start())
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The test kernels: the `[[bin]]` targets of `tests/Cargo.toml`. Every `tests/*.rs` must be one,
+/// so a new scenario file can never be silently left out.
+fn test_kernels(meta: &Value) -> Result<Vec<String>, String> {
+    let pkg = cargo::package(meta, TESTS_PACKAGE).ok_or("no zkernel-tests package in the workspace")?;
+    let mut names = Vec::new();
+    let mut paths = Vec::new();
+    for target in pkg["targets"].as_array().into_iter().flatten() {
+        if target["kind"].as_array().is_some_and(|k| k.iter().any(|x| x == "bin")) {
+            names.push(target["name"].as_str().unwrap_or_default().to_string());
+            paths.push(std::path::PathBuf::from(target["src_path"].as_str().unwrap_or_default()));
+        }
+    }
+    let dir = cargo::workspace_root().join("tests");
+    let entries = std::fs::read_dir(&dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "rs") && !paths.contains(&path) {
+            return Err(format!("{} is not listed as a [[bin]] in tests/Cargo.toml", path.display()));
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn zkernel_metadata<'a>(meta: &'a Value, key: &str) -> Option<&'a serde_json::Map<String, Value>> {
+    cargo::package(meta, TESTS_PACKAGE)?["metadata"]["zkernel"][key].as_object()
+}
+
+/// Harness checks: kernel name → the failure key it must be judged with.
+fn harness_checks(meta: &Value) -> BTreeMap<String, String> {
+    zkernel_metadata(meta, "harness-checks")
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+        .unwrap_or_default()
+}
+
+/// Per-kernel timeouts in seconds.
+fn kernel_timeouts(meta: &Value) -> BTreeMap<String, u64> {
+    zkernel_metadata(meta, "timeouts")
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_u64()?))).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count;
+
+    #[test]
+    fn libtest_summaries_are_counted() {
+        let s = "ok. 8 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s";
+        assert_eq!((count(s, " passed"), count(s, " failed")), (8, 0));
+        let s = "FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s";
+        assert_eq!((count(s, " passed"), count(s, " failed")), (3, 2));
+    }
+}
