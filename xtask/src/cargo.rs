@@ -12,7 +12,9 @@ pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
 
 /// A `cargo` command for the workspace, with the environment the outer `cargo xtask` set removed
 /// (as hermit's xtask does): inherited `CARGO_*`/`RUSTC*`/`RUSTFLAGS` would otherwise leak host
-/// settings of the xtask build into the kernel build.
+/// settings of the xtask build into the kernel build. `RUSTUP_TOOLCHAIN` stays: rustc runs with the
+/// working directory of each crate it compiles, and a registry crate's directory has no
+/// rust-toolchain.toml, so without it rustup would fall back to the default toolchain (or fail).
 pub fn cargo() -> Command {
     let exe = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(exe);
@@ -21,7 +23,7 @@ pub fn cargo() -> Command {
         let keep = matches!(key, "CARGO_HOME" | "CARGO_TARGET_DIR" | "CARGO_TERM_COLOR");
         let drop = (key == "CARGO" || key.starts_with("CARGO_"))
             || key.starts_with("RUSTC")
-            || matches!(key, "RUSTFLAGS" | "RUSTDOC" | "RUSTDOCFLAGS" | "RUSTUP_TOOLCHAIN");
+            || matches!(key, "RUSTFLAGS" | "RUSTDOC" | "RUSTDOCFLAGS");
         if drop && !keep {
             cmd.env_remove(key);
         }
