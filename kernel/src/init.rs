@@ -22,17 +22,22 @@ use memmap::{Firmware, Kind, Region, Summary};
 use spin::Once;
 
 use crate::drivers::fw_cfg::FwCfg;
-use crate::{arch, console, heap, println};
+use crate::mm::{self, heap};
+use crate::{arch, console, print, println};
 
 pub use memmap::layout::{DYNAMIC_BASE, KERNEL_BASE};
+/// Pages of each guard-paged IST stack.
+const IST_PAGES: u64 = 5;
 /// Size of the boot CPU's kernel stack.
 pub const KERNEL_STACK_SIZE: u64 = 128 * 1024;
 
 /// The configuration embedded in every zkernel ELF (the kernel and each test kernel).
 pub const BOOTLOADER_CONFIG: BootloaderConfig = {
     let mut config = BootloaderConfig::new_default();
-    config.mappings.physical_memory = None; // no direct map of RAM
-    config.mappings.page_table_recursive = None;
+    // No direct map of RAM (the `direct-map` measurement build is the exception).
+    config.mappings.physical_memory = if cfg!(feature = "direct-map") { Some(Mapping::Dynamic) } else { None };
+    // A recursive PML4 entry, used once by `mm::init` to build the kmap window, then removed.
+    config.mappings.page_table_recursive = Some(Mapping::Dynamic);
     config.mappings.kernel_base = Mapping::FixedAddress(KERNEL_BASE);
     config.mappings.dynamic_range_start = Some(DYNAMIC_BASE);
     config.kernel_stack_size = KERNEL_STACK_SIZE;
@@ -99,7 +104,7 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
     console::init(log::LevelFilter::Info); // serial console on COM1, so every later step can report
     arch::gdt::init(); //                     segments and the TSS with the IST emergency stacks
     arch::interrupts::init(); //              IDT: a handler for every CPU exception; PIC masked
-    heap::init(); //                          kernel heap (boot arena) for alloc
+    heap::init_boot(); //                     kernel heap: boot arena until mm is up
     let mut fw_cfg = FwCfg::detect(); //      QEMU's fw_cfg: CPU count and kernel options
     let options = read_options(fw_cfg.as_mut());
     console::set_level(log_level(&Options::new(options)));
@@ -108,6 +113,11 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
         .iter()
         .map(|r| Region::new(r.start, r.end, region_kind(r.kind)))
         .collect();
+    let recursive = boot_info.recursive_index.into_option().expect("bootloader gave no recursive PML4 entry");
+    let phys_offset = boot_info.physical_memory_offset.into_option();
+    mm::init(&regions, recursive, phys_offset); // kmap window, frame allocator, heap main arena
+    let ist = [0; 3].map(|_| mm::stack::alloc_stack(IST_PAGES).expect("no frames for the IST stacks"));
+    arch::gdt::move_ist_stacks(ist); //       emergency stacks with guard pages
     let api = &boot_info.api_version;
     FACTS.call_once(|| BootFacts {
         firmware: memmap::detect_firmware(regions.iter().copied()),
@@ -159,11 +169,53 @@ impl BootFacts {
             }
         }
         println!(
-            "kernel: image {:#x}..{:#x}, stack {:#x}..{:#x}, no direct map of RAM",
-            self.kernel_image.start, self.kernel_image.end, self.kernel_stack.start, self.kernel_stack.end
+            "kernel: image {:#x}..{:#x}, stack {:#x}..{:#x}, {}",
+            self.kernel_image.start,
+            self.kernel_image.end,
+            self.kernel_stack.start,
+            self.kernel_stack.end,
+            if cfg!(feature = "direct-map") { "DIRECT MAP of RAM (measurement build)" } else { "no direct map of RAM" }
         );
+        self.print_memory();
+    }
+
+    /// The memory summary: frames per order, heap, kmap and paging counters.
+    pub fn print_memory(&self) {
+        let f = mm::frames::stats();
+        if let Some(m) = mm::facts() {
+            println!(
+                "frames: {} managed ({} MiB), frame table {} KiB for pfn {:#x}..{:#x}, {} early frames for tables",
+                m.managed,
+                m.managed >> 8,
+                m.frame_table_bytes / 1024,
+                m.span.0.0,
+                m.span.1.0,
+                m.early_frames
+            );
+        }
+        println!(
+            "  free {} used {} per-cpu {} (allocs {}, frees {}, failures {})",
+            f.free, f.used, f.per_cpu, f.allocs, f.frees, f.alloc_failures
+        );
+        print!("  free blocks by order:");
+        for (order, n) in f.free_per_order.iter().enumerate() {
+            print!(" {order}:{n}");
+        }
+        println!();
         let h = heap::stats();
-        println!("heap: {} KiB boot arena, {} KiB used", h.size / 1024, h.used / 1024);
+        println!(
+            "heap: {} KiB in use of {} KiB ({} KiB mapped on demand)",
+            h.used / 1024,
+            h.size / 1024,
+            h.mapped / 1024
+        );
+        let k = mm::kmap::stats();
+        let p = mm::paging::stats();
+        println!("kmap: {} maps, {} unmaps, {} invlpg, deepest nesting {}", k.maps, k.unmaps, k.invlpg, k.max_depth);
+        println!(
+            "paging: {} maps, {} unmaps, {} invlpg, {} page-table frames allocated",
+            p.maps, p.unmaps, p.invlpg, p.tables
+        );
     }
 
     fn print_options(&self) {
@@ -187,12 +239,19 @@ impl BootFacts {
     pub fn stats_json(&self) -> String {
         let m = &self.memory;
         let h = heap::stats();
+        let f = mm::frames::stats();
+        let k = mm::kmap::stats();
+        let p = mm::paging::stats();
         let mut s = String::new();
         let _ = write!(
             s,
             "{{\"firmware\":\"{}\",\"cpus\":{},\"memory\":{{\"regions\":{},\"usable_regions\":{},\
              \"usable_bytes\":{},\"usable_frames\":{},\"bootloader_bytes\":{},\"firmware_bytes\":{}}},\
-             \"heap\":{{\"size\":{},\"used\":{}}},\"breakpoints\":{}}}",
+             \"frames\":{{\"managed\":{},\"free\":{},\"used\":{},\"per_cpu\":{},\"free_per_order\":{:?},\
+             \"allocs\":{},\"frees\":{},\"alloc_failures\":{}}},\
+             \"heap\":{{\"size\":{},\"used\":{},\"mapped\":{}}},\
+             \"kmap\":{{\"maps\":{},\"unmaps\":{},\"invlpg\":{},\"max_depth\":{}}},\
+             \"paging\":{{\"maps\":{},\"unmaps\":{},\"invlpg\":{},\"tables\":{}}},\"breakpoints\":{}}}",
             self.firmware.name(),
             self.cpus.map_or(0, u32::from),
             m.regions,
@@ -201,8 +260,25 @@ impl BootFacts {
             m.usable_frames,
             m.bootloader_bytes,
             m.firmware_bytes,
+            f.managed,
+            f.free,
+            f.used,
+            f.per_cpu,
+            f.free_per_order,
+            f.allocs,
+            f.frees,
+            f.alloc_failures,
             h.size,
             h.used,
+            h.mapped,
+            k.maps,
+            k.unmaps,
+            k.invlpg,
+            k.max_depth,
+            p.maps,
+            p.unmaps,
+            p.invlpg,
+            p.tables,
             arch::interrupts::breakpoints(),
         );
         s

@@ -17,8 +17,8 @@ pub mod arch;
 pub mod console;
 pub mod drivers;
 pub mod fatal;
-pub mod heap;
 pub mod init;
+pub mod mm;
 pub mod testing;
 
 pub use init::BOOTLOADER_CONFIG;

@@ -57,7 +57,12 @@ pub fn target_dir(meta: &Value) -> PathBuf {
 
 /// Build `package`'s binaries for the kernel target; returns binary name → ELF path. `quiet` hides
 /// cargo's progress lines (errors and warnings still show).
-pub fn build_kernel_bins(package: &str, release: bool, quiet: bool) -> Result<BTreeMap<String, PathBuf>, String> {
+pub fn build_kernel_bins(
+    package: &str,
+    release: bool,
+    quiet: bool,
+    extra: &[&str],
+) -> Result<BTreeMap<String, PathBuf>, String> {
     let mut cmd = cargo();
     if quiet {
         cmd.arg("--quiet");
@@ -67,6 +72,7 @@ pub fn build_kernel_bins(package: &str, release: bool, quiet: bool) -> Result<BT
     if release {
         cmd.arg("--release");
     }
+    cmd.args(extra);
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
     let mut child = cmd.spawn().map_err(|e| format!("running cargo build: {e}"))?;
     let mut bins = BTreeMap::new();

@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::verdict::{self, Failure, Observed};
 use crate::{TestOpts, cargo, make_image, qemu};
 
-const TESTS_PACKAGE: &str = "zkernel-tests";
+pub const TESTS_PACKAGE: &str = "zkernel-tests";
 /// Seconds added to a per-kernel timeout under UEFI, for OVMF's own start-up.
 const UEFI_ALLOWANCE_SECS: u64 = 10;
 
@@ -50,7 +50,8 @@ pub fn test(o: &TestOpts) -> Result<ExitCode, String> {
     }
 
     // 2. Test kernels and harness checks.
-    let kernels = test_kernels(&meta)?;
+    let benches = bench_kernels(&meta);
+    let kernels: Vec<String> = test_kernels(&meta)?.into_iter().filter(|k| !benches.contains(k)).collect();
     let checks = harness_checks(&meta);
     let timeouts = kernel_timeouts(&meta);
     let wanted: Vec<&String> = kernels.iter().filter(|k| matches(k)).collect();
@@ -58,7 +59,7 @@ pub fn test(o: &TestOpts) -> Result<ExitCode, String> {
     if !wanted.is_empty() {
         let fw = if o.uefi { Firmware::Uefi } else { Firmware::Bios };
         let ovmf = qemu::ensure_prerequisites(o.uefi)?;
-        let bins = cargo::build_kernel_bins(TESTS_PACKAGE, o.release, true)?;
+        let bins = cargo::build_kernel_bins(TESTS_PACKAGE, o.release, true, &[])?;
         let target = cargo::target_dir(&meta);
         let (plain, as_checks): (Vec<&String>, Vec<&String>) =
             wanted.into_iter().partition(|k| !checks.contains_key(*k) || o.filter.is_some());
@@ -229,6 +230,14 @@ fn zkernel_metadata<'a>(meta: &'a Value, key: &str) -> Option<&'a serde_json::Ma
 fn harness_checks(meta: &Value) -> BTreeMap<String, String> {
     zkernel_metadata(meta, "harness-checks")
         .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+        .unwrap_or_default()
+}
+
+/// Benchmark kernels (`cargo xtask bench` runs them; `test` leaves them out).
+pub fn bench_kernels(meta: &Value) -> Vec<String> {
+    cargo::package(meta, TESTS_PACKAGE)
+        .and_then(|p| p["metadata"]["zkernel"]["benches"].as_array())
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
         .unwrap_or_default()
 }
 

@@ -24,10 +24,15 @@
 //! | [`NMI_IST`] | NMI, vector 2 | [`IST_STACK_SIZE`] |
 //! | [`MACHINE_CHECK_IST`] | #MC, vector 18 | [`IST_STACK_SIZE`] |
 //!
+//! At first the IST stacks are arrays in `.bss` (nothing else exists that early). Once memory
+//! management runs, [`move_ist_stacks`] switches them to stacks from `mm::stack`, which have unmapped
+//! guard pages on both sides, so even an overflow of an emergency stack faults instead of corrupting.
+//!
 //! Per-CPU copies (one TSS and set of IST stacks per CPU) come with SMP; today only the boot CPU runs.
 
 use core::cell::UnsafeCell;
 use core::ops::Range;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use spin::Once;
 use x86_64::VirtAddr;
@@ -66,11 +71,47 @@ impl IstStack {
     }
 }
 
-static IST_STACKS: [IstStack; 3] = [IstStack::new(), IstStack::new(), IstStack::new()];
+static BOOT_IST_STACKS: [IstStack; 3] = [IstStack::new(), IstStack::new(), IstStack::new()];
+
+/// The current `[bottom, top)` of each IST stack (0..0 until `init`).
+static IST_RANGES: [[AtomicU64; 2]; 3] = [const { [AtomicU64::new(0), AtomicU64::new(0)] }; 3];
 
 /// The addresses `[bottom, top)` of IST stack `slot`: a handler can check it really runs there.
 pub fn ist_stack(slot: u16) -> Range<u64> {
-    IST_STACKS[slot as usize].range()
+    let r = &IST_RANGES[slot as usize];
+    r[0].load(Ordering::SeqCst)..r[1].load(Ordering::SeqCst)
+}
+
+/// The TSS: the CPU reads it on every IST exception, and [`move_ist_stacks`] updates it once.
+struct TssCell(UnsafeCell<TaskStateSegment>);
+
+// SAFETY: written only by `init` (before the TSS is loaded) and `move_ist_stacks` (boot CPU, interrupts
+// off); read by the CPU.
+unsafe impl Sync for TssCell {}
+
+static TSS: TssCell = TssCell(UnsafeCell::new(TaskStateSegment::new()));
+
+fn set_ist(slot: u16, stack: Range<u64>) {
+    let tss = TSS.0.get();
+    // SAFETY: the TSS is a static; the IST entries are plain addresses the CPU reads only when it
+    // delivers an exception through an IST gate. Callers run on the boot CPU with interrupts off, and
+    // the new stack is mapped, so a concurrent NMI sees either the old or the new valid stack.
+    unsafe {
+        let entry = core::ptr::addr_of_mut!((*tss).interrupt_stack_table[slot as usize]);
+        entry.write_unaligned(VirtAddr::new(stack.end));
+    }
+    IST_RANGES[slot as usize][0].store(stack.start, Ordering::SeqCst);
+    IST_RANGES[slot as usize][1].store(stack.end, Ordering::SeqCst);
+}
+
+/// Switch the IST stacks to `stacks` (double fault, NMI, machine check), e.g. guard-paged stacks from
+/// `mm::stack`. Each must be mapped and at least [`IST_STACK_SIZE`] bytes.
+pub fn move_ist_stacks(stacks: [Range<u64>; 3]) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        for (slot, stack) in stacks.into_iter().enumerate() {
+            set_ist(slot as u16, stack);
+        }
+    });
 }
 
 struct Selectors {
@@ -79,19 +120,17 @@ struct Selectors {
     tss: SegmentSelector,
 }
 
-static TSS: Once<TaskStateSegment> = Once::new();
 static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
 
 /// Build and load the GDT and TSS, reload the segment registers. Call once, before the IDT.
 pub fn init() {
-    let tss = TSS.call_once(|| {
-        let mut tss = TaskStateSegment::new();
-        for slot in [DOUBLE_FAULT_IST, NMI_IST, MACHINE_CHECK_IST] {
-            // Stacks grow down: the IST entry is the top (one past the highest byte).
-            tss.interrupt_stack_table[slot as usize] = VirtAddr::new(ist_stack(slot).end);
-        }
-        tss
-    });
+    for slot in [DOUBLE_FAULT_IST, NMI_IST, MACHINE_CHECK_IST] {
+        // Stacks grow down: the IST entry is the top (one past the highest byte).
+        set_ist(slot, BOOT_IST_STACKS[slot as usize].range());
+    }
+    // SAFETY: the TSS is a static that lives forever; after this point it is only changed through
+    // `set_ist`, which writes single IST entries the CPU reads on exception entry.
+    let tss: &'static TaskStateSegment = unsafe { &*TSS.0.get() };
     let (gdt, sel) = GDT.call_once(|| {
         let mut gdt = GlobalDescriptorTable::new();
         let code = gdt.append(Descriptor::kernel_code_segment());

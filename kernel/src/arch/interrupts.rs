@@ -19,7 +19,7 @@
 //! Hardware interrupts stay disabled: the legacy PIC would deliver IRQs on vectors 8–15, on top of the
 //! exceptions, so it is masked here, and device interrupts arrive with the LAPIC in a later layer.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use spin::Once;
 use x86_64::instructions::port::Port;
@@ -30,6 +30,14 @@ use crate::fatal::{FatalKind, FatalReport, fatal};
 
 static IDT: Once<InterruptDescriptorTable> = Once::new();
 static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
+/// A function the breakpoint handler runs (in interrupt context), for tests of interrupt-context code.
+static BREAKPOINT_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// Have every `int3` run `hook` inside the handler (`None` removes it). Tests use this to run code in
+/// interrupt context, e.g. a kmap while the interrupted code holds kmap slots.
+pub fn set_breakpoint_hook(hook: Option<fn()>) {
+    BREAKPOINT_HOOK.store(hook.map_or(0, |f| f as usize), Ordering::SeqCst);
+}
 
 /// How many `int3` breakpoints this kernel has taken and returned from.
 pub fn breakpoints() -> u64 {
@@ -111,6 +119,12 @@ fatal_handler!(security, 30, error_code);
 
 extern "x86-interrupt" fn breakpoint(frame: InterruptStackFrame) {
     BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
+    let hook = BREAKPOINT_HOOK.load(Ordering::SeqCst);
+    if hook != 0 {
+        // SAFETY: the value was stored from a `fn()` by `set_breakpoint_hook` and is never anything else.
+        let hook: fn() = unsafe { core::mem::transmute::<usize, fn()>(hook) };
+        crate::mm::kmap::in_interrupt(hook);
+    }
     log::debug!("#BP breakpoint at {:#x}, continuing", frame.instruction_pointer.as_u64());
 }
 

@@ -8,3 +8,4 @@ pub mod gdt;
 pub mod interrupts;
 pub mod probe;
 pub mod qemu;
+pub mod tsc;

@@ -197,18 +197,41 @@ pub fn kind_name(kind: Kind) -> &'static str {
 }
 
 /// The kernel's virtual address-space layout, shared by the kernel and the host tools (`cargo xtask gdb`
-/// loads the kernel's symbols at [`layout::KERNEL_BASE`]).
+/// loads the kernel's symbols at [`layout::KERNEL_BASE`]). Each region has a PML4 slot of its own
+/// (512 GiB), so regions never share a page-table page.
 ///
-/// | range | what |
-/// |---|---|
-/// | `0x0000_0000_0000_0000..0x0000_8000_0000_0000` | lower half: free for the kernel's own mappings |
-/// | `0xffff_8000_0000_0000..` ([`layout::DYNAMIC_BASE`]) | bootloader's dynamic mappings: boot stack, boot info |
-/// | `0xffff_ffff_8000_0000..` ([`layout::KERNEL_BASE`]) | the kernel image (Linux's `__START_KERNEL_map`) |
+/// | range start | PML4 slot | what |
+/// |---|---|---|
+/// | `0x0000_4000_0000_0000` ([`layout::SCRATCH_BASE`]) | 128 | lower half: scratch mappings for tests and workloads |
+/// | `0xffff_8000_0000_0000` ([`layout::DYNAMIC_BASE`]) | 256… | bootloader's mappings: boot stack, boot info, its recursive slot |
+/// | `0xffff_fb00_0000_0000` ([`layout::STACKS_BASE`]) | 502 | kernel stacks, each with unmapped guard pages |
+/// | `0xffff_fc00_0000_0000` ([`layout::HEAP_BASE`]) | 504 | the kernel heap, grown on demand |
+/// | `0xffff_fd00_0000_0000` ([`layout::FRAME_TABLE_BASE`]) | 506 | the `FrameInfo` table (Linux's `mem_map`) |
+/// | `0xffff_fe00_0000_0000` ([`layout::KMAP_BASE`]) | 508 | the kmap window: per-CPU temporary mapping slots |
+/// | `0xffff_ffff_8000_0000` ([`layout::KERNEL_BASE`]) | 511 | the kernel image (Linux's `__START_KERNEL_map`) |
 pub mod layout {
     /// Virtual address of the kernel image: the top 2 GiB. Fixed so a debugger knows the symbols' offset.
     pub const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
     /// Where the bootloader places its other mappings (boot stack, boot info).
     pub const DYNAMIC_BASE: u64 = 0xffff_8000_0000_0000;
+    /// Lower-half scratch region for tests and workloads.
+    pub const SCRATCH_BASE: u64 = 0x0000_4000_0000_0000;
+    /// Kernel stacks with guard pages.
+    pub const STACKS_BASE: u64 = 0xffff_fb00_0000_0000;
+    /// The kernel heap.
+    pub const HEAP_BASE: u64 = 0xffff_fc00_0000_0000;
+    /// Most the heap may grow to.
+    pub const HEAP_MAX: u64 = 1 << 30;
+    const _: () = assert!(HEAP_MAX <= 1 << 39, "the heap fits its PML4 slot");
+    /// The frame table.
+    pub const FRAME_TABLE_BASE: u64 = 0xffff_fd00_0000_0000;
+    /// The kmap window: one page-table page (512 slots of 4 KiB), the last slot mapping that page itself.
+    pub const KMAP_BASE: u64 = 0xffff_fe00_0000_0000;
+
+    /// The PML4 slot of an address.
+    pub const fn pml4_index(addr: u64) -> usize {
+        ((addr >> 39) & 511) as usize
+    }
 }
 
 #[cfg(test)]
@@ -298,6 +321,13 @@ mod tests {
     #[test]
     fn empty_map() {
         assert_eq!(Summary::of([]), Summary::default());
+    }
+
+    #[test]
+    fn layout_regions_have_their_own_pml4_slots() {
+        use layout::*;
+        let slots = [SCRATCH_BASE, STACKS_BASE, HEAP_BASE, FRAME_TABLE_BASE, KMAP_BASE, KERNEL_BASE].map(pml4_index);
+        assert_eq!(slots, [128, 502, 504, 506, 508, 511]);
     }
 
     #[test]

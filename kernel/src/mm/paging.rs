@@ -1,0 +1,205 @@
+//! Paging: zkernel's own walker and mapper over the x86_64 four-level page tables.
+//!
+//! # Layout (Intel SDM vol. 3, 4.5)
+//!
+//! ```text
+//!  63     48 47    39 38    30 29    21 20    12 11         0
+//! +---------+--------+--------+--------+--------+------------+
+//! | sign ext| PML4 i | PDPT i |  PD i  |  PT i  |   offset   |   virtual address
+//! +---------+--------+--------+--------+--------+------------+
+//!
+//!  63  62    52 51                    12 11  9 8 7 6 5 4 3 2 1 0
+//! +--+--------+------------------------+-----+-+-+-+-+-+-+-+-+-+
+//! |NX| avail  |   physical frame       |avail|G|H|D|A|C|W|U|W|P|   entry (H = huge page)
+//! +--+--------+------------------------+-----+-+-+-+-+-+-+-+-+-+
+//! ```
+//!
+//! Every table is one frame. With no direct map, the walker reaches each table frame through a kmap
+//! slot: map it, read or write one entry, unmap, descend. New tables come from a [`TableFrames`]
+//! source (the early allocator during boot, the buddy allocator after) and are zeroed through kmap.
+//!
+//! # Contract
+//!
+//! * All calls act on the active address space (CR3) and 4 KiB pages.
+//! * [`map`] refuses to replace a present mapping ([`MapError::AlreadyMapped`]); change one with
+//!   [`set_flags`] or [`unmap`] it first.
+//! * Every change is followed by `invlpg` of that page (counted in [`stats`]).
+//! * A walk that meets a huge page stops with [`MapError::HugePage`]: zkernel's regions never use them.
+//! * Unmapping leaves empty intermediate tables in place (they are reused by the next mapping there).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use frame::{FrameError, Pfn};
+use x86_64::VirtAddr;
+use x86_64::registers::control::Cr3;
+use x86_64::structures::paging::PageTableFlags;
+
+use super::kmap::{KmapError, kmap_local};
+
+/// Why a mapping operation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapError {
+    /// The page is already mapped (to this frame).
+    AlreadyMapped { va: u64, pfn: Pfn },
+    /// Nothing is mapped at this page.
+    NotMapped(u64),
+    /// The walk met a 2 MiB or 1 GiB page.
+    HugePage(u64),
+    /// Not a canonical address, or not 4 KiB aligned.
+    BadAddress(u64),
+    /// No frame for a new page table.
+    OutOfFrames(FrameError),
+    /// No kmap slot to reach a table.
+    Kmap(KmapError),
+}
+
+impl From<KmapError> for MapError {
+    fn from(e: KmapError) -> Self {
+        MapError::Kmap(e)
+    }
+}
+
+/// Where new page-table frames come from.
+pub trait TableFrames {
+    fn alloc_table(&mut self) -> Result<Pfn, FrameError>;
+}
+
+static MAPS: AtomicU64 = AtomicU64::new(0);
+static UNMAPS: AtomicU64 = AtomicU64::new(0);
+static INVLPG: AtomicU64 = AtomicU64::new(0);
+static TABLES: AtomicU64 = AtomicU64::new(0);
+
+/// Paging counters for the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PagingStats {
+    pub maps: u64,
+    pub unmaps: u64,
+    pub invlpg: u64,
+    /// Page-table frames this walker allocated.
+    pub tables: u64,
+}
+
+pub fn stats() -> PagingStats {
+    PagingStats {
+        maps: MAPS.load(Ordering::Relaxed),
+        unmaps: UNMAPS.load(Ordering::Relaxed),
+        invlpg: INVLPG.load(Ordering::Relaxed),
+        tables: TABLES.load(Ordering::Relaxed),
+    }
+}
+
+/// The index of `va` in the table of `level` (4 = PML4 … 1 = PT).
+pub const fn index(va: u64, level: u32) -> usize {
+    ((va >> (12 + 9 * (level - 1))) & 511) as usize
+}
+
+/// The frame of the active PML4.
+pub fn pml4() -> Pfn {
+    Pfn::from_addr(Cr3::read().0.start_address().as_u64())
+}
+
+fn check(va: u64) -> Result<(), MapError> {
+    if VirtAddr::try_new(va).is_err() || va % 4096 != 0 { Err(MapError::BadAddress(va)) } else { Ok(()) }
+}
+
+fn entry_pfn(raw: u64) -> Pfn {
+    Pfn::from_addr(raw & 0x000f_ffff_ffff_f000)
+}
+
+/// Zero a fresh table frame through kmap.
+fn zero_table(pfn: Pfn) -> Result<(), MapError> {
+    kmap_local(pfn)?.bytes().fill(0);
+    Ok(())
+}
+
+/// Walk from the PML4 to the PT that maps `va`, creating missing tables when `frames` is given.
+fn walk(va: u64, mut frames: Option<&mut dyn TableFrames>) -> Result<Pfn, MapError> {
+    let mut table = pml4();
+    for level in [4, 3, 2] {
+        let mut g = kmap_local(table)?;
+        let e = &mut g.table()[index(va, level)];
+        let flags = e.flags();
+        if flags.contains(PageTableFlags::PRESENT) {
+            if flags.contains(PageTableFlags::HUGE_PAGE) {
+                return Err(MapError::HugePage(va));
+            }
+            table = entry_pfn(e.addr().as_u64());
+            continue;
+        }
+        let Some(source) = frames.as_deref_mut() else { return Err(MapError::NotMapped(va)) };
+        let new = source.alloc_table().map_err(MapError::OutOfFrames)?;
+        zero_table(new)?;
+        let e = &mut g.table()[index(va, level)];
+        e.set_addr(x86_64::PhysAddr::new(new.addr()), PageTableFlags::PRESENT | PageTableFlags::WRITABLE);
+        TABLES.fetch_add(1, Ordering::Relaxed);
+        table = new;
+    }
+    Ok(table)
+}
+
+fn invlpg(va: u64) {
+    x86_64::instructions::tlb::flush(VirtAddr::new(va));
+    INVLPG.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Map the 4 KiB page at `va` to `pfn` with `flags` (PRESENT is added).
+pub fn map(va: u64, pfn: Pfn, flags: PageTableFlags, frames: &mut dyn TableFrames) -> Result<(), MapError> {
+    check(va)?;
+    let pt = walk(va, Some(frames))?;
+    let mut g = kmap_local(pt)?;
+    let e = &mut g.table()[index(va, 1)];
+    if e.flags().contains(PageTableFlags::PRESENT) {
+        return Err(MapError::AlreadyMapped { va, pfn: entry_pfn(e.addr().as_u64()) });
+    }
+    e.set_addr(x86_64::PhysAddr::new(pfn.addr()), flags | PageTableFlags::PRESENT);
+    drop(g);
+    invlpg(va);
+    MAPS.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Remove the mapping of `va`; returns the frame it mapped (the caller decides whether to free it).
+pub fn unmap(va: u64) -> Result<Pfn, MapError> {
+    check(va)?;
+    let pt = walk(va, None)?;
+    let mut g = kmap_local(pt)?;
+    let e = &mut g.table()[index(va, 1)];
+    if !e.flags().contains(PageTableFlags::PRESENT) {
+        return Err(MapError::NotMapped(va));
+    }
+    let pfn = entry_pfn(e.addr().as_u64());
+    e.set_unused();
+    drop(g);
+    invlpg(va);
+    UNMAPS.fetch_add(1, Ordering::Relaxed);
+    Ok(pfn)
+}
+
+/// Change the flags of a present mapping (PRESENT is kept).
+pub fn set_flags(va: u64, flags: PageTableFlags) -> Result<(), MapError> {
+    check(va)?;
+    let pt = walk(va, None)?;
+    let mut g = kmap_local(pt)?;
+    let e = &mut g.table()[index(va, 1)];
+    if !e.flags().contains(PageTableFlags::PRESENT) {
+        return Err(MapError::NotMapped(va));
+    }
+    let addr = e.addr();
+    e.set_addr(addr, flags | PageTableFlags::PRESENT);
+    drop(g);
+    invlpg(va);
+    Ok(())
+}
+
+/// The frame and flags `va`'s page is mapped to.
+pub fn translate(va: u64) -> Result<(Pfn, PageTableFlags), MapError> {
+    let page = va & !0xfff;
+    check(page)?;
+    let pt = walk(page, None)?;
+    let mut g = kmap_local(pt)?;
+    let e = &g.table()[index(page, 1)];
+    if !e.flags().contains(PageTableFlags::PRESENT) {
+        return Err(MapError::NotMapped(page));
+    }
+    Ok((entry_pfn(e.addr().as_u64()), e.flags()))
+}

@@ -1,0 +1,126 @@
+//! The frame allocator on real RAM: every free frame can be allocated, written through kmap, read back,
+//! and freed, and the counts return to their boot figures; bad frees are typed errors.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+
+use frame::{FrameError, Owner, Pfn};
+use zkernel::mm::{self, frames, kmap::kmap_local};
+use zkernel::println;
+use zkernel::testing::Case;
+
+zkernel::test_kernel!(
+    "frame_alloc",
+    &[
+        Case::returns("boot_counts_add_up", boot_counts_add_up),
+        Case::returns("every_free_frame_round_trips", every_free_frame_round_trips),
+        Case::returns("bad_frees_are_typed_errors", bad_frees_are_typed_errors),
+        Case::returns("freed_frames_are_poisoned_and_scrubbed", freed_frames_are_poisoned_and_scrubbed),
+        Case::returns("per_cpu_list_batches", per_cpu_list_batches),
+    ]
+);
+
+fn boot_counts_add_up() {
+    let s = frames::stats();
+    assert_eq!(s.managed, s.free + s.used + s.per_cpu);
+    let by_order: u64 = s.free_per_order.iter().enumerate().map(|(o, n)| n << o).sum();
+    assert_eq!(by_order, s.free);
+    let f = mm::facts().expect("mm is up");
+    let usable = zkernel::init::facts().memory.usable_frames;
+    // Every usable frame is managed except those the early allocator used for tables.
+    assert_eq!(
+        s.managed + f.early_frames,
+        usable,
+        "managed {} + early {} vs usable {usable}",
+        s.managed,
+        f.early_frames
+    );
+}
+
+/// The word written at `index` of frame `pfn`: distinct for every frame and every word.
+fn pattern(pfn: Pfn, index: usize) -> u64 {
+    (pfn.0 << 20) ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+fn every_free_frame_round_trips() {
+    frames::drain_pcp();
+    let before = frames::stats();
+    // Room for every pfn, taken before the heap could need a frame while the allocator is empty.
+    let mut held: Vec<Pfn> = Vec::with_capacity(before.free as usize + 64);
+    let before = frames::stats();
+    while let Ok(pfn) = frames::alloc(0, Owner::KMAP_TEST) {
+        held.push(pfn);
+    }
+    assert_eq!(held.len() as u64, before.free, "every free frame was handed out");
+    assert_eq!(frames::alloc(0, Owner::KMAP_TEST), Err(FrameError::OutOfMemory { order: 0 }));
+    // Two failures: the one that ended the loop and the one just above.
+    assert_eq!(frames::stats().alloc_failures, before.alloc_failures + 2);
+    for &pfn in &held {
+        let mut m = kmap_local(pfn).unwrap();
+        let words = m.bytes().as_chunks_mut::<8>().0;
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = pattern(pfn, i).to_le_bytes();
+        }
+    }
+    for &pfn in &held {
+        let mut m = kmap_local(pfn).unwrap();
+        let words = m.bytes().as_chunks_mut::<8>().0;
+        for (i, w) in words.iter().enumerate() {
+            assert_eq!(u64::from_le_bytes(*w), pattern(pfn, i), "frame {:#x} word {i}", pfn.0);
+        }
+    }
+    println!("wrote and read back {} frames ({} MiB) through kmap", held.len(), held.len() / 256);
+    for &pfn in &held {
+        frames::free(pfn, 0).unwrap();
+    }
+    let after = frames::stats();
+    assert_eq!((after.free, after.used, after.free_per_order), (before.free, before.used, before.free_per_order));
+}
+
+fn bad_frees_are_typed_errors() {
+    let a = frames::alloc(2, Owner::KMAP_TEST).unwrap();
+    let before = frames::stats();
+    assert_eq!(frames::free(a, 1), Err(FrameError::WrongOrder { pfn: a, allocated: 2, freed: 1 }));
+    assert_eq!(frames::free(Pfn(a.0 + 1), 0), Err(FrameError::NotAllocated(Pfn(a.0 + 1))));
+    let (_, end) = mm::facts().unwrap().span;
+    assert_eq!(frames::free(Pfn(end.0 + 10), 0), Err(FrameError::Foreign(Pfn(end.0 + 10))));
+    assert_eq!(frames::alloc(11, Owner::KMAP_TEST), Err(FrameError::InvalidOrder(11)));
+    assert_eq!(frames::stats(), before, "refused operations change nothing");
+    frames::free(a, 2).unwrap();
+    assert_eq!(frames::free(a, 2), Err(FrameError::DoubleFree(a)));
+    let b = frames::alloc_page(Owner::KMAP_TEST).unwrap();
+    frames::free_page(b).unwrap();
+    assert_eq!(frames::free_page(b), Err(FrameError::DoubleFree(b)), "double free through the per-CPU list");
+}
+
+fn freed_frames_are_poisoned_and_scrubbed() {
+    let a = frames::alloc(0, Owner::KMAP_TEST).unwrap();
+    kmap_local(a).unwrap().bytes().fill(0x5a);
+    frames::free(a, 0).unwrap();
+    if cfg!(debug_assertions) {
+        assert!(kmap_local(a).unwrap().bytes().iter().all(|&b| b == frames::POISON_FREE), "poisoned on free");
+    }
+    // The next allocation for a different owner must not see the old contents.
+    let b = frames::alloc(0, Owner::WORKLOAD).unwrap();
+    assert_eq!(b, a, "the buddy allocator hands the frame straight back");
+    assert!(kmap_local(b).unwrap().bytes().iter().all(|&x| x == 0), "scrubbed for the new owner");
+    assert_eq!(frames::info(b).unwrap().owner(), Owner::WORKLOAD);
+    frames::free(b, 0).unwrap();
+}
+
+fn per_cpu_list_batches() {
+    frames::drain_pcp();
+    let s0 = frames::stats();
+    assert_eq!(s0.per_cpu, 0);
+    let p = frames::alloc_page(Owner::KMAP_TEST).unwrap();
+    let s1 = frames::stats();
+    assert_eq!(s1.per_cpu, frame::PCP_BATCH as u64 - 1, "one batch refilled, one frame handed out");
+    assert_eq!(s1.used, s0.used + 1);
+    frames::free_page(p).unwrap();
+    assert_eq!(frames::stats().per_cpu, frame::PCP_BATCH as u64);
+    frames::drain_pcp();
+    assert_eq!(frames::stats().free_per_order, s0.free_per_order, "draining merges the batch back");
+}
