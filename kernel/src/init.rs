@@ -193,9 +193,10 @@ impl BootFacts {
                 m.early_frames
             );
         }
+        let w = mm::frames::watermarks();
         println!(
-            "  free {} used {} per-cpu {} (allocs {}, frees {}, failures {})",
-            f.free, f.used, f.per_cpu, f.allocs, f.frees, f.alloc_failures
+            "  free {} used {} per-cpu {} (allocs {}, frees {}, failures {}); watermarks min {} low {} high {}",
+            f.free, f.used, f.per_cpu, f.allocs, f.frees, f.alloc_failures, w.min, w.low, w.high
         );
         print!("  free blocks by order:");
         for (order, n) in f.free_per_order.iter().enumerate() {

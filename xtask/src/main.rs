@@ -104,6 +104,9 @@ pub struct TestOpts {
     /// Per-test-kernel timeout in seconds (tests/Cargo.toml may set a shorter one).
     #[arg(long, default_value_t = 60)]
     timeout: u64,
+    /// QEMU instances to run at once (default: the number of CPUs).
+    #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
+    jobs: usize,
 }
 
 fn main() -> ExitCode {

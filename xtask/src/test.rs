@@ -63,7 +63,9 @@ pub fn test(o: &TestOpts) -> Result<ExitCode, String> {
         let target = cargo::target_dir(&meta);
         let (plain, as_checks): (Vec<&String>, Vec<&String>) =
             wanted.into_iter().partition(|k| !checks.contains_key(*k) || o.filter.is_some());
-        for (name, expect) in plain.iter().map(|k| (k, None)).chain(as_checks.iter().map(|k| (k, checks.get(*k)))) {
+        // Images and command lines first, then the runs, `jobs` QEMUs at a time.
+        let mut queue = Vec::new();
+        for (name, expect) in plain.iter().map(|k| (*k, None)).chain(as_checks.iter().map(|k| (*k, checks.get(*k)))) {
             let elf = bins.get(name.as_str()).ok_or_else(|| format!("cargo built no test kernel `{name}`"))?;
             let image = make_image(&target, name, elf, o.release, fw)?;
             let mut config = QemuConfig::new(image, fw);
@@ -72,7 +74,14 @@ pub fn test(o: &TestOpts) -> Result<ExitCode, String> {
             // tests/Cargo.toml's timeouts count the kernel's own run time; OVMF needs ~5 s before it.
             let firmware_allowance = if o.uefi { UEFI_ALLOWANCE_SECS } else { 0 };
             let secs = timeouts.get(name.as_str()).map_or(o.timeout, |t| (t + firmware_allowance).min(o.timeout));
-            let run = qemu::run(&config.args()?, Duration::from_secs(secs), |_| {})?;
+            queue.push((name, expect, config.args()?, secs));
+        }
+        let runs = run_parallel(&queue, o.jobs.max(1), |(_, _, args, secs)| {
+            qemu::run(args, Duration::from_secs(*secs), |_| {})
+        });
+        for ((name, expect, _, secs), run) in queue.iter().zip(runs) {
+            let (name, expect, secs) = (*name, *expect, *secs);
+            let run = run?;
             let cases: Vec<(String, bool)> = run
                 .lines
                 .iter()
@@ -126,6 +135,25 @@ pub fn test(o: &TestOpts) -> Result<ExitCode, String> {
     let skipped = if t.skipped > 0 { format!(", {} skipped", t.skipped) } else { String::new() };
     println!("{} passed, {} failed{skipped}", t.passed, t.failed);
     Ok(if t.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Run `f` on every item with `jobs` worker threads; results come back in the items' order.
+fn run_parallel<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<Option<R>>> = std::sync::Mutex::new(items.iter().map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(items.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    results.lock().expect("no worker panics")[i] = Some(r);
+                }
+            });
+        }
+    });
+    results.into_inner().expect("no worker panics").into_iter().map(|r| r.expect("every item ran")).collect()
 }
 
 fn tally(t: &mut Tally, ok: bool) {

@@ -104,6 +104,11 @@ pub fn stats() -> FrameStats {
     with_buddy(|b| b.stats())
 }
 
+/// The min/low/high watermarks (frames) reclaim will steer by.
+pub fn watermarks() -> frame::Watermarks {
+    with_buddy(|b| b.watermarks())
+}
+
 /// The `FrameInfo` of a frame (a copy).
 pub fn info(pfn: Pfn) -> Option<FrameInfo> {
     with_buddy(|b| b.info(pfn).copied())

@@ -33,6 +33,7 @@ use frame::{FrameError, Pfn};
 use x86_64::VirtAddr;
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::PageTableFlags;
+use x86_64::structures::paging::page_table::PageTableEntry;
 
 use super::kmap::{KmapError, kmap_local};
 
@@ -158,18 +159,25 @@ pub fn map(va: u64, pfn: Pfn, flags: PageTableFlags, frames: &mut dyn TableFrame
     Ok(())
 }
 
-/// Remove the mapping of `va`; returns the frame it mapped (the caller decides whether to free it).
-pub fn unmap(va: u64) -> Result<Pfn, MapError> {
-    check(va)?;
+/// Run `f` on the PT entry of `va`'s page, which must be present.
+fn with_present_leaf<R>(va: u64, f: impl FnOnce(&mut PageTableEntry) -> R) -> Result<R, MapError> {
     let pt = walk(va, None)?;
     let mut g = kmap_local(pt)?;
     let e = &mut g.table()[index(va, 1)];
     if !e.flags().contains(PageTableFlags::PRESENT) {
         return Err(MapError::NotMapped(va));
     }
-    let pfn = entry_pfn(e.addr().as_u64());
-    e.set_unused();
-    drop(g);
+    Ok(f(e))
+}
+
+/// Remove the mapping of `va`; returns the frame it mapped (the caller decides whether to free it).
+pub fn unmap(va: u64) -> Result<Pfn, MapError> {
+    check(va)?;
+    let pfn = with_present_leaf(va, |e| {
+        let pfn = entry_pfn(e.addr().as_u64());
+        e.set_unused();
+        pfn
+    })?;
     invlpg(va);
     UNMAPS.fetch_add(1, Ordering::Relaxed);
     Ok(pfn)
@@ -178,15 +186,7 @@ pub fn unmap(va: u64) -> Result<Pfn, MapError> {
 /// Change the flags of a present mapping (PRESENT is kept).
 pub fn set_flags(va: u64, flags: PageTableFlags) -> Result<(), MapError> {
     check(va)?;
-    let pt = walk(va, None)?;
-    let mut g = kmap_local(pt)?;
-    let e = &mut g.table()[index(va, 1)];
-    if !e.flags().contains(PageTableFlags::PRESENT) {
-        return Err(MapError::NotMapped(va));
-    }
-    let addr = e.addr();
-    e.set_addr(addr, flags | PageTableFlags::PRESENT);
-    drop(g);
+    with_present_leaf(va, |e| e.set_addr(e.addr(), flags | PageTableFlags::PRESENT))?;
     invlpg(va);
     Ok(())
 }
@@ -195,11 +195,5 @@ pub fn set_flags(va: u64, flags: PageTableFlags) -> Result<(), MapError> {
 pub fn translate(va: u64) -> Result<(Pfn, PageTableFlags), MapError> {
     let page = va & !0xfff;
     check(page)?;
-    let pt = walk(page, None)?;
-    let mut g = kmap_local(pt)?;
-    let e = &g.table()[index(page, 1)];
-    if !e.flags().contains(PageTableFlags::PRESENT) {
-        return Err(MapError::NotMapped(page));
-    }
-    Ok((entry_pfn(e.addr().as_u64()), e.flags()))
+    with_present_leaf(page, |e| (entry_pfn(e.addr().as_u64()), e.flags()))
 }
