@@ -46,7 +46,7 @@ const MODES: [(&str, &[&str]); 2] = [("kmap", &[]), ("direct-map", &["--features
 pub fn bench(o: &BenchOpts) -> Result<ExitCode, String> {
     if !o.kernel_only {
         let mut cmd = cargo::cargo();
-        cmd.args(["bench", "--package", "zkernel-bench"]);
+        cmd.args(["bench", "--package", "zkernel-bench", "--benches"]);
         if o.quick {
             cmd.args(["--", "--quick"]);
         }
