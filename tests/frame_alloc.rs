@@ -8,16 +8,34 @@ extern crate alloc;
 use alloc::vec::Vec;
 
 use frame::{FrameError, Owner, Pfn};
-use zkernel::mm::{self, frames, kmap::kmap_local};
+use zkernel::mm::kmap::{Kmap, kmap_local};
+use zkernel::mm::{self, frames};
 use zkernel::println;
 use zkernel::testing::Case;
+
+/// Map a frame this test allocated and holds.
+fn view(pfn: Pfn) -> Kmap {
+    // SAFETY: every frame passed here was allocated by this test and is reached by nothing else.
+    unsafe { kmap_local(pfn) }.unwrap()
+}
+
+/// Free a block this test allocated (or, for the error cases, tries to): it holds no view of it.
+fn free(pfn: Pfn, order: u8) -> Result<(), FrameError> {
+    // SAFETY: no mapping of or reference into the block is live when this is called.
+    unsafe { frames::free(pfn, order) }
+}
+
+fn free_page(pfn: Pfn) -> Result<(), FrameError> {
+    // SAFETY: as for `free`.
+    unsafe { frames::free_page(pfn) }
+}
 
 zkernel::test_kernel!(
     "frame_alloc",
     &[
         Case::returns("boot_counts_add_up", boot_counts_add_up),
-        Case::returns("every_free_frame_round_trips", every_free_frame_round_trips),
         Case::returns("bad_frees_are_typed_errors", bad_frees_are_typed_errors),
+        Case::returns("every_free_frame_round_trips", every_free_frame_round_trips),
         Case::returns("freed_frames_are_poisoned_and_scrubbed", freed_frames_are_poisoned_and_scrubbed),
         Case::returns("per_cpu_list_batches", per_cpu_list_batches),
     ]
@@ -59,14 +77,14 @@ fn every_free_frame_round_trips() {
     // Two failures: the one that ended the loop and the one just above.
     assert_eq!(frames::stats().alloc_failures, before.alloc_failures + 2);
     for &pfn in &held {
-        let mut m = kmap_local(pfn).unwrap();
+        let mut m = view(pfn);
         let words = m.bytes().as_chunks_mut::<8>().0;
         for (i, w) in words.iter_mut().enumerate() {
             *w = pattern(pfn, i).to_le_bytes();
         }
     }
     for &pfn in &held {
-        let mut m = kmap_local(pfn).unwrap();
+        let mut m = view(pfn);
         let words = m.bytes().as_chunks_mut::<8>().0;
         for (i, w) in words.iter().enumerate() {
             assert_eq!(u64::from_le_bytes(*w), pattern(pfn, i), "frame {:#x} word {i}", pfn.0);
@@ -74,7 +92,7 @@ fn every_free_frame_round_trips() {
     }
     println!("wrote and read back {} frames ({} MiB) through kmap", held.len(), held.len() / 256);
     for &pfn in &held {
-        frames::free(pfn, 0).unwrap();
+        free(pfn, 0).unwrap();
     }
     let after = frames::stats();
     assert_eq!((after.free, after.used, after.free_per_order), (before.free, before.used, before.free_per_order));
@@ -83,32 +101,41 @@ fn every_free_frame_round_trips() {
 fn bad_frees_are_typed_errors() {
     let a = frames::alloc(2, Owner::KMAP_TEST).unwrap();
     let before = frames::stats();
-    assert_eq!(frames::free(a, 1), Err(FrameError::WrongOrder { pfn: a, allocated: 2, freed: 1 }));
-    assert_eq!(frames::free(Pfn(a.0 + 1), 0), Err(FrameError::NotAllocated(Pfn(a.0 + 1))));
-    let (_, end) = mm::facts().unwrap().span;
-    assert_eq!(frames::free(Pfn(end.0 + 10), 0), Err(FrameError::Foreign(Pfn(end.0 + 10))));
+    assert_eq!(free(a, 1), Err(FrameError::WrongOrder { pfn: a, allocated: 2, freed: 1 }));
+    assert_eq!(free(Pfn(a.0 + 1), 0), Err(FrameError::NotAllocated(Pfn(a.0 + 1))));
     assert_eq!(frames::alloc(11, Owner::KMAP_TEST), Err(FrameError::InvalidOrder(11)));
+    let (start, end) = mm::facts().unwrap().span;
+    assert_eq!(free(Pfn(end.0 + 10), 0), Err(FrameError::Foreign(Pfn(end.0 + 10))));
+    // A free frame nobody ever allocated (near the top of memory, untouched since boot).
+    let never = (start.0..end.0)
+        .rev()
+        .map(Pfn)
+        .find(|&p| {
+            frames::info(p).is_some_and(|i| i.state() == frame::FrameState::Free && i.last_owner() == Owner::NONE)
+        })
+        .expect("some frame was never allocated");
+    assert_eq!(free(never, 0), Err(FrameError::NotAllocated(never)));
     assert_eq!(frames::stats(), before, "refused operations change nothing");
-    frames::free(a, 2).unwrap();
-    assert_eq!(frames::free(a, 2), Err(FrameError::DoubleFree(a)));
+    free(a, 2).unwrap();
+    assert_eq!(free(a, 2), Err(FrameError::DoubleFree(a)));
     let b = frames::alloc_page(Owner::KMAP_TEST).unwrap();
-    frames::free_page(b).unwrap();
-    assert_eq!(frames::free_page(b), Err(FrameError::DoubleFree(b)), "double free through the per-CPU list");
+    free_page(b).unwrap();
+    assert_eq!(free_page(b), Err(FrameError::DoubleFree(b)), "double free through the per-CPU list");
 }
 
 fn freed_frames_are_poisoned_and_scrubbed() {
     let a = frames::alloc(0, Owner::KMAP_TEST).unwrap();
-    kmap_local(a).unwrap().bytes().fill(0x5a);
-    frames::free(a, 0).unwrap();
+    view(a).bytes().fill(0x5a);
+    free(a, 0).unwrap();
     if cfg!(debug_assertions) {
-        assert!(kmap_local(a).unwrap().bytes().iter().all(|&b| b == frames::POISON_FREE), "poisoned on free");
+        assert!(view(a).bytes().iter().all(|&b| b == frames::POISON_FREE), "poisoned on free");
     }
     // The next allocation for a different owner must not see the old contents.
     let b = frames::alloc(0, Owner::WORKLOAD).unwrap();
     assert_eq!(b, a, "the buddy allocator hands the frame straight back");
-    assert!(kmap_local(b).unwrap().bytes().iter().all(|&x| x == 0), "scrubbed for the new owner");
+    assert!(view(b).bytes().iter().all(|&x| x == 0), "scrubbed for the new owner");
     assert_eq!(frames::info(b).unwrap().owner(), Owner::WORKLOAD);
-    frames::free(b, 0).unwrap();
+    free(b, 0).unwrap();
 }
 
 fn per_cpu_list_batches() {
@@ -119,7 +146,7 @@ fn per_cpu_list_batches() {
     let s1 = frames::stats();
     assert_eq!(s1.per_cpu, frame::PCP_BATCH as u64 - 1, "one batch refilled, one frame handed out");
     assert_eq!(s1.used, s0.used + 1);
-    frames::free_page(p).unwrap();
+    free_page(p).unwrap();
     assert_eq!(frames::stats().per_cpu, frame::PCP_BATCH as u64);
     frames::drain_pcp();
     assert_eq!(frames::stats().free_per_order, s0.free_per_order, "draining merges the batch back");

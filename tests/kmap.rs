@@ -12,7 +12,7 @@ use memmap::layout::KMAP_BASE;
 use pagemem::PageMemory;
 use zkernel::arch::interrupts::set_breakpoint_hook;
 use zkernel::arch::probe::{Fault, read_u64};
-use zkernel::mm::kmap::{self, KmapError, TASK_SLOTS, kmap_local, kmap_pair};
+use zkernel::mm::kmap::{self, Kmap, KmapError, KmapPair, TASK_SLOTS};
 use zkernel::mm::{KernelMemory, frames};
 use zkernel::testing::Case;
 
@@ -33,9 +33,23 @@ fn frames(n: usize) -> Vec<Pfn> {
     (0..n).map(|_| frames::alloc_page(Owner::KMAP_TEST).unwrap()).collect()
 }
 
+// The wrappers below carry the one SAFETY argument of this file: the test maps only frames it allocated
+// with `frames()` and still holds; nothing else in the kernel can reach them.
+
+fn kmap_local(pfn: Pfn) -> Result<Kmap, KmapError> {
+    // SAFETY: see above.
+    unsafe { kmap::kmap_local(pfn) }
+}
+
+fn kmap_pair(a: Pfn, b: Pfn) -> Result<KmapPair, KmapError> {
+    // SAFETY: see above.
+    unsafe { kmap::kmap_pair(a, b) }
+}
+
 fn release(v: Vec<Pfn>) {
     for p in v {
-        frames::free_page(p).unwrap();
+        // SAFETY: no kmap of the frame is live when the test releases it.
+        unsafe { frames::free_page(p) }.unwrap();
     }
 }
 
@@ -156,7 +170,8 @@ fn interrupt_context_has_its_own_slots() {
 
 fn page_memory_on_kmap() {
     let f = frames(2);
-    let mut mem = KernelMemory;
+    // SAFETY: only frames from `frames()`, held by this test, are passed to it.
+    let mut mem = unsafe { KernelMemory::new() };
     mem.with_pages2(f[0], f[1], |s| s[4090..4102].copy_from_slice(b"across pages")).unwrap();
     let mut got = [0u8; 12];
     mem.with_page(f[0], |p| got[..6].copy_from_slice(&p[4090..])).unwrap();

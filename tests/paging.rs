@@ -12,8 +12,9 @@ use memmap::layout::SCRATCH_BASE;
 use x86_64::structures::paging::PageTableFlags as F;
 use zkernel::arch::gdt::{DOUBLE_FAULT_IST, ist_stack};
 use zkernel::arch::probe::{Fault, read_u64, write_u64};
+use zkernel::mm::kmap::{Kmap, kmap_local};
 use zkernel::mm::paging::{self, MapError};
-use zkernel::mm::{frames, heap, kmap::kmap_local};
+use zkernel::mm::{frames, heap};
 use zkernel::testing::Case;
 
 zkernel::test_kernel!(
@@ -36,10 +37,34 @@ fn frame() -> Pfn {
     frames::alloc_page(Owner::KMAP_TEST).unwrap()
 }
 
+// The helpers below wrap the unsafe mm calls. Their shared SAFETY argument: the test maps only frames it
+// allocated into the scratch region, which nothing else in this kernel uses, and holds no reference into
+// a page when it unmaps or reprotects it (it touches mapped pages only through fault-catching probes).
+
+fn view(pfn: Pfn) -> Kmap {
+    // SAFETY: see above.
+    unsafe { kmap_local(pfn) }.unwrap()
+}
+
+fn map(va: u64, pfn: Pfn) -> Result<(), MapError> {
+    // SAFETY: see above.
+    unsafe { paging::map(va, pfn, RW, &mut frames::BuddyTables) }
+}
+
+fn unmap(va: u64) -> Result<Pfn, MapError> {
+    // SAFETY: see above.
+    unsafe { paging::unmap(va) }
+}
+
+fn release(pfn: Pfn) {
+    // SAFETY: see above; the frame is unmapped when released.
+    unsafe { frames::free_page(pfn) }.unwrap()
+}
+
 fn map_write_read_unmap() {
     let pfn = frame();
     let before = paging::stats();
-    paging::map(VA, pfn, RW, &mut frames::BuddyTables).unwrap();
+    map(VA, pfn).unwrap();
     let after = paging::stats();
     assert_eq!(after.maps, before.maps + 1);
     assert_eq!(after.invlpg, before.invlpg + 1);
@@ -47,69 +72,70 @@ fn map_write_read_unmap() {
     // SAFETY: VA maps `pfn`, a frame this test owns.
     unsafe { write_u64(VA + 8, 0xfeed_f00d).unwrap() };
     // The same frame through a kmap slot sees the write: two mappings, one frame.
-    let word = kmap_local(pfn).unwrap().bytes()[8..16].try_into().unwrap();
+    let word = view(pfn).bytes()[8..16].try_into().unwrap();
     assert_eq!(u64::from_le_bytes(word), 0xfeed_f00d);
-    assert_eq!(paging::unmap(VA), Ok(pfn));
+    assert_eq!(unmap(VA), Ok(pfn));
     // SAFETY: VA is unmapped now; the probe catches the fault.
     assert_eq!(unsafe { read_u64(VA) }, Err(Fault { vector: 14, error_code: 0, address: Some(VA) }));
-    assert_eq!(paging::unmap(VA), Err(MapError::NotMapped(VA)));
+    assert_eq!(unmap(VA), Err(MapError::NotMapped(VA)));
     assert_eq!(paging::translate(VA), Err(MapError::NotMapped(VA)));
-    frames::free_page(pfn).unwrap();
+    release(pfn);
 }
 
 fn mapping_over_a_mapping_is_refused() {
     let (a, b) = (frame(), frame());
-    paging::map(VA, a, RW, &mut frames::BuddyTables).unwrap();
-    assert_eq!(paging::map(VA, b, RW, &mut frames::BuddyTables), Err(MapError::AlreadyMapped { va: VA, pfn: a }));
+    map(VA, a).unwrap();
+    assert_eq!(map(VA, b), Err(MapError::AlreadyMapped { va: VA, pfn: a }));
     assert_eq!(paging::translate(VA).map(|t| t.0), Ok(a), "the old mapping is untouched");
-    assert_eq!(paging::unmap(VA), Ok(a));
-    frames::free_page(a).unwrap();
-    frames::free_page(b).unwrap();
+    assert_eq!(unmap(VA), Ok(a));
+    release(a);
+    release(b);
 }
 
 fn read_only_page_faults_on_write() {
     let pfn = frame();
-    kmap_local(pfn).unwrap().bytes()[..8].copy_from_slice(&77u64.to_le_bytes());
-    paging::map(VA, pfn, RW, &mut frames::BuddyTables).unwrap();
-    paging::set_flags(VA, F::NO_EXECUTE).unwrap();
+    view(pfn).bytes()[..8].copy_from_slice(&77u64.to_le_bytes());
+    map(VA, pfn).unwrap();
+    // SAFETY: see the helpers' note: only probes touch the page.
+    unsafe { paging::set_flags(VA, F::NO_EXECUTE) }.unwrap();
     // SAFETY: VA maps our frame, read-only now; the write must fault and write nothing.
     assert_eq!(unsafe { write_u64(VA, 1) }, Err(Fault { vector: 14, error_code: 3, address: Some(VA) }));
     // SAFETY: as above; reading is allowed.
     assert_eq!(unsafe { read_u64(VA) }, Ok(77));
-    paging::unmap(VA).unwrap();
-    frames::free_page(pfn).unwrap();
+    unmap(VA).unwrap();
+    release(pfn);
 }
 
 fn remap_to_another_frame() {
     let (a, b) = (frame(), frame());
-    kmap_local(a).unwrap().bytes()[..8].copy_from_slice(&1u64.to_le_bytes());
-    kmap_local(b).unwrap().bytes()[..8].copy_from_slice(&2u64.to_le_bytes());
-    paging::map(VA, a, RW, &mut frames::BuddyTables).unwrap();
+    view(a).bytes()[..8].copy_from_slice(&1u64.to_le_bytes());
+    view(b).bytes()[..8].copy_from_slice(&2u64.to_le_bytes());
+    map(VA, a).unwrap();
     // SAFETY: VA maps frame a, ours.
     assert_eq!(unsafe { read_u64(VA) }, Ok(1));
-    assert_eq!(paging::unmap(VA), Ok(a));
+    assert_eq!(unmap(VA), Ok(a));
     let tables = paging::stats().tables;
-    paging::map(VA, b, RW, &mut frames::BuddyTables).unwrap();
+    map(VA, b).unwrap();
     assert_eq!(paging::stats().tables, tables, "the page tables of the first mapping are reused");
     // SAFETY: VA maps frame b now; a stale TLB entry would still show frame a's 1.
     assert_eq!(unsafe { read_u64(VA) }, Ok(2));
-    paging::unmap(VA).unwrap();
-    frames::free_page(a).unwrap();
-    frames::free_page(b).unwrap();
+    unmap(VA).unwrap();
+    release(a);
+    release(b);
 }
 
 fn bad_addresses_are_refused() {
     let pfn = frame();
     let bad = 0x8000_0000_0000_0000;
-    assert_eq!(paging::map(bad, pfn, RW, &mut frames::BuddyTables), Err(MapError::BadAddress(bad)));
-    assert_eq!(paging::map(VA + 1, pfn, RW, &mut frames::BuddyTables), Err(MapError::BadAddress(VA + 1)));
-    // The kernel image is mapped by the bootloader: the walker sees it as mapped, not as free space.
+    assert_eq!(map(bad, pfn), Err(MapError::BadAddress(bad)));
+    assert_eq!(map(VA + 1, pfn), Err(MapError::BadAddress(VA + 1)));
+    // Regions the kernel manages itself are refused: the kernel image, the kmap window, the frame table.
     let code = bad_addresses_are_refused as fn() as usize as u64 & !0xfff;
-    assert!(matches!(
-        paging::map(code, pfn, RW, &mut frames::BuddyTables),
-        Err(MapError::AlreadyMapped { .. } | MapError::HugePage(_))
-    ));
-    frames::free_page(pfn).unwrap();
+    for va in [code, memmap::layout::KMAP_BASE, memmap::layout::FRAME_TABLE_BASE] {
+        assert_eq!(map(va, pfn), Err(MapError::Reserved(va)));
+        assert_eq!(unmap(va), Err(MapError::Reserved(va)));
+    }
+    release(pfn);
 }
 
 fn heap_grows_on_demand() {

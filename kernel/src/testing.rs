@@ -3,8 +3,9 @@
 //! # Contract with xtask
 //!
 //! A test kernel prints one line per case, `case <name> ... ok` or `case <name> ... FAILED: <why>`,
-//! and ends by writing 0x10 (all passed) or 0x11 (a case failed) to the isa-debug-exit port. xtask judges
-//! the kernel by QEMU's exit status alone (33 = pass) and shows the case lines.
+//! and ends by writing 0x10 (all passed) or 0x11 (a case failed) to the isa-debug-exit port. xtask passes
+//! a kernel only when QEMU exits 33 *and* the serial output agrees: one `ok` line per announced case
+//! (`test kernel NAME: N case(s)`) and no `FAILED` line.
 //!
 //! A case either returns ([`Outcome::Returns`]) or is expected to end the kernel through the fatal path
 //! ([`Outcome::Fatal`]): a panic, or a given exception, whose report must also pass the case's check.

@@ -38,7 +38,11 @@ pub struct BenchOpts {
 fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
-    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 const MODES: [(&str, &[&str]); 2] = [("kmap", &[]), ("direct-map", &["--features", "zkernel/direct-map"])];

@@ -134,9 +134,12 @@ pub fn run(args: &[String], timeout: Duration, mut on_line: impl FnMut(&str)) ->
             break status;
         }
         if start.elapsed() >= timeout {
-            timed_out = true;
             let _ = child.kill();
-            break child.wait().map_err(|e| format!("waiting for QEMU: {e}"))?;
+            let status = child.wait().map_err(|e| format!("waiting for QEMU: {e}"))?;
+            // QEMU may have exited on its own between the last poll and the kill: then its status
+            // stands. Only a QEMU our kill ended (no exit code) timed out.
+            timed_out = status.code().is_none();
+            break status;
         }
         std::thread::sleep(Duration::from_millis(10));
     };

@@ -3,7 +3,7 @@
 //! | what happened | verdict |
 //! |---|---|
 //! | status 33 (guest wrote 0x10), a `case … ok` line, no `FAILED` line | pass |
-//! | status 33 without any case line, or with a `FAILED` line | fail: output and status disagree |
+//! | status 33 without any case line, with a `FAILED` line, or with fewer `ok` lines than announced cases | fail: output and status disagree |
 //! | status 35 (guest wrote 0x11) | fail: the kernel reported failure |
 //! | killed at the timeout | fail: timed out (hung guest) |
 //! | status 0 | fail: no exit code written (triple fault/reset under `-no-reboot`, or power-off) |
@@ -70,6 +70,8 @@ pub struct Observed {
     pub cases_ok: usize,
     /// `case … FAILED` lines.
     pub cases_failed: usize,
+    /// The case count the kernel announced (`test kernel NAME: N case(s)`), if it did.
+    pub cases_expected: Option<usize>,
 }
 
 /// The verdict from QEMU's exit alone (what `cargo xtask run` uses).
@@ -93,6 +95,8 @@ pub fn classify(o: &Observed) -> Result<(), Failure> {
         Err(Failure::Inconsistent { why: "a case printed FAILED" })
     } else if o.cases_ok == 0 {
         Err(Failure::Inconsistent { why: "no `case … ok` line reached the serial console" })
+    } else if o.cases_expected.is_some_and(|n| n != o.cases_ok) {
+        Err(Failure::Inconsistent { why: "fewer `case … ok` lines than the kernel announced cases" })
     } else {
         Ok(())
     }
@@ -116,7 +120,7 @@ mod tests {
     use super::*;
 
     fn obs(status: Option<i32>) -> Observed {
-        Observed { status, timed_out: false, timeout_secs: 60, cases_ok: 1, cases_failed: 0 }
+        Observed { status, timed_out: false, timeout_secs: 60, cases_ok: 1, cases_failed: 0, cases_expected: Some(1) }
     }
 
     #[test]
@@ -155,6 +159,13 @@ mod tests {
         o.cases_ok = 3;
         o.cases_failed = 1;
         assert!(matches!(classify(&o), Err(Failure::Inconsistent { .. })));
+        // A kernel that exits 33 after 2 of its 5 cases has not passed.
+        o.cases_failed = 0;
+        o.cases_ok = 2;
+        o.cases_expected = Some(5);
+        assert!(matches!(classify(&o), Err(Failure::Inconsistent { .. })));
+        o.cases_ok = 5;
+        assert_eq!(classify(&o), Ok(()));
     }
 
     #[test]

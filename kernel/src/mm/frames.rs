@@ -8,6 +8,8 @@
 //!   (Linux's `POISON_FREE`) so a use after free reads junk, as xv6's `kfree` does.
 //! * Errors are [`frame::FrameError`] values: a double free, a foreign frame or a wrong order is refused
 //!   and changes nothing.
+//! * Freeing is `unsafe`: the allocator can check its books, not whether the frame is still mapped or
+//!   referenced somewhere — that is the caller's promise.
 
 use frame::{FrameAllocator, FrameError, FrameInfo, FrameStats, Owner, PcpList, Pfn};
 use spin::Mutex;
@@ -30,36 +32,49 @@ fn with_buddy<R>(f: impl FnOnce(&mut FrameAllocator<'static>) -> R) -> R {
     without_interrupts(|| f(BUDDY.lock().as_mut().expect("frame allocator used before mm::init")))
 }
 
-fn scrub_if_new_owner(pfn: Pfn, frames: u64, owner: Owner, last: Owner) {
-    if last == owner {
-        return;
-    }
+/// Zero every frame of the block `[pfn, pfn + frames)` whose last owner was not `owner`. Each frame
+/// is checked on its own: after buddy merges, the frames of one block can have different last owners.
+fn scrub_for(b: &FrameAllocator<'static>, pfn: Pfn, frames: u64, owner: Owner) {
     for i in 0..frames {
-        // Only a caller already holding every kmap slot of this CPU could make this fail: a kernel bug.
-        kmap_local(Pfn(pfn.0 + i)).expect("scrub: no free kmap slot").bytes().fill(0);
+        let f = Pfn(pfn.0 + i);
+        if b.info(f).is_some_and(|info| info.last_owner() != owner) {
+            // The frame was just allocated under the lock, so nothing else maps it; only a caller that
+            // already holds every kmap slot of this CPU could make this fail — a kernel bug.
+            // SAFETY: the frame was just allocated under the lock and is not handed out yet: nobody else
+            // can reach it.
+            let m = unsafe { kmap_local(f) };
+            m.unwrap_or_else(|e| panic!("scrub of frame {:#x}: {e:?}", f.0)).bytes().fill(0);
+        }
     }
 }
 
 fn poison(pfn: Pfn, frames: u64) {
     if cfg!(debug_assertions) {
         for i in 0..frames {
-            kmap_local(Pfn(pfn.0 + i)).expect("poison: no free kmap slot").bytes().fill(POISON_FREE);
+            let f = Pfn(pfn.0 + i);
+            // SAFETY: the frame was just freed under the lock; by `free`'s contract nothing uses it.
+            let m = unsafe { kmap_local(f) };
+            m.unwrap_or_else(|e| panic!("poison of frame {:#x}: {e:?}", f.0)).bytes().fill(POISON_FREE);
         }
     }
 }
 
 /// Allocate a block of `2^order` frames for `owner`.
 pub fn alloc(order: u8, owner: Owner) -> Result<Pfn, FrameError> {
-    let (pfn, last) = with_buddy(|b| {
+    with_buddy(|b| {
         let pfn = b.alloc(order, owner)?;
-        Ok::<_, FrameError>((pfn, b.info(pfn).map_or(Owner::NONE, FrameInfo::last_owner)))
-    })?;
-    scrub_if_new_owner(pfn, 1 << order, owner, last);
-    Ok(pfn)
+        scrub_for(b, pfn, 1 << order, owner);
+        Ok(pfn)
+    })
 }
 
 /// Free a block allocated with [`alloc`] at the same order.
-pub fn free(pfn: Pfn, order: u8) -> Result<(), FrameError> {
+///
+/// # Safety
+///
+/// Nothing uses the block any more: no mapping of it (kmap slot or page table) and no reference into
+/// it is live. The allocator checks the bookkeeping (double free, wrong order…), not the memory.
+pub unsafe fn free(pfn: Pfn, order: u8) -> Result<(), FrameError> {
     with_buddy(|b| {
         b.free(pfn, order)?;
         poison(pfn, 1 << order);
@@ -69,19 +84,22 @@ pub fn free(pfn: Pfn, order: u8) -> Result<(), FrameError> {
 
 /// Allocate one frame through this CPU's per-CPU list.
 pub fn alloc_page(owner: Owner) -> Result<Pfn, FrameError> {
-    let (pfn, last) = without_interrupts(|| {
+    without_interrupts(|| {
         let mut pcp = PCP.lock();
         let mut buddy = BUDDY.lock();
         let b = buddy.as_mut().expect("frame allocator used before mm::init");
         let pfn = pcp.alloc(b, owner)?;
-        Ok::<_, FrameError>((pfn, b.info(pfn).map_or(Owner::NONE, FrameInfo::last_owner)))
-    })?;
-    scrub_if_new_owner(pfn, 1, owner, last);
-    Ok(pfn)
+        scrub_for(b, pfn, 1, owner);
+        Ok(pfn)
+    })
 }
 
 /// Free one frame into this CPU's per-CPU list.
-pub fn free_page(pfn: Pfn) -> Result<(), FrameError> {
+///
+/// # Safety
+///
+/// As for [`free`].
+pub unsafe fn free_page(pfn: Pfn) -> Result<(), FrameError> {
     without_interrupts(|| {
         let mut pcp = PCP.lock();
         let mut buddy = BUDDY.lock();

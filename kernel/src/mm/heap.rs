@@ -81,8 +81,11 @@ fn grow(heap: &mut Heap, bytes: u64) -> bool {
     for i in 0..pages {
         let Ok(pfn) = frames::alloc_page(Owner::HEAP) else { return i > 0 && extend(heap, start, i) };
         let flags = PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
-        if paging::map(start + i * 4096, pfn, flags, &mut frames::BuddyTables).is_err() {
-            let _ = frames::free_page(pfn);
+        // SAFETY: `pfn` was just allocated for the heap, and the pages past `mapped` in the heap region
+        // belong to the heap alone (the region only grows, under the heap lock).
+        if unsafe { paging::map(start + i * 4096, pfn, flags, &mut frames::BuddyTables) }.is_err() {
+            // SAFETY: the frame was never mapped or used.
+            let _ = unsafe { frames::free_page(pfn) };
             return i > 0 && extend(heap, start, i);
         }
     }

@@ -28,6 +28,10 @@
 //!   the CPU's separate interrupt stack of slots, so it can never pop a slot the interrupted code holds.
 //! * A full stack is [`KmapError::NoFreeSlot`], never a corruption. Mapping a frame that this CPU already
 //!   has mapped is [`KmapError::AlreadyMapped`]: two live views of one frame would alias.
+//! * `kmap_local` and `kmap_pair` are `unsafe`: the caller must own the frame (kmap cannot see the
+//!   kernel's permanent mappings of heap, stack or page-table frames). Safe wrappers sit one level up:
+//!   `mm::KernelMemory` for the pools, the page-table walker for its tables.
+//! * Slot bookkeeping runs with interrupts off. NMI handlers must not kmap.
 //! * [`kmap_pair`] maps two frames in two adjacent slots: an object that spans the end of one frame and
 //!   the start of another (a zsmalloc object across two zspage frames) reads as one contiguous slice.
 //! * A guard is bound to its CPU (not `Send`).
@@ -152,7 +156,12 @@ pub fn in_interrupt<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Reserve `n` slots on the current CPU's stack for this context; returns the first slot index.
+/// Runs with interrupts off, so an interrupt cannot take the same slot between the check and the update.
 fn push(n: usize, pfns: &[Pfn]) -> Result<(usize, bool), KmapError> {
+    x86_64::instructions::interrupts::without_interrupts(|| push_locked(n, pfns))
+}
+
+fn push_locked(n: usize, pfns: &[Pfn]) -> Result<(usize, bool), KmapError> {
     if !READY.load(Ordering::Acquire) {
         return Err(KmapError::NotReady);
     }
@@ -186,6 +195,10 @@ fn push(n: usize, pfns: &[Pfn]) -> Result<(usize, bool), KmapError> {
 
 /// Release `n` slots starting at `first`; they must be the top of their stack.
 fn pop(first: usize, n: usize, irq: bool) {
+    x86_64::instructions::interrupts::without_interrupts(|| pop_locked(first, n, irq))
+}
+
+fn pop_locked(first: usize, n: usize, irq: bool) {
     let cpu_index = first / SLOTS_PER_CPU;
     let cpu = &CPUS[cpu_index];
     let (top, base) = if irq {
@@ -206,6 +219,8 @@ fn pop(first: usize, n: usize, irq: bool) {
 }
 
 fn map_slot(slot: usize, pfn: Pfn) -> u64 {
+    // SAFETY: as below; reading the PTE of a slot reserved by `push`.
+    debug_assert_eq!(unsafe { pte(slot).read_volatile() }, 0, "kmap slot {slot} was not empty");
     let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
     // SAFETY: `pte(slot)` is a PTE of the kmap window's page table, reachable through its self-mapping
     // (set up by `mm::init` before READY); `push` reserved the slot for this caller alone. No TLB entry
@@ -234,7 +249,14 @@ pub struct Kmap {
 }
 
 /// Map `pfn` in the current CPU's next free slot.
-pub fn kmap_local(pfn: Pfn) -> Result<Kmap, KmapError> {
+///
+/// # Safety
+///
+/// The caller owns the frame for the guard's lifetime: nothing else reads or writes its bytes (through
+/// another mapping, the heap, a stack, a page table in use…). A frame the caller allocated and has not
+/// mapped elsewhere qualifies. kmap itself refuses a second slot for the same frame on this CPU
+/// ([`KmapError::AlreadyMapped`]), but it cannot see the kernel's permanent mappings.
+pub unsafe fn kmap_local(pfn: Pfn) -> Result<Kmap, KmapError> {
     let (slot, irq) = push(1, &[pfn])?;
     #[cfg(not(feature = "direct-map"))]
     let va = map_slot(slot, pfn);
@@ -259,8 +281,8 @@ impl Kmap {
     /// The frame's bytes.
     pub fn bytes(&mut self) -> &mut [u8; 4096] {
         // SAFETY: the slot maps `pfn` writable at `va` for as long as this guard lives; the guard is the
-        // only view of the frame on this CPU (`push` refuses a second mapping) and `&mut self` makes the
-        // returned reference exclusive and no longer-lived than the guard.
+        // only view of the frame (the `kmap_local` contract, and `push` refuses a second slot) and
+        // `&mut self` makes the returned reference exclusive and no longer-lived than the guard.
         unsafe { &mut *(self.va as *mut [u8; 4096]) }
     }
 
@@ -291,7 +313,11 @@ pub struct KmapPair {
 }
 
 /// Map `a` and `b` so that they read as one contiguous 8192-byte slice.
-pub fn kmap_pair(a: Pfn, b: Pfn) -> Result<KmapPair, KmapError> {
+///
+/// # Safety
+///
+/// As for [`kmap_local`], for both frames.
+pub unsafe fn kmap_pair(a: Pfn, b: Pfn) -> Result<KmapPair, KmapError> {
     if a == b {
         return Err(KmapError::SameFrame(a));
     }

@@ -20,7 +20,7 @@
 //! | 2 | recursive entry | point the window PT's last entry at the PT itself (the window's self-map) |
 //! | 3 | kmap | remove the recursive entry; from now on every table is reached through kmap |
 //! | 4 | kmap + paging | map the `FrameInfo` table (early frames), build the buddy allocator |
-//! | 5 | buddy + paging | the heap's main arena, kernel stacks with guard pages |
+//! | 5 | buddy + paging | switch the heap to its main arena (mapped on the first allocation), kernel stacks with guard pages |
 
 pub mod early;
 pub mod frames;
@@ -117,9 +117,13 @@ fn build_kmap_window(r: u64, early: &mut EarlyFrames) -> Result<(), FrameError> 
         let self_flags = table_flags | PageTableFlags::NO_EXECUTE.bits();
         write_entry(rec(r, k, 0, 0), SELF_SLOT as u64, pt.addr() | self_flags);
     }
+    // The window's tables were linked before they were zeroed: drop any translation the CPU may have
+    // cached from their old contents before the first slot is used.
+    x86_64::instructions::tlb::flush_all();
     kmap::set_ready();
     // Step 3: from here on tables are reached through kmap only.
-    let mut top = kmap_local(paging::pml4()).map_err(|_| FrameError::OutOfMemory { order: 0 })?;
+    // SAFETY: nothing else runs yet; the PML4 frame is only touched here.
+    let mut top = unsafe { kmap_local(paging::pml4()) }.map_err(|_| FrameError::OutOfMemory { order: 0 })?;
     top.table()[r as usize].set_unused();
     drop(top);
     x86_64::instructions::tlb::flush_all();
@@ -139,7 +143,8 @@ fn build_frame_allocator(
     for page in 0..bytes.div_ceil(4096) {
         let pfn = early.alloc().map_err(paging::MapError::OutOfFrames)?;
         let flags = PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
-        paging::map(FRAME_TABLE_BASE + page * 4096, pfn, flags, early)?;
+        // SAFETY: the early frame is fresh and the frame-table region belongs to this function.
+        unsafe { paging::map_unchecked(FRAME_TABLE_BASE + page * 4096, pfn, flags, early)? };
     }
     let base = FRAME_TABLE_BASE as *mut FrameInfo;
     for i in 0..len {
@@ -190,8 +195,22 @@ pub fn init(regions: &[Region], recursive: u16, phys_offset: Option<u64>) {
 }
 
 /// [`PageMemory`] and [`FrameSource`] for the algorithm crates, on kmap and the frame allocator.
-#[derive(Debug, Default)]
-pub struct KernelMemory;
+///
+/// The pools reach frames only through this type, and only frames they got from its
+/// [`FrameSource::alloc_frame`]; that promise, made once by [`KernelMemory::new`]'s caller, is what
+/// makes its safe methods sound.
+#[derive(Debug)]
+pub struct KernelMemory(());
+
+impl KernelMemory {
+    /// # Safety
+    ///
+    /// Every frame passed to this value's methods was allocated through its `alloc_frame`, is not yet
+    /// freed, and is reached by nothing else (the pool owns it).
+    pub unsafe fn new() -> Self {
+        KernelMemory(())
+    }
+}
 
 fn mem_err(e: KmapError) -> MemError {
     match e {
@@ -202,12 +221,14 @@ fn mem_err(e: KmapError) -> MemError {
 
 impl PageMemory for KernelMemory {
     fn with_page<R>(&mut self, pfn: Pfn, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, MemError> {
-        let mut m = kmap_local(pfn).map_err(mem_err)?;
+        // SAFETY: the `KernelMemory::new` contract: the pool owns the frame.
+        let mut m = unsafe { kmap_local(pfn) }.map_err(mem_err)?;
         Ok(f(m.bytes()))
     }
 
     fn with_pages2<R>(&mut self, a: Pfn, b: Pfn, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, MemError> {
-        let mut m = kmap_pair(a, b).map_err(mem_err)?;
+        // SAFETY: the `KernelMemory::new` contract: the pool owns both frames.
+        let mut m = unsafe { kmap_pair(a, b) }.map_err(mem_err)?;
         Ok(f(m.bytes()))
     }
 }
@@ -218,6 +239,7 @@ impl FrameSource for KernelMemory {
     }
 
     fn free_frame(&mut self, pfn: Pfn) -> Result<(), FrameError> {
-        frames::free_page(pfn)
+        // SAFETY: the `KernelMemory::new` contract: the pool owned the frame and frees it once done.
+        unsafe { frames::free_page(pfn) }
     }
 }

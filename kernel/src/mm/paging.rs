@@ -23,6 +23,10 @@
 //! * All calls act on the active address space (CR3) and 4 KiB pages.
 //! * [`map`] refuses to replace a present mapping ([`MapError::AlreadyMapped`]); change one with
 //!   [`set_flags`] or [`unmap`] it first.
+//! * Only the lower half and the stacks and heap regions can be changed here; the kernel image, the
+//!   kmap window, the frame table and the bootloader's mappings are [`MapError::Reserved`].
+//! * `map`, `unmap` and `set_flags` are `unsafe`: a mapping is a claim on a frame and an address
+//!   range, which the caller must own. Changes are serialised by a lock taken with interrupts off.
 //! * Every change is followed by `invlpg` of that page (counted in [`stats`]).
 //! * A walk that meets a huge page stops with [`MapError::HugePage`]: zkernel's regions never use them.
 //! * Unmapping leaves empty intermediate tables in place (they are reused by the next mapping there).
@@ -35,7 +39,11 @@ use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::PageTableFlags;
 use x86_64::structures::paging::page_table::PageTableEntry;
 
-use super::kmap::{KmapError, kmap_local};
+use memmap::layout::{DYNAMIC_BASE, HEAP_BASE, STACKS_BASE, pml4_index};
+use spin::Mutex;
+use x86_64::instructions::interrupts::without_interrupts;
+
+use super::kmap::{self, Kmap, KmapError};
 
 /// Why a mapping operation was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +56,9 @@ pub enum MapError {
     HugePage(u64),
     /// Not a canonical address, or not 4 KiB aligned.
     BadAddress(u64),
+    /// An address in a region the kernel manages itself (kernel image, kmap window, frame table,
+    /// bootloader mappings): only the lower half, the stacks and the heap regions go through here.
+    Reserved(u64),
     /// No frame for a new page table.
     OutOfFrames(FrameError),
     /// No kmap slot to reach a table.
@@ -100,16 +111,39 @@ pub fn pml4() -> Pfn {
 }
 
 fn check(va: u64) -> Result<(), MapError> {
-    if VirtAddr::try_new(va).is_err() || va % 4096 != 0 { Err(MapError::BadAddress(va)) } else { Ok(()) }
+    if VirtAddr::try_new(va).is_err() || va % 4096 != 0 {
+        return Err(MapError::BadAddress(va));
+    }
+    let slot = pml4_index(va);
+    let open = va < DYNAMIC_BASE || slot == pml4_index(STACKS_BASE) || slot == pml4_index(HEAP_BASE);
+    if open { Ok(()) } else { Err(MapError::Reserved(va)) }
+}
+
+/// Serialises page-table changes; taken with interrupts off, so no interrupt handler can walk the
+/// tables half-way through a change (and handlers that would need it must not run with it held).
+static LOCK: Mutex<()> = Mutex::new(());
+
+fn locked<R>(f: impl FnOnce() -> R) -> R {
+    without_interrupts(|| {
+        let _guard = LOCK.lock();
+        f()
+    })
 }
 
 fn entry_pfn(raw: u64) -> Pfn {
     Pfn::from_addr(raw & 0x000f_ffff_ffff_f000)
 }
 
+/// Map a page-table frame. Page-table frames belong to this module and are only touched under `LOCK`
+/// (or by `mm::init` before anything else runs), so the mapping is the only view of the frame.
+fn map_table(pfn: Pfn) -> Result<Kmap, MapError> {
+    // SAFETY: see above: the walker owns every page-table frame it maps, one view at a time.
+    Ok(unsafe { kmap::kmap_local(pfn) }?)
+}
+
 /// Zero a fresh table frame through kmap.
 fn zero_table(pfn: Pfn) -> Result<(), MapError> {
-    kmap_local(pfn)?.bytes().fill(0);
+    map_table(pfn)?.bytes().fill(0);
     Ok(())
 }
 
@@ -117,7 +151,7 @@ fn zero_table(pfn: Pfn) -> Result<(), MapError> {
 fn walk(va: u64, mut frames: Option<&mut dyn TableFrames>) -> Result<Pfn, MapError> {
     let mut table = pml4();
     for level in [4, 3, 2] {
-        let mut g = kmap_local(table)?;
+        let mut g = map_table(table)?;
         let e = &mut g.table()[index(va, level)];
         let flags = e.flags();
         if flags.contains(PageTableFlags::PRESENT) {
@@ -144,10 +178,34 @@ fn invlpg(va: u64) {
 }
 
 /// Map the 4 KiB page at `va` to `pfn` with `flags` (PRESENT is added).
-pub fn map(va: u64, pfn: Pfn, flags: PageTableFlags, frames: &mut dyn TableFrames) -> Result<(), MapError> {
+///
+/// # Safety
+///
+/// The caller owns `pfn` (nothing else reads or writes it, and it is not freed while mapped) and the
+/// address range of `va` (nothing else maps or uses that page).
+pub unsafe fn map(va: u64, pfn: Pfn, flags: PageTableFlags, frames: &mut dyn TableFrames) -> Result<(), MapError> {
     check(va)?;
+    // SAFETY: forwarded from the caller.
+    unsafe { map_unchecked(va, pfn, flags, frames) }
+}
+
+/// [`map`] without the region check, for `mm::init` mapping the frame table.
+///
+/// # Safety
+///
+/// As for [`map`].
+pub(super) unsafe fn map_unchecked(
+    va: u64,
+    pfn: Pfn,
+    flags: PageTableFlags,
+    frames: &mut dyn TableFrames,
+) -> Result<(), MapError> {
+    locked(|| map_locked(va, pfn, flags, frames))
+}
+
+fn map_locked(va: u64, pfn: Pfn, flags: PageTableFlags, frames: &mut dyn TableFrames) -> Result<(), MapError> {
     let pt = walk(va, Some(frames))?;
-    let mut g = kmap_local(pt)?;
+    let mut g = map_table(pt)?;
     let e = &mut g.table()[index(va, 1)];
     if e.flags().contains(PageTableFlags::PRESENT) {
         return Err(MapError::AlreadyMapped { va, pfn: entry_pfn(e.addr().as_u64()) });
@@ -162,7 +220,7 @@ pub fn map(va: u64, pfn: Pfn, flags: PageTableFlags, frames: &mut dyn TableFrame
 /// Run `f` on the PT entry of `va`'s page, which must be present.
 fn with_present_leaf<R>(va: u64, f: impl FnOnce(&mut PageTableEntry) -> R) -> Result<R, MapError> {
     let pt = walk(va, None)?;
-    let mut g = kmap_local(pt)?;
+    let mut g = map_table(pt)?;
     let e = &mut g.table()[index(va, 1)];
     if !e.flags().contains(PageTableFlags::PRESENT) {
         return Err(MapError::NotMapped(va));
@@ -171,12 +229,18 @@ fn with_present_leaf<R>(va: u64, f: impl FnOnce(&mut PageTableEntry) -> R) -> Re
 }
 
 /// Remove the mapping of `va`; returns the frame it mapped (the caller decides whether to free it).
-pub fn unmap(va: u64) -> Result<Pfn, MapError> {
+///
+/// # Safety
+///
+/// The caller owns the page at `va`: no reference into it is live.
+pub unsafe fn unmap(va: u64) -> Result<Pfn, MapError> {
     check(va)?;
-    let pfn = with_present_leaf(va, |e| {
-        let pfn = entry_pfn(e.addr().as_u64());
-        e.set_unused();
-        pfn
+    let pfn = locked(|| {
+        with_present_leaf(va, |e| {
+            let pfn = entry_pfn(e.addr().as_u64());
+            e.set_unused();
+            pfn
+        })
     })?;
     invlpg(va);
     UNMAPS.fetch_add(1, Ordering::Relaxed);
@@ -184,9 +248,13 @@ pub fn unmap(va: u64) -> Result<Pfn, MapError> {
 }
 
 /// Change the flags of a present mapping (PRESENT is kept).
-pub fn set_flags(va: u64, flags: PageTableFlags) -> Result<(), MapError> {
+///
+/// # Safety
+///
+/// The caller owns the page at `va`, and no live reference into it relies on the access being removed.
+pub unsafe fn set_flags(va: u64, flags: PageTableFlags) -> Result<(), MapError> {
     check(va)?;
-    with_present_leaf(va, |e| e.set_addr(e.addr(), flags | PageTableFlags::PRESENT))?;
+    locked(|| with_present_leaf(va, |e| e.set_addr(e.addr(), flags | PageTableFlags::PRESENT)))?;
     invlpg(va);
     Ok(())
 }
@@ -194,6 +262,8 @@ pub fn set_flags(va: u64, flags: PageTableFlags) -> Result<(), MapError> {
 /// The frame and flags `va`'s page is mapped to.
 pub fn translate(va: u64) -> Result<(Pfn, PageTableFlags), MapError> {
     let page = va & !0xfff;
-    check(page)?;
-    with_present_leaf(page, |e| (entry_pfn(e.addr().as_u64()), e.flags()))
+    if VirtAddr::try_new(page).is_err() {
+        return Err(MapError::BadAddress(va));
+    }
+    locked(|| with_present_leaf(page, |e| (entry_pfn(e.addr().as_u64()), e.flags())))
 }

@@ -97,6 +97,13 @@
 //! [`Owner::NONE`]; allocating sets `owner` and keeps `last_owner`, so the kernel can tell whether a frame
 //! about to go to a new owner last held someone else's data and must be scrubbed first.
 //!
+//! `last_owner` also lets a bad free name its mistake. Freeing a frame that is free in the buddy lists is
+//! [`FrameError::DoubleFree`] if its `last_owner` is set (it was allocated and has been freed already) and
+//! [`FrameError::NotAllocated`] if it is [`Owner::NONE`] (never allocated since
+//! [`FrameAllocator::add_free_range`] handed it over); freeing a parked frame is always `DoubleFree`. So an
+//! allocation should name a real owner, never [`Owner::NONE`]: the allocator accepts it, but such a block,
+//! once freed, records nobody as its last owner, and freeing it a second time reads as `NotAllocated`.
+//!
 //! # Complexity
 //!
 //! | operation | cost |
@@ -161,7 +168,9 @@ impl Pfn {
 pub struct Owner(pub u16);
 
 impl Owner {
-    /// Nobody: the frame is free, parked or reserved.
+    /// Nobody: the frame is free, parked or reserved. Not meant for allocating with: a block allocated
+    /// for `NONE` and freed twice is reported as [`FrameError::NotAllocated`], not
+    /// [`FrameError::DoubleFree`] (see the module header).
     pub const NONE: Owner = Owner(0);
     /// The kernel itself, with no more specific owner.
     pub const KERNEL: Owner = Owner(1);
@@ -258,7 +267,9 @@ impl FrameInfo {
         self.owner
     }
 
-    /// The owner before the frame's last free; [`Owner::NONE`] if it was never freed.
+    /// The owner before the frame's last free; [`Owner::NONE`] if it was never freed (or, against the
+    /// module header's advice, was allocated for [`Owner::NONE`]). For a free frame this tells a double free
+    /// ([`FrameError::DoubleFree`]) from freeing a frame never allocated ([`FrameError::NotAllocated`]).
     pub fn last_owner(&self) -> Owner {
         self.last_owner
     }
@@ -275,11 +286,13 @@ pub enum FrameError {
     Foreign(Pfn),
     /// The pfn is not a multiple of `2^order`, so no block of that order starts there.
     Misaligned { pfn: Pfn, order: u8 },
-    /// The frame is already free (in the buddy lists) or parked in a per-CPU list; for
-    /// [`FrameAllocator::add_free_range`], the first frame of the range that is already managed.
+    /// The frame was allocated and has been freed already: it is free in the buddy lists with a
+    /// `last_owner`, or parked in a per-CPU list; for [`FrameAllocator::add_free_range`], the first frame
+    /// of the range that is already managed.
     DoubleFree(Pfn),
-    /// The frame is allocated, but as a tail: only the head of a block may be freed; or, for
-    /// [`FrameAllocator::set_link`], the frame is not allocated at all.
+    /// The frame is not the head of an allocated block: freed, it is free in the buddy lists and was never
+    /// allocated since it was added (its `last_owner` is [`Owner::NONE`]), or it is allocated but as a tail
+    /// (only the head of a block may be freed); for [`FrameAllocator::set_link`], it is free or parked.
     NotAllocated(Pfn),
     /// The frame heads a block of order `allocated`, and the caller freed it as order `freed`.
     WrongOrder { pfn: Pfn, allocated: u8, freed: u8 },
@@ -427,7 +440,9 @@ impl<'t> FrameAllocator<'t> {
 
     /// Allocate a block of `2^order` frames for `owner`: take the smallest free block of order ≥ `order`
     /// and put the halves split off it back on the lower lists. Every frame of the block becomes
-    /// `Allocated` with `owner` and `link = 0`; the first is the head and carries the order.
+    /// `Allocated` with `owner` and `link = 0`; the first is the head and carries the order. `owner` should
+    /// be a real owner, not [`Owner::NONE`], or a later double free of the block reads as
+    /// [`FrameError::NotAllocated`] (see the module header).
     pub fn alloc(&mut self, order: u8, owner: Owner) -> Result<Pfn, FrameError> {
         if order > MAX_ORDER {
             return Err(FrameError::InvalidOrder(order));
@@ -452,8 +467,9 @@ impl<'t> FrameAllocator<'t> {
     /// Free the order-`order` block headed by `pfn`, merging it with its buddy while the buddy is a free
     /// block of the same order inside the span. The checks, in order: [`FrameError::InvalidOrder`],
     /// [`FrameError::Foreign`] (outside the span), [`FrameError::Misaligned`], then by the frame's state:
-    /// `Foreign` (reserved), [`FrameError::DoubleFree`] (free or parked), [`FrameError::NotAllocated`] (a
-    /// tail), [`FrameError::WrongOrder`].
+    /// `Foreign` (reserved), [`FrameError::NotAllocated`] (free and never allocated since it was added:
+    /// `last_owner` is [`Owner::NONE`]), [`FrameError::DoubleFree`] (free and allocated before, or parked),
+    /// `NotAllocated` (an allocated tail), [`FrameError::WrongOrder`].
     pub fn free(&mut self, pfn: Pfn, order: u8) -> Result<(), FrameError> {
         let i = self.check_free(pfn, order)?;
         let frames = 1usize << order;
@@ -608,6 +624,7 @@ impl<'t> FrameAllocator<'t> {
         let f = &self.table[i];
         match f.state {
             FrameState::Reserved => Err(FrameError::Foreign(pfn)),
+            FrameState::Free if f.last_owner == Owner::NONE => Err(FrameError::NotAllocated(pfn)),
             FrameState::Free | FrameState::PerCpu => Err(FrameError::DoubleFree(pfn)),
             FrameState::Allocated if !f.head => Err(FrameError::NotAllocated(pfn)),
             FrameState::Allocated if f.order != order => {
@@ -705,9 +722,10 @@ impl PcpList {
         Self { frames: [Pfn(0); PCP_HIGH], count: 0 }
     }
 
-    /// Pop a parked frame for `owner` (marked `Allocated`, order 0, `link = 0` in `buddy`'s table). An empty
-    /// list first refills [`PCP_BATCH`] frames from `buddy`, or as many as are free;
-    /// [`FrameError::OutOfMemory`] (counted in `alloc_failures`) only if none is.
+    /// Pop a parked frame for `owner` (marked `Allocated`, order 0, `link = 0` in `buddy`'s table); as for
+    /// [`FrameAllocator::alloc`], `owner` should not be [`Owner::NONE`]. An empty list first refills
+    /// [`PCP_BATCH`] frames from `buddy`, or as many as are free; [`FrameError::OutOfMemory`] (counted in
+    /// `alloc_failures`) only if none is.
     pub fn alloc(&mut self, buddy: &mut FrameAllocator<'_>, owner: Owner) -> Result<Pfn, FrameError> {
         if self.count == 0 {
             while self.count < PCP_BATCH {
@@ -730,7 +748,9 @@ impl PcpList {
 
     /// Park the allocated order-0 frame `pfn` here (state `PerCpu`, owner moved to `last_owner`), after
     /// the checks of [`FrameAllocator::free`] with order 0 (so a frame heading a bigger block is
-    /// [`FrameError::WrongOrder`]). A full list first returns its [`PCP_BATCH`] oldest frames to the
+    /// [`FrameError::WrongOrder`], a free frame never allocated since it was added is
+    /// [`FrameError::NotAllocated`], and a free or parked frame that was allocated before is
+    /// [`FrameError::DoubleFree`]). A full list first returns its [`PCP_BATCH`] oldest frames to the
     /// buddy lists.
     pub fn free(&mut self, buddy: &mut FrameAllocator<'_>, pfn: Pfn) -> Result<(), FrameError> {
         let i = buddy.check_free(pfn, 0)?;

@@ -6,7 +6,13 @@
 //! The span is ~5,100 frames with three managed regions of odd sizes and alignments and reserved holes
 //! between them; two per-CPU lists share the allocator. Phases of 5,000 operations alternate between
 //! filling memory (so allocations fail and the OOM verdict is checked by brute force) and emptying it (so
-//! blocks merge back up to order 10).
+//! blocks merge back up to order 10). The last region is handed over only after the first phase, to a busy
+//! allocator, so frames never allocated since they were added outlive the start of the run.
+//!
+//! Besides the owners, the model tracks whether each frame was ever handed to an owner since it was added,
+//! and predicts from that alone whether freeing a free frame is `NotAllocated` (never allocated) or
+//! `DoubleFree` (allocated and freed already); a parked frame is always `DoubleFree`. Every allocation here
+//! names a real owner, as the crate asks, so the prediction must match the allocator's exactly.
 
 use super::*;
 
@@ -16,6 +22,11 @@ const CPUS: usize = 2;
 const BASE: u64 = 1000;
 const END: u64 = 6100;
 const REGIONS: [(u64, u64); 3] = [(1003, 2500), (2600, 4100), (5000, 6001)];
+/// How many of [`REGIONS`] are handed over at the start; the rest at operation [`LATE_AT`].
+const EARLY_REGIONS: usize = 2;
+/// When the late regions are handed over: the start of the first emptying phase, when fresh frames last
+/// longest (handing them over later costs the first phases the memory that per-CPU spills need).
+const LATE_AT: usize = 5_000;
 /// Full table/list comparison every this many operations.
 const FULL_CHECK_EVERY: usize = 500;
 
@@ -78,6 +89,9 @@ struct Model {
     frames: Vec<M>,
     owner: Vec<Owner>,
     last: Vec<Owner>,
+    /// Whether the frame was ever handed to an owner (buddy or per-CPU allocation) since it was added;
+    /// a per-CPU refill alone does not count.
+    allocated_once: Vec<bool>,
     /// Live allocations (head, order), for picking one at random.
     live: Vec<(Pfn, u8)>,
     managed: u64,
@@ -98,6 +112,13 @@ struct Coverage {
     drains: u64,
     pcp_frees: u64,
     errors: [u64; 7],
+    /// Refused frees (buddy or per-CPU) by what the target was: free and never allocated, free after
+    /// being allocated and freed, parked.
+    free_never_allocated: u64,
+    free_freed_again: u64,
+    free_parked: u64,
+    /// Of `free_never_allocated`, those after the late region was handed over.
+    free_never_allocated_late: u64,
 }
 
 fn variant(e: FrameError) -> usize {
@@ -119,6 +140,7 @@ impl Model {
             frames: vec![M::Unmanaged; n],
             owner: vec![Owner::NONE; n],
             last: vec![Owner::NONE; n],
+            allocated_once: vec![false; n],
             live: Vec::new(),
             managed: 0,
             free: 0,
@@ -147,13 +169,24 @@ impl Model {
         if !pfn.0.is_multiple_of(1 << order) {
             return Err(FrameError::Misaligned { pfn, order });
         }
+        let i = Self::idx(pfn).unwrap();
         match m {
             M::Unmanaged => Err(FrameError::Foreign(pfn)),
+            M::Free if !self.allocated_once[i] => Err(FrameError::NotAllocated(pfn)),
             M::Free | M::Pcp(_) => Err(FrameError::DoubleFree(pfn)),
             M::Tail => Err(FrameError::NotAllocated(pfn)),
             M::Head(o) if o != order => Err(FrameError::WrongOrder { pfn, allocated: o, freed: order }),
             M::Head(_) => Ok(()),
         }
+    }
+
+    /// The first free frame never allocated since it was added, searching round from table index `from`.
+    fn never_allocated_free(&self, from: usize) -> Option<Pfn> {
+        let n = self.frames.len();
+        (0..n)
+            .map(|k| (from + k) % n)
+            .find(|&i| self.frames[i] == M::Free && !self.allocated_once[i])
+            .map(|i| Pfn(BASE + i as u64))
     }
 
     fn expect_set_link(&self, pfn: Pfn) -> Result<(), FrameError> {
@@ -288,6 +321,7 @@ impl Run<'_, '_> {
                 for k in 0..n as usize {
                     self.m.frames[i + k] = if k == 0 { M::Head(order) } else { M::Tail };
                     self.m.owner[i + k] = owner;
+                    self.m.allocated_once[i + k] = true;
                 }
                 self.m.free -= n;
                 self.m.used += n;
@@ -337,6 +371,7 @@ impl Run<'_, '_> {
                 assert_eq!(self.m.frames[i], M::Pcp(c), "pcp alloc gave a frame not parked on this cpu");
                 self.m.frames[i] = M::Head(0);
                 self.m.owner[i] = owner;
+                self.m.allocated_once[i] = true;
                 self.m.pcp[c] -= 1;
                 self.m.used += 1;
                 self.m.allocs += 1;
@@ -463,7 +498,12 @@ impl Run<'_, '_> {
             }
             4 => Pfn(u64::MAX - self.rng.below(4)),
             5 => Pfn(self.rng.below(BASE)),
-            _ => Pfn(BASE + self.rng.below(END - BASE)),
+            6 => Pfn(BASE + self.rng.below(END - BASE)),
+            // Such frames only last until memory first fills up: aim at them while they do.
+            _ => match self.m.never_allocated_free(self.rng.below(END - BASE) as usize) {
+                Some(p) => p,
+                None => Pfn(BASE + self.rng.below(END - BASE)),
+            },
         };
         if self.rng.chance(5) {
             order = MAX_ORDER + 1 + self.rng.below(20) as u8;
@@ -480,6 +520,7 @@ impl Run<'_, '_> {
                 if want.is_ok() {
                     return; // a valid free: the ordinary path covers it
                 }
+                self.count_refused_free(pfn, want);
                 (self.a.free(pfn, order), want)
             }
             5..8 => {
@@ -487,6 +528,7 @@ impl Run<'_, '_> {
                 if want.is_ok() {
                     return;
                 }
+                self.count_refused_free(pfn, want);
                 let c = self.rng.below(CPUS as u64) as usize;
                 (self.pcps[c].free(self.a, pfn), want)
             }
@@ -509,6 +551,16 @@ impl Run<'_, '_> {
         assert_eq!(format!("{:?}|{:?}", self.a.info(pfn), self.a.heads), record, "a refusal changed the frame");
         if whole {
             assert_eq!(self.fingerprint(), fp, "a refused operation changed the table");
+        }
+    }
+
+    /// Count a free the model refuses because its target is free or parked, by which of those it is.
+    fn count_refused_free(&mut self, pfn: Pfn, want: Result<(), FrameError>) {
+        match (self.m.at(pfn), want) {
+            (Some(M::Free), Err(FrameError::NotAllocated(_))) => self.cov.free_never_allocated += 1,
+            (Some(M::Free), Err(FrameError::DoubleFree(_))) => self.cov.free_freed_again += 1,
+            (Some(M::Pcp(_)), Err(FrameError::DoubleFree(_))) => self.cov.free_parked += 1,
+            _ => {}
         }
     }
 
@@ -535,9 +587,9 @@ impl Run<'_, '_> {
 }
 
 /// Hand the regions over in random pieces and order; the result must be the maximal blocks.
-fn add_regions(a: &mut FrameAllocator<'_>, m: &mut Model, rng: &mut Rng) {
+fn add_regions(a: &mut FrameAllocator<'_>, m: &mut Model, rng: &mut Rng, regions: &[(u64, u64)]) {
     let mut pieces = Vec::new();
-    for &(start, end) in &REGIONS {
+    for &(start, end) in regions {
         let mut cuts = vec![start, end];
         for _ in 0..rng.below(4) {
             cuts.push(start + rng.below(end - start));
@@ -563,13 +615,28 @@ fn run(seed: u64) -> Coverage {
     let mut a = FrameAllocator::new(&mut table, Pfn(BASE));
     let mut rng = Rng::new(seed);
     let mut m = Model::new();
-    add_regions(&mut a, &mut m, &mut rng);
-    let initial = a.stats().free_per_order;
+    add_regions(&mut a, &mut m, &mut rng, &REGIONS[..EARLY_REGIONS]);
+    // What the lists must come back to at the end: every region's maximal blocks.
+    let initial = {
+        let mut t = vec![FrameInfo::reserved(); FrameAllocator::table_len(Pfn(BASE), Pfn(END))];
+        let mut whole = FrameAllocator::new(&mut t, Pfn(BASE));
+        for &(start, end) in &REGIONS {
+            whole.add_free_range(Pfn(start), Pfn(end)).unwrap();
+        }
+        whole.stats().free_per_order
+    };
     assert_eq!(initial[10], 2, "1024..2048 and 3072..4096 are whole order-10 blocks");
 
     let mut run = Run { a: &mut a, pcps: [PcpList::new(), PcpList::new()], m, rng, cov: Coverage::default() };
     run.check_all();
+    let mut never_allocated_early = 0;
     for step in 0..OPS {
+        if step == LATE_AT {
+            // Hand the rest over to a busy allocator: fresh frames that were never allocated.
+            add_regions(run.a, &mut run.m, &mut run.rng, &REGIONS[EARLY_REGIONS..]);
+            run.check_all();
+            never_allocated_early = run.cov.free_never_allocated;
+        }
         run.step((step / 5000) % 2 == 0);
         run.check_counters();
         if step % FULL_CHECK_EVERY == 0 {
@@ -593,9 +660,11 @@ fn run(seed: u64) -> Coverage {
     assert_eq!((s.used, s.per_cpu, s.free), (0, 0, s.managed));
     assert_eq!(s.free_per_order, initial, "the free lists did not merge back to the initial blocks");
 
-    let cov = run.cov;
+    let mut cov = run.cov;
+    cov.free_never_allocated_late = cov.free_never_allocated - never_allocated_early;
     // The run must have exercised what the test claims: every error, OOM, refills, spills, big blocks.
     assert!(cov.errors.iter().all(|&n| n > 0), "{cov:?}");
+    assert!(cov.free_never_allocated_late > 0 && cov.free_freed_again > 0 && cov.free_parked > 0, "{cov:?}");
     assert!(cov.refills > 0 && cov.spills > 0 && cov.drains > 0, "{cov:?}");
     assert!(cov.allocs_per_order[10] > 0, "no order-10 allocation succeeded: {cov:?}");
     cov

@@ -131,13 +131,52 @@ fn double_free_is_refused() {
 }
 
 #[test]
-fn freeing_a_never_allocated_frame_is_a_double_free() {
+fn freeing_a_never_allocated_frame_is_not_allocated() {
     let mut t = table(64);
     let mut a = FrameAllocator::new(&mut t, Pfn(0));
     a.add_free_range(Pfn(0), Pfn(64)).unwrap();
     // The head of the one free block, as its own order, and a frame inside it.
-    refused(&mut a, FrameError::DoubleFree(Pfn(0)), |a| a.free(Pfn(0), 6));
-    refused(&mut a, FrameError::DoubleFree(Pfn(17)), |a| a.free(Pfn(17), 0));
+    refused(&mut a, FrameError::NotAllocated(Pfn(0)), |a| a.free(Pfn(0), 6));
+    refused(&mut a, FrameError::NotAllocated(Pfn(17)), |a| a.free(Pfn(17), 0));
+}
+
+#[test]
+fn alloc_free_free_again_is_a_double_free_but_its_never_allocated_neighbours_are_not() {
+    let mut t = table(64);
+    let mut a = FrameAllocator::new(&mut t, Pfn(0));
+    a.add_free_range(Pfn(0), Pfn(64)).unwrap();
+    let p = a.alloc(2, Owner::STACK).unwrap();
+    assert_eq!(p, Pfn(0));
+    a.free(p, 2).unwrap();
+    // The block merged back into the order-6 block; its own frames remember being allocated…
+    assert_eq!(free_blocks(&a), vec![(0, 6)]);
+    refused(&mut a, FrameError::DoubleFree(p), |a| a.free(p, 2));
+    refused(&mut a, FrameError::DoubleFree(Pfn(2)), |a| a.free(Pfn(2), 1));
+    refused(&mut a, FrameError::DoubleFree(Pfn(3)), |a| a.free(Pfn(3), 0));
+    // …the rest of the merged block was never allocated.
+    refused(&mut a, FrameError::NotAllocated(Pfn(4)), |a| a.free(Pfn(4), 2));
+    refused(&mut a, FrameError::NotAllocated(Pfn(63)), |a| a.free(Pfn(63), 0));
+    // Allocated again and freed again, by whoever: still a double free after that.
+    let q = a.alloc(0, Owner::HEAP).unwrap();
+    assert_eq!(q, p);
+    a.free(q, 0).unwrap();
+    refused(&mut a, FrameError::DoubleFree(q), |a| a.free(q, 0));
+}
+
+#[test]
+fn a_block_allocated_for_nobody_reads_as_not_allocated_when_freed_twice() {
+    // The documented caveat of allocating with Owner::NONE: the free records nobody as the last owner.
+    let mut t = table(16);
+    let mut a = FrameAllocator::new(&mut t, Pfn(0));
+    a.add_free_range(Pfn(0), Pfn(16)).unwrap();
+    let p = a.alloc(1, Owner::HEAP).unwrap();
+    a.free(p, 1).unwrap();
+    refused(&mut a, FrameError::DoubleFree(p), |a| a.free(p, 1));
+    let q = a.alloc(1, Owner::NONE).unwrap();
+    assert_eq!(q, p);
+    a.free(q, 1).unwrap();
+    assert_eq!(a.info(q).unwrap().last_owner(), Owner::NONE);
+    refused(&mut a, FrameError::NotAllocated(q), |a| a.free(q, 1));
 }
 
 #[test]
@@ -584,12 +623,44 @@ fn pcp_free_checks_like_buddy_free() {
     let big = a.alloc(1, Owner::HEAP).unwrap();
     check(&mut a, big, FrameError::WrongOrder { pfn: big, allocated: 1, freed: 0 });
     check(&mut a, Pfn(big.0 + 1), FrameError::NotAllocated(Pfn(big.0 + 1)));
-    check(&mut a, Pfn(40), FrameError::DoubleFree(Pfn(40)));
+    check(&mut a, Pfn(40), FrameError::NotAllocated(Pfn(40)));
+    let q = a.alloc(0, Owner::HEAP).unwrap();
+    a.free(q, 0).unwrap();
+    check(&mut a, q, FrameError::DoubleFree(q));
     check(&mut a, Pfn(50), FrameError::Foreign(Pfn(50)));
     check(&mut a, Pfn(64), FrameError::Foreign(Pfn(64)));
     // And the buddy side sees a parked frame as already freed.
     refused(&mut a, FrameError::DoubleFree(p), |a| a.free(p, 0));
     refused(&mut a, FrameError::NotAllocated(p), |a| a.set_link(p, 1));
+}
+
+#[test]
+fn parked_frames_are_double_frees_even_if_never_handed_out() {
+    let mut t = table(64);
+    let mut a = FrameAllocator::new(&mut t, Pfn(0));
+    a.add_free_range(Pfn(0), Pfn(64)).unwrap();
+    let mut pcp = PcpList::new();
+    let p = pcp.alloc(&mut a, Owner::HEAP).unwrap();
+    let never = pcp.frames[0];
+    assert_ne!(never, p);
+    assert_eq!(a.info(never).unwrap().last_owner(), Owner::NONE);
+    // Parked by a refill, never handed out: still DoubleFree, from either side.
+    refused(&mut a, FrameError::DoubleFree(never), |a| a.free(never, 0));
+    let before = snapshot(&a);
+    assert_eq!(pcp.free(&mut a, never), Err(FrameError::DoubleFree(never)));
+    assert_eq!(snapshot(&a), before);
+    // Parked after a real allocation: DoubleFree.
+    pcp.free(&mut a, p).unwrap();
+    refused(&mut a, FrameError::DoubleFree(p), |a| a.free(p, 0));
+    // Drained back to the buddy lists, each frame reports what it really went through.
+    pcp.drain(&mut a);
+    refused(&mut a, FrameError::NotAllocated(never), |a| a.free(never, 0));
+    refused(&mut a, FrameError::DoubleFree(p), |a| a.free(p, 0));
+    let before = snapshot(&a);
+    assert_eq!(pcp.free(&mut a, never), Err(FrameError::NotAllocated(never)));
+    assert_eq!(pcp.free(&mut a, p), Err(FrameError::DoubleFree(p)));
+    assert_eq!(snapshot(&a), before);
+    assert!(pcp.is_empty());
 }
 
 #[test]
@@ -616,6 +687,8 @@ fn pcp_used_with_another_allocator_refuses_instead_of_corrupting() {
 fn display_and_debug_are_informative() {
     let e = FrameError::WrongOrder { pfn: Pfn(0x10), allocated: 2, freed: 1 };
     assert_eq!(e.to_string(), "frame 0x10 heads an order-2 block, freed as order 1");
+    assert_eq!(FrameError::DoubleFree(Pfn(0x20)).to_string(), "frame 0x20 is already free");
+    assert_eq!(FrameError::NotAllocated(Pfn(0x30)).to_string(), "frame 0x30 does not head an allocated block");
     let mut t = table(4);
     let a = FrameAllocator::new(&mut t, Pfn(8));
     assert!(format!("{a:?}").starts_with("FrameAllocator { start: Pfn(8), end: Pfn(12)"));

@@ -1,6 +1,7 @@
 //! The host arena: frames are `Vec` pages, managed by the real buddy allocator.
 //!
 //! Pfns start at [`HostMemory::BASE`] (not 0), so code that confuses a pfn with an index fails here.
+//! Frames are poisoned on free and scrubbed only when they change owner, as in the kernel.
 //! `with_pages2` copies the two pages into a scratch buffer and back — on the host nothing is mapped;
 //! the kernel's version maps two adjacent kmap slots instead.
 
@@ -74,9 +75,13 @@ impl PageMemory for HostMemory {
 impl FrameSource for HostMemory {
     fn alloc_frame(&mut self, owner: Owner) -> Result<Pfn, FrameError> {
         let pfn = self.buddy.alloc(0, owner)?;
-        // Scrub before the frame reaches its new owner, as the kernel does.
-        let i = self.index(pfn).expect("the buddy allocator only hands out arena frames");
-        self.pages[i].fill(0);
+        // Scrub when the frame changes owner, exactly as the kernel does (kernel/src/mm/frames.rs): a
+        // frame that comes back to its last owner keeps its (poisoned) contents, so pool code must
+        // never rely on fresh frames being zero.
+        if self.buddy.info(pfn).is_some_and(|f| f.last_owner() != owner) {
+            let i = self.index(pfn).expect("the buddy allocator only hands out arena frames");
+            self.pages[i].fill(0);
+        }
         Ok(pfn)
     }
 
@@ -95,7 +100,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pages_round_trip_and_are_scrubbed() {
+    fn pages_round_trip_and_are_scrubbed_for_a_new_owner() {
         let mut m = HostMemory::new(8);
         let a = m.alloc_frame(Owner::POOL).unwrap();
         m.with_page(a, |p| p.fill(7)).unwrap();
@@ -103,7 +108,11 @@ mod tests {
         assert_eq!(m.with_page(a, |p| p[0]).unwrap(), 0x6b, "freed frames are poisoned");
         let b = m.alloc_frame(Owner::POOL).unwrap();
         assert_eq!(b, a, "the buddy allocator hands the same frame back");
-        assert!(m.with_page(b, |p| p.iter().all(|&x| x == 0)).unwrap(), "and scrubbed");
+        assert!(m.with_page(b, |p| p.iter().all(|&x| x == 0x6b)).unwrap(), "same owner: not scrubbed");
+        m.free_frame(b).unwrap();
+        let c = m.alloc_frame(Owner::WORKLOAD).unwrap();
+        assert_eq!(c, a);
+        assert!(m.with_page(c, |p| p.iter().all(|&x| x == 0)).unwrap(), "new owner: scrubbed");
     }
 
     #[test]

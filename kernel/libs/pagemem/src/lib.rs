@@ -16,9 +16,11 @@
 //! | [`PageMemory::with_pages2`] | frames `a` then `b` as one 8192-byte slice | for an object spanning two non-adjacent frames (zsmalloc) |
 //! | [`FrameSource::alloc_frame`] / [`FrameSource::free_frame`] | order-0 frames for a pool | freed frames must not be touched again |
 //!
-//! Calls take `&mut self`, so mappings cannot nest through one `PageMemory` — the zsmalloc rule "one
-//! mapping per CPU at a time" holds by construction. A mapping can fail (no free slot, a frame the
-//! memory does not hold) and says so with [`MemError`].
+//! Calls take `&mut self`, so a pool holding one `PageMemory` cannot nest mappings through it — the
+//! zsmalloc rule "one mapping per CPU at a time" — though the kernel's kmap underneath does allow
+//! nesting for its own callers. A mapping can fail (no free slot, a frame the memory does not hold)
+//! and says so with [`MemError`]. A freshly allocated frame is zero only if it changed owner; pools
+//! must not rely on it.
 //!
 //! # Example
 //!
