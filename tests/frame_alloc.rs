@@ -91,11 +91,35 @@ fn every_free_frame_round_trips() {
         }
     }
     println!("wrote and read back {} frames ({} MiB) through kmap", held.len(), held.len() / 256);
+    mixed_owner_block_is_scrubbed_frame_by_frame(&mut held);
     for &pfn in &held {
         free(pfn, 0).unwrap();
     }
     let after = frames::stats();
     assert_eq!((after.free, after.used, after.free_per_order), (before.free, before.used, before.free_per_order));
+}
+
+/// With every frame allocated, free an aligned pair of frames, lend one of them to another owner and
+/// take it back, then allocate the pair as one order-1 block: the only free memory, so the allocator
+/// must return exactly it. Only the frame the other owner held may be scrubbed.
+fn mixed_owner_block_is_scrubbed_frame_by_frame(held: &mut Vec<Pfn>) {
+    held.sort_unstable();
+    let i =
+        (0..held.len() - 1).find(|&i| held[i].0 % 2 == 0 && held[i + 1].0 == held[i].0 + 1).expect("an aligned pair");
+    let (p, p1) = (held[i], held[i + 1]);
+    held.drain(i..i + 2);
+    free(p, 0).unwrap();
+    free(p1, 0).unwrap();
+    let lent = frames::alloc(0, Owner::WORKLOAD).unwrap();
+    assert!(lent == p || lent == p1);
+    view(lent).bytes().fill(0x77);
+    free(lent, 0).unwrap();
+    let block = frames::alloc(1, Owner::KMAP_TEST).unwrap();
+    assert_eq!(block, p, "the pair is the only free memory");
+    let kept = if lent == p { p1 } else { p };
+    assert!(view(lent).bytes().iter().all(|&b| b == 0), "the frame another owner held is scrubbed");
+    assert!(view(kept).bytes().iter().any(|&b| b != 0), "the frame that stayed with its owner is not");
+    free(block, 1).unwrap();
 }
 
 fn bad_frees_are_typed_errors() {
