@@ -59,14 +59,25 @@ pub fn boot_config() -> BootConfig {
     config
 }
 
-/// Make (or reuse) the disk image of `kernel` for `firmware` at `out`.
+/// Make (or reuse) the disk image of `kernel` for `firmware` at `out`, with an optional `ramdisk` file
+/// that the bootloader loads into memory for the kernel (`BootInfo::ramdisk_addr`).
 ///
-/// The image is rebuilt when it is missing or older than the kernel or than `newer_than` (pass the
-/// xtask executable, so a new bootloader version also rebuilds images).
-pub fn disk_image(kernel: &Path, firmware: Firmware, out: &Path, newer_than: Option<&Path>) -> Result<(), String> {
+/// The image is rebuilt when it is missing or older than the kernel, the ramdisk, or `newer_than` (pass
+/// the xtask executable, so a new bootloader version also rebuilds images).
+pub fn disk_image(
+    kernel: &Path,
+    firmware: Firmware,
+    out: &Path,
+    ramdisk: Option<&Path>,
+    newer_than: Option<&Path>,
+) -> Result<(), String> {
     let stamp = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let fresh = match (stamp(out), stamp(kernel)) {
-        (Some(img), Some(elf)) => img >= elf && newer_than.and_then(stamp).is_none_or(|t| img >= t),
+        (Some(img), Some(elf)) => {
+            img >= elf
+                && newer_than.and_then(stamp).is_none_or(|t| img >= t)
+                && ramdisk.is_none_or(|r| stamp(r).is_some_and(|t| img >= t))
+        }
         _ => false,
     };
     if fresh {
@@ -77,6 +88,9 @@ pub fn disk_image(kernel: &Path, firmware: Firmware, out: &Path, newer_than: Opt
     }
     let mut builder = DiskImageBuilder::new(kernel.to_path_buf());
     builder.set_boot_config(&boot_config());
+    if let Some(r) = ramdisk {
+        builder.set_ramdisk(r.to_path_buf());
+    }
     let result = match firmware {
         Firmware::Bios => builder.create_bios_image(out),
         Firmware::Uefi => builder.create_uefi_image(out),

@@ -57,7 +57,33 @@ pub struct BootFacts {
     pub kernel_stack: Range<u64>,
     /// The kernel options as received (empty when none).
     pub options: &'static str,
+    /// The ramdisk the bootloader loaded (page data from `--pages FILE`), if any.
+    pub ramdisk: Option<Ramdisk>,
     pub bootloader_version: (u16, u16, u16),
+}
+
+/// The bootloader's ramdisk: where it is mapped and whether its bytes match xtask's checksum.
+#[derive(Debug, Clone, Copy)]
+pub struct Ramdisk {
+    pub addr: u64,
+    pub len: u64,
+    /// `Some(true)` when the FNV-1a checksum matches the `ramdisk_fnv` option, `Some(false)` when it does
+    /// not, `None` when no checksum was given.
+    pub verified: Option<bool>,
+}
+
+impl Ramdisk {
+    /// The ramdisk's bytes.
+    pub fn bytes(&self) -> &'static [u8] {
+        // SAFETY: the bootloader mapped `len` bytes of ramdisk at `addr` for the kernel's lifetime, and no
+        // code in zkernel writes to it.
+        unsafe { core::slice::from_raw_parts(self.addr as *const u8, self.len as usize) }
+    }
+
+    /// Number of whole 4 KiB pages.
+    pub fn pages(&self) -> u64 {
+        self.len / 4096
+    }
 }
 
 static FACTS: Once<BootFacts> = Once::new();
@@ -118,6 +144,12 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
     mm::init(&regions, recursive, phys_offset); // kmap window, frame allocator, heap main arena
     let ist = [0; 3].map(|_| mm::stack::alloc_stack(IST_PAGES).expect("no frames for the IST stacks"));
     arch::gdt::move_ist_stacks(ist); //       emergency stacks with guard pages
+    let ramdisk = boot_info.ramdisk_addr.into_option().filter(|_| boot_info.ramdisk_len > 0).map(|addr| {
+        let mut r = Ramdisk { addr, len: boot_info.ramdisk_len, verified: None };
+        let expected = Options::new(options).get("ramdisk_fnv").and_then(|h| u64::from_str_radix(h, 16).ok());
+        r.verified = expected.map(|e| kopts::fnv1a64(r.bytes()) == e); // the page data arrived intact?
+        r
+    });
     let api = &boot_info.api_version;
     FACTS.call_once(|| BootFacts {
         firmware: memmap::detect_firmware(regions.iter().copied()),
@@ -126,6 +158,7 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
         kernel_image: boot_info.kernel_image_offset..boot_info.kernel_image_offset + boot_info.kernel_len,
         kernel_stack: boot_info.kernel_stack_bottom..boot_info.kernel_stack_bottom + boot_info.kernel_stack_len,
         options,
+        ramdisk,
         bootloader_version: (api.version_major(), api.version_minor(), api.version_patch()),
         regions,
     })
@@ -176,6 +209,14 @@ impl BootFacts {
             self.kernel_stack.end,
             if cfg!(feature = "direct-map") { "DIRECT MAP of RAM (measurement build)" } else { "no direct map of RAM" }
         );
+        if let Some(r) = &self.ramdisk {
+            let check = match r.verified {
+                Some(true) => "checksum ok",
+                Some(false) => "CHECKSUM MISMATCH",
+                None => "no checksum given",
+            };
+            println!("ramdisk: {} pages ({} KiB) at {:#x}, {check}", r.pages(), r.len / 1024, r.addr);
+        }
         self.print_memory();
     }
 

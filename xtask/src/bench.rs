@@ -79,7 +79,7 @@ pub fn bench(o: &BenchOpts) -> Result<ExitCode, String> {
             // Both modes build to the same path: keep a copy per mode.
             let copy = dir.join(format!("{kernel}-{mode}"));
             std::fs::copy(elf, &copy).map_err(|e| format!("copying {}: {e}", elf.display()))?;
-            images.push((mode, make_image(&target, &format!("{kernel}-{mode}"), &copy, true, Firmware::Bios)?));
+            images.push((mode, make_image(&target, &format!("{kernel}-{mode}"), &copy, true, Firmware::Bios, None)?));
         }
         // Rounds alternate the modes, so drifts of the (noisy, shared) host hit both alike.
         for round in 0..o.rounds.max(1) {

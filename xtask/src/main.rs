@@ -13,6 +13,7 @@
 
 mod bench;
 mod cargo;
+mod pages;
 mod qemu;
 mod test;
 mod verdict;
@@ -82,6 +83,9 @@ struct RunOpts {
     /// Show QEMU's display window.
     #[arg(long)]
     display: bool,
+    /// A page file (raw 4096-byte pages, optionally gzip) handed to the kernel as its ramdisk.
+    #[arg(long, value_name = "FILE")]
+    pages: Option<PathBuf>,
     /// Kernel options, `key=value` (after `--`), e.g. `cargo xtask run -- loglevel=debug memmap=full`.
     #[arg(last = true)]
     kernel_options: Vec<String>,
@@ -112,7 +116,7 @@ pub struct TestOpts {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Build(o) => build(&o).map(|(elf, img)| {
+        Cmd::Build(o) => build(&o, None).map(|(elf, img)| {
             println!("kernel: {}\nimage:  {}", elf.display(), img.display());
             ExitCode::SUCCESS
         }),
@@ -138,25 +142,39 @@ pub fn image_path(target: &Path, name: &str, release: bool, fw: Firmware) -> Pat
     target.join("zkernel").join("images").join(profile).join(format!("{name}-{}.img", fw.name()))
 }
 
-/// Make the disk image of one kernel ELF (reused when up to date).
-pub fn make_image(target: &Path, name: &str, elf: &Path, release: bool, fw: Firmware) -> Result<PathBuf, String> {
+/// Make the disk image of one kernel ELF, with an optional ramdisk (reused when up to date).
+pub fn make_image(
+    target: &Path,
+    name: &str,
+    elf: &Path,
+    release: bool,
+    fw: Firmware,
+    ramdisk: Option<&Path>,
+) -> Result<PathBuf, String> {
     let img = image_path(target, name, release, fw);
     let xtask_exe = std::env::current_exe().ok();
-    boot::disk_image(elf, fw, &img, xtask_exe.as_deref())?;
+    boot::disk_image(elf, fw, &img, ramdisk, xtask_exe.as_deref())?;
     Ok(img)
 }
 
-fn build(o: &BuildOpts) -> Result<(PathBuf, PathBuf), String> {
+fn build(o: &BuildOpts, ramdisk: Option<&Path>) -> Result<(PathBuf, PathBuf), String> {
     let meta = cargo::metadata()?;
     let bins = cargo::build_kernel_bins("zkernel", o.release, false, &[])?;
     let elf = bins.get("zkernel").ok_or("cargo built no `zkernel` binary")?.clone();
-    let img = make_image(&cargo::target_dir(&meta), "zkernel", &elf, o.release, firmware(o.uefi))?;
+    // An image with a ramdisk gets its own name, so the plain image stays valid.
+    let name = if ramdisk.is_some() { "zkernel-ramdisk" } else { "zkernel" };
+    let img = make_image(&cargo::target_dir(&meta), name, &elf, o.release, firmware(o.uefi), ramdisk)?;
     Ok((elf, img))
 }
 
 fn run(o: &RunOpts, gdb: bool) -> Result<ExitCode, String> {
     let ovmf = qemu::ensure_prerequisites(o.build.uefi)?;
-    let (elf, image) = build(&o.build)?;
+    let meta = cargo::metadata()?;
+    let pages = match &o.pages {
+        Some(file) => Some(pages::prepare(file, &cargo::target_dir(&meta).join("zkernel").join("data"))?),
+        None => None,
+    };
+    let (elf, image) = build(&o.build, pages.as_ref().map(|p| p.path.as_path()))?;
     let mut config = QemuConfig::new(image, firmware(o.build.uefi));
     config.ovmf = ovmf;
     config.smp = o.machine.smp;
@@ -165,6 +183,10 @@ fn run(o: &RunOpts, gdb: bool) -> Result<ExitCode, String> {
     config.display = o.display;
     config.gdb = gdb;
     config.kernel_options = o.kernel_options.clone();
+    if let Some(p) = &pages {
+        eprintln!("xtask: ramdisk {} ({} pages)", p.path.display(), p.pages);
+        config.kernel_options.push(p.option());
+    }
     let args = config.args()?;
     let default_timeout = if gdb { 3600 } else { 300 };
     let timeout = Duration::from_secs(o.machine.timeout.unwrap_or(default_timeout));
@@ -177,7 +199,6 @@ fn run(o: &RunOpts, gdb: bool) -> Result<ExitCode, String> {
         );
     }
     eprintln!("xtask: {} {}", qemu::QEMU, args.join(" "));
-    let meta = cargo::metadata()?;
     let report_path = cargo::target_dir(&meta).join("zkernel").join("report.json");
     let mut last_stats = None;
     let r = qemu::run(&args, timeout, |line| {

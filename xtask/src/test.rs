@@ -17,7 +17,7 @@ use boot::{Firmware, QemuConfig};
 use serde_json::Value;
 
 use crate::verdict::{self, Failure, Observed};
-use crate::{TestOpts, cargo, make_image, qemu};
+use crate::{TestOpts, cargo, make_image, pages, qemu};
 
 pub const TESTS_PACKAGE: &str = "zkernel-tests";
 /// Seconds added to a per-kernel timeout under UEFI, for OVMF's own start-up.
@@ -54,6 +54,7 @@ pub fn test(o: &TestOpts) -> Result<ExitCode, String> {
     let kernels: Vec<String> = test_kernels(&meta)?.into_iter().filter(|k| !benches.contains(k)).collect();
     let checks = harness_checks(&meta);
     let timeouts = kernel_timeouts(&meta);
+    let ramdisks = kernel_ramdisks(&meta);
     let wanted: Vec<&String> = kernels.iter().filter(|k| matches(k)).collect();
     t.skipped += kernels.len() - wanted.len();
     if !wanted.is_empty() {
@@ -68,8 +69,15 @@ pub fn test(o: &TestOpts) -> Result<ExitCode, String> {
         let mut queue = Vec::new();
         for (name, expect) in plain.iter().map(|k| (*k, None)).chain(as_checks.iter().map(|k| (*k, checks.get(*k)))) {
             let elf = bins.get(name.as_str()).ok_or_else(|| format!("cargo built no test kernel `{name}`"))?;
-            let image = make_image(&target, name, elf, o.release, fw)?;
+            let pages = match ramdisks.get(name.as_str()) {
+                Some(file) => {
+                    Some(pages::prepare(&cargo::workspace_root().join(file), &target.join("zkernel").join("data"))?)
+                }
+                None => None,
+            };
+            let image = make_image(&target, name, elf, o.release, fw, pages.as_ref().map(|p| p.path.as_path()))?;
             let mut config = QemuConfig::new(image, fw);
+            config.kernel_options.extend(pages.as_ref().map(pages::PageFile::option));
             config.ovmf = ovmf.clone();
             config.kvm = o.kvm;
             // tests/Cargo.toml's timeouts count from QEMU's start; under UEFI, OVMF adds ~5 s before the kernel.
@@ -279,6 +287,13 @@ pub fn bench_kernels(meta: &Value) -> Vec<String> {
     cargo::package(meta, TESTS_PACKAGE)
         .and_then(|p| p["metadata"]["zkernel"]["benches"].as_array())
         .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}
+
+/// Per-kernel page files (paths relative to the workspace root) handed over as ramdisks.
+fn kernel_ramdisks(meta: &Value) -> BTreeMap<String, String> {
+    zkernel_metadata(meta, "ramdisks")
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
         .unwrap_or_default()
 }
 

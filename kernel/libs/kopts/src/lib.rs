@@ -86,6 +86,11 @@ pub const KNOWN: &[KnownOption] = &[
         help: "most verbose log level printed on the serial console (default info)",
     },
     KnownOption {
+        key: "ramdisk_fnv",
+        values: &[],
+        help: "FNV-1a 64 of the ramdisk as xtask sent it (hex); the kernel checks the ramdisk against it",
+    },
+    KnownOption {
         key: "memmap",
         values: &["summary", "full"],
         help: "print the memory map as a summary (default) or region by region",
@@ -161,6 +166,12 @@ fn parse_one(word: &str) -> Result<Opt<'_>, OptError<'_>> {
     }
 }
 
+/// FNV-1a, 64-bit: the checksum xtask computes over a ramdisk and the kernel recomputes to prove the
+/// bytes arrived intact (cheap, no tables, the same code on both sides).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +224,18 @@ mod tests {
             ]
         );
         assert_eq!(o.get("memmap"), None, "a rejected value is never returned");
+    }
+
+    #[test]
+    fn fnv1a64_known_values() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn free_form_options_take_any_value() {
+        assert_eq!(Options::new("ramdisk_fnv=00ff").get("ramdisk_fnv"), Some("00ff"));
     }
 
     #[test]
