@@ -278,7 +278,8 @@ impl BootFacts {
     }
 
     /// The machine-readable report line (`@@stats {json}`) xtask saves to `target/zkernel/report.json`.
-    pub fn stats_json(&self) -> String {
+    /// `extra` is more members of the object (`"key":value,…`, or empty), from layers above boot.
+    pub fn stats_json(&self, extra: &str) -> String {
         let m = &self.memory;
         let h = heap::stats();
         let f = mm::frames::stats();
@@ -293,7 +294,7 @@ impl BootFacts {
              \"allocs\":{},\"frees\":{},\"alloc_failures\":{}}},\
              \"heap\":{{\"size\":{},\"used\":{},\"mapped\":{}}},\
              \"kmap\":{{\"maps\":{},\"unmaps\":{},\"invlpg\":{},\"max_depth\":{}}},\
-             \"paging\":{{\"maps\":{},\"unmaps\":{},\"invlpg\":{},\"tables\":{}}},\"breakpoints\":{}}}",
+             \"paging\":{{\"maps\":{},\"unmaps\":{},\"invlpg\":{},\"tables\":{}}},\"breakpoints\":{}{}{}}}",
             self.firmware.name(),
             self.cpus.map_or(0, u32::from),
             m.regions,
@@ -322,6 +323,8 @@ impl BootFacts {
             p.invlpg,
             p.tables,
             arch::interrupts::breakpoints(),
+            if extra.is_empty() { "" } else { "," },
+            extra,
         );
         s
     }

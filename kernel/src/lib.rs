@@ -19,6 +19,8 @@ pub mod drivers;
 pub mod fatal;
 pub mod init;
 pub mod mm;
+pub mod pooldemo;
 pub mod testing;
+pub mod zcomp;
 
 pub use init::BOOTLOADER_CONFIG;

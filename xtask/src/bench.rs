@@ -1,30 +1,38 @@
-//! `cargo xtask bench`: speed figures, kept out of the tests (these machines are noisy).
+//! `cargo xtask bench`: speed and density figures, kept out of the tests (these machines are noisy).
 //!
-//! 1. Host: `cargo bench --package zkernel-bench` (criterion) — the algorithm crates without QEMU.
-//! 2. Kernel: every benchmark kernel (tests/Cargo.toml, `benches`) is built in release twice, with the
+//! 1. Pool efficiency: `pool-efficiency` (zkernel-bench, release) prints pool pages per stored object
+//!    against the ideal for zbud and zsmalloc on the perl sample, 75 % pages, a uniform size mix and the
+//!    anchor model (deterministic, no timing).
+//! 2. Host: `cargo bench --package zkernel-bench` (criterion) — the algorithm crates without QEMU. The
+//!    per-page costs of the `pages` group (benches/pools.rs) are then read back from criterion's
+//!    estimates and printed as ns per page and as a multiple of a plain 4 KiB copy, from this run.
+//! 3. Kernel: every benchmark kernel (tests/Cargo.toml, `benches`) is built in release twice, with the
 //!    kernel's real temporary mappings (kmap) and with the `direct-map` feature, booted under TCG
 //!    `--rounds` times each, alternating, and the medians of its `@@bench` lines are printed side by side
-//!    with the ratio, from the same run of this command.
+//!    with the ratio, from the same run of this command. A kernel listed in `ramdisks` gets its page file
+//!    as the ramdisk, as under `cargo xtask test`.
 //!
-//! The figures are also written to `target/zkernel/bench.json`.
+//! The figures are also written to `target/zkernel/bench.json`: `efficiency`, `throughput`, and the
+//! kernels' `rounds` and `median`, for the parts that ran.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use boot::{Firmware, QemuConfig};
 use clap::Args;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::test::{TESTS_PACKAGE, bench_kernels};
-use crate::{cargo, make_image, qemu, verdict};
+use crate::{cargo, make_image, pages, qemu, verdict};
 
 #[derive(Args, Clone, Debug)]
 pub struct BenchOpts {
     /// Shorter criterion runs (less precise).
     #[arg(long)]
     quick: bool,
-    /// Skip the host (criterion) benchmarks.
+    /// Skip the host figures (pool efficiency and criterion).
     #[arg(long)]
     kernel_only: bool,
     /// Skip the benchmark kernels.
@@ -47,8 +55,35 @@ fn median(v: &[f64]) -> f64 {
 
 const MODES: [(&str, &[&str]); 2] = [("kmap", &[]), ("direct-map", &["--features", "zkernel/direct-map"])];
 
+/// The criterion group of per-page costs (kernel/libs/bench/benches/pools.rs) and its baseline.
+const PAGES_GROUP: &str = "pages";
+const BASELINE: &str = "copy_4k";
+/// The order the per-page table lists them in; ids not named here follow, sorted.
+const PAGES_ORDER: &[&str] = &[
+    "copy_4k",
+    "lz4_compress",
+    "lz4_decompress",
+    "deflate1_compress",
+    "deflate1_decompress",
+    "zsmalloc_malloc_copy_free",
+    "zbud_malloc_copy_free",
+    "zsmalloc_lz4_store_load_free",
+    "zbud_lz4_store_load_free",
+    "zsmalloc_deflate1_store_load_free",
+    "zbud_deflate1_store_load_free",
+];
+/// Seconds a benchmark kernel may run unless tests/Cargo.toml's `timeouts` names it.
+const KERNEL_TIMEOUT_SECS: u64 = 300;
+
 pub fn bench(o: &BenchOpts) -> Result<ExitCode, String> {
+    let meta = cargo::metadata()?;
+    let target = cargo::target_dir(&meta);
+    let out_dir = target.join("zkernel");
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("creating {}: {e}", out_dir.display()))?;
+    let mut report = Map::new();
     if !o.kernel_only {
+        report.insert("efficiency".into(), pool_efficiency(&out_dir)?);
+        let started = SystemTime::now();
         let mut cmd = cargo::cargo();
         cmd.args(["bench", "--package", "zkernel-bench", "--benches"]);
         if o.quick {
@@ -58,18 +93,126 @@ pub fn bench(o: &BenchOpts) -> Result<ExitCode, String> {
         if !cmd.status().is_ok_and(|s| s.success()) {
             return Err("the host benchmarks failed".into());
         }
+        let per_page = criterion_group(&criterion_dir(&target).join(PAGES_GROUP), started)?;
+        print_per_page(&per_page);
+        let base = per_page.iter().find(|(id, _)| id == BASELINE).map(|(_, ns)| *ns);
+        report.insert(
+            "throughput".into(),
+            json!({
+                "what": "criterion mean per iteration (one page of the perl sample), this run",
+                "group": PAGES_GROUP,
+                "baseline": BASELINE,
+                "quick": o.quick,
+                "ns_per_page": per_page.iter().map(|(id, ns)| (id.clone(), json!(ns))).collect::<Map<_, _>>(),
+                "ratio_to_baseline": per_page
+                    .iter()
+                    .map(|(id, ns)| (id.clone(), json!(base.map(|b| ns / b))))
+                    .collect::<Map<_, _>>(),
+            }),
+        );
     }
-    if o.host_only {
-        return Ok(ExitCode::SUCCESS);
+    let path = out_dir.join("bench.json");
+    if !o.host_only {
+        if !o.kernel_only {
+            // Saved now too, so a failing benchmark kernel does not lose the host figures.
+            save(&path, &report)?;
+        }
+        let (rounds, medians) = kernels(o, &meta, &target)?;
+        report.insert("rounds".into(), rounds);
+        report.insert("median".into(), medians);
     }
+    save(&path, &report)?;
+    eprintln!("xtask: figures saved to {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn save(path: &Path, report: &Map<String, Value>) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(report).unwrap_or_default() + "\n";
+    std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+/// Run `pool-efficiency` in release (it prints its table) and return the figures it saved.
+fn pool_efficiency(out_dir: &Path) -> Result<Value, String> {
+    let json_path = out_dir.join("pool-efficiency.json");
+    let _ = std::fs::remove_file(&json_path);
+    eprintln!("xtask: cargo run --release --package zkernel-bench --bin pool-efficiency");
+    let status = cargo::cargo()
+        .args(["run", "--quiet", "--release", "--package", "zkernel-bench", "--bin", "pool-efficiency", "--"])
+        .arg("--json")
+        .arg(&json_path)
+        .status()
+        .map_err(|e| format!("running pool-efficiency: {e}"))?;
+    if !status.success() {
+        return Err("pool-efficiency failed".into());
+    }
+    let text = std::fs::read_to_string(&json_path).map_err(|e| format!("reading {}: {e}", json_path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", json_path.display()))
+}
+
+/// Where criterion keeps its results: `$CRITERION_HOME`, else `<target>/criterion`.
+fn criterion_dir(target: &Path) -> PathBuf {
+    std::env::var_os("CRITERION_HOME").map(PathBuf::from).unwrap_or_else(|| target.join("criterion"))
+}
+
+/// The mean (ns per iteration) of every benchmark of the criterion group in `dir` written since `since`,
+/// in [`PAGES_ORDER`].
+fn criterion_group(dir: &Path, since: SystemTime) -> Result<Vec<(String, f64)>, String> {
+    // File times may be kept to the second: allow for one.
+    let since = since - Duration::from_secs(1);
+    let mut found = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let file = entry.path().join("new").join("estimates.json");
+        let fresh = std::fs::metadata(&file).and_then(|m| m.modified()).is_ok_and(|t| t >= since);
+        if !fresh {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).map_err(|e| format!("reading {}: {e}", file.display()))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", file.display()))?;
+        let ns = v["mean"]["point_estimate"].as_f64().ok_or_else(|| format!("{}: no mean", file.display()))?;
+        found.push((entry.file_name().to_string_lossy().into_owned(), ns));
+    }
+    let rank = |id: &str| PAGES_ORDER.iter().position(|o| *o == id).unwrap_or(PAGES_ORDER.len());
+    found.sort_by(|a, b| rank(&a.0).cmp(&rank(&b.0)).then_with(|| a.0.cmp(&b.0)));
+    if found.is_empty() {
+        return Err(format!("criterion wrote no results under {} in this run", dir.display()));
+    }
+    Ok(found)
+}
+
+fn print_per_page(per_page: &[(String, f64)]) {
+    let base = per_page.iter().find(|(id, _)| id == BASELINE).map(|(_, ns)| *ns);
+    println!();
+    println!("per page of the perl sample (host, criterion mean, this run; same-filled pages skipped;");
+    println!("MB/s counts whole 4 KiB pages, whatever the operation touched)");
+    println!("{:<36} {:>10} {:>10} {:>10}", "", "ns/page", "MB/s", "x copy_4k");
+    for (id, ns) in per_page {
+        let ratio = base.map_or(f64::NAN, |b| ns / b);
+        let mb_s = 4096.0 / ns * 1e3;
+        println!("{id:<36} {ns:>10.1} {mb_s:>10.0} {ratio:>10.2}");
+    }
+}
+
+/// kernel → mode → name → ns, one value per round
+type Rounds = BTreeMap<String, BTreeMap<String, BTreeMap<String, Vec<f64>>>>;
+
+/// Build, boot and time every benchmark kernel; print the medians; return the rounds and the medians.
+fn kernels(o: &BenchOpts, meta: &Value, target: &Path) -> Result<(Value, Value), String> {
     qemu::ensure_prerequisites(false)?;
-    let meta = cargo::metadata()?;
-    let target = cargo::target_dir(&meta);
     let dir = target.join("zkernel").join("bench");
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    // kernel → mode → name → ns, one value per round
-    let mut results: BTreeMap<String, BTreeMap<String, BTreeMap<String, Vec<f64>>>> = BTreeMap::new();
-    for kernel in bench_kernels(&meta) {
+    let ramdisks = metadata_table(meta, "ramdisks");
+    let timeouts = metadata_table(meta, "timeouts");
+    let mut results: Rounds = BTreeMap::new();
+    for kernel in bench_kernels(meta) {
+        // The kernel's page file, as `cargo xtask test` hands it to a test kernel.
+        let ramdisk = match ramdisks.get(&kernel).and_then(Value::as_str) {
+            Some(file) => {
+                Some(pages::prepare(&cargo::workspace_root().join(file), &target.join("zkernel").join("data"))?)
+            }
+            None => None,
+        };
+        let secs = timeouts.get(&kernel).and_then(Value::as_u64).unwrap_or(KERNEL_TIMEOUT_SECS);
         let mut images = Vec::new();
         for (mode, features) in MODES {
             let mut extra = vec!["--bin", kernel.as_str()];
@@ -79,14 +222,16 @@ pub fn bench(o: &BenchOpts) -> Result<ExitCode, String> {
             // Both modes build to the same path: keep a copy per mode.
             let copy = dir.join(format!("{kernel}-{mode}"));
             std::fs::copy(elf, &copy).map_err(|e| format!("copying {}: {e}", elf.display()))?;
-            images.push((mode, make_image(&target, &format!("{kernel}-{mode}"), &copy, true, Firmware::Bios, None)?));
+            let rd = ramdisk.as_ref().map(|p| p.path.as_path());
+            images.push((mode, make_image(target, &format!("{kernel}-{mode}"), &copy, true, Firmware::Bios, rd)?));
         }
         // Rounds alternate the modes, so drifts of the (noisy, shared) host hit both alike.
         for round in 0..o.rounds.max(1) {
             for (mode, image) in &images {
-                let config = QemuConfig::new(image.clone(), Firmware::Bios);
-                let run = qemu::run(&config.args()?, Duration::from_secs(300), |_| {})?;
-                if let Err(why) = verdict::exit_verdict(run.status, run.timed_out, 300) {
+                let mut config = QemuConfig::new(image.clone(), Firmware::Bios);
+                config.kernel_options.extend(ramdisk.as_ref().map(pages::PageFile::option));
+                let run = qemu::run(&config.args()?, Duration::from_secs(secs), |_| {})?;
+                if let Err(why) = verdict::exit_verdict(run.status, run.timed_out, secs) {
                     for l in &run.lines {
                         eprintln!("    | {l}");
                     }
@@ -127,12 +272,13 @@ pub fn bench(o: &BenchOpts) -> Result<ExitCode, String> {
             println!("  {name:<26} {ns:>12.1} {d:>12.1} {:>7.2}x", ns / d);
         }
     }
-    let path = target.join("zkernel").join("bench.json");
-    std::fs::write(
-        &path,
-        serde_json::to_string_pretty(&json!({ "rounds": results, "median": medians })).unwrap_or_default() + "\n",
-    )
-    .map_err(|e| format!("writing {}: {e}", path.display()))?;
-    eprintln!("xtask: figures saved to {}", path.display());
-    Ok(ExitCode::SUCCESS)
+    Ok((json!(results), json!(medians)))
+}
+
+/// A table of tests/Cargo.toml's `[package.metadata.zkernel]` (`ramdisks`, `timeouts`), empty if absent.
+fn metadata_table(meta: &Value, key: &str) -> Map<String, Value> {
+    cargo::package(meta, TESTS_PACKAGE)
+        .and_then(|p| p["metadata"]["zkernel"][key].as_object())
+        .cloned()
+        .unwrap_or_default()
 }

@@ -121,7 +121,7 @@ pub fn stats() -> KmapStats {
 }
 
 /// The CPU running this code. Only the boot CPU runs until SMP bring-up; then this reads the per-CPU area.
-fn cpu_id() -> usize {
+pub(crate) fn cpu_id() -> usize {
     0
 }
 

@@ -2,9 +2,7 @@
 
 use super::*;
 
-use std::io::Read;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::OnceLock;
 
 type Page = [u8; PAGE_SIZE];
 
@@ -14,74 +12,21 @@ const DEFLATE_6: Algorithm = Algorithm::Deflate { level: 6 };
 const DEFLATE_10: Algorithm = Algorithm::Deflate { level: 10 };
 const ALL: [Algorithm; 4] = [LZ4, DEFLATE_1, DEFLATE_6, DEFLATE_10];
 
-/// The real page sample (see `shared/data/README.md`). A missing file fails the tests that use it.
-const PERL_SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../../shared/data/perl-heap.pages.gz");
-const PERL_PAGES: usize = 2048;
-
-fn perl_pages() -> &'static [Page] {
-    static PAGES: OnceLock<Vec<Page>> = OnceLock::new();
-    PAGES.get_or_init(|| {
-        let file = std::fs::File::open(PERL_SAMPLE).unwrap_or_else(|e| panic!("{PERL_SAMPLE}: {e}"));
-        let mut raw = Vec::new();
-        flate2::read::GzDecoder::new(file).read_to_end(&mut raw).unwrap_or_else(|e| panic!("{PERL_SAMPLE}: {e}"));
-        assert_eq!(raw.len(), PERL_PAGES * PAGE_SIZE, "{PERL_SAMPLE}: not {PERL_PAGES} pages");
-        raw.as_chunks::<PAGE_SIZE>().0.to_vec()
-    })
-}
-
-/// xorshift64*: deterministic, seedable, good enough to pick positions and make incompressible bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in `0..n` (n > 0), with negligible bias for the small `n` used here.
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        for b in buf {
-            *b = self.next() as u8;
-        }
-    }
-}
+use pagedata::sample::perl_pages;
+use pagedata::{Rng, THREE_QUARTERS_FRESH};
 
 fn random_page(seed: u64) -> Box<Page> {
     let mut page = Box::new([0; PAGE_SIZE]);
-    Rng::new(seed).fill(&mut page[..]);
+    pagedata::random_page(seed, &mut page);
     page
 }
 
-/// A page that compresses to roughly three quarters: 32-byte segments, each either fresh random bytes
-/// (with probability `fresh_percent`) or a copy of an earlier segment. Random bytes do not shrink and a
-/// copied segment costs a few bytes of match, so the ratio tracks `fresh_percent` for every algorithm.
+/// A page that compresses to roughly `fresh_percent` % (`pagedata::ratio_page`).
 fn ratio_page(seed: u64, fresh_percent: usize) -> Box<Page> {
-    const SEG: usize = 32;
-    let mut rng = Rng::new(seed);
     let mut page = Box::new([0; PAGE_SIZE]);
-    for s in 0..PAGE_SIZE / SEG {
-        let at = s * SEG;
-        if s == 0 || rng.below(100) < fresh_percent {
-            rng.fill(&mut page[at..at + SEG]);
-        } else {
-            let from = rng.below(s) * SEG;
-            page.copy_within(from..from + SEG, at);
-        }
-    }
+    pagedata::ratio_page(seed, fresh_percent, &mut page);
     page
 }
-
-const THREE_QUARTERS_FRESH: usize = 72;
 
 fn same_page(word: u64) -> Box<Page> {
     let mut page = Box::new([0; PAGE_SIZE]);
@@ -302,7 +247,7 @@ fn corruption_corpus() -> Vec<(Algorithm, Vec<u8>)> {
     pages.extend((0..2).map(|seed| ratio_page(seed, THREE_QUARTERS_FRESH)));
     pages.push(ratio_page(5, 20));
     // Spread over the sample: heap, stacks and data all look different.
-    pages.extend((0..8).map(|i| Box::new(perl[i * PERL_PAGES / 8 + 3])));
+    pages.extend((0..8).map(|i| Box::new(perl[i * pagedata::sample::PERL_PAGES / 8 + 3])));
     let mut corpus = Vec::new();
     for alg in [LZ4, DEFLATE_1, DEFLATE_6] {
         let mut c = Compressor::new(alg).unwrap();
@@ -368,7 +313,7 @@ fn corrupt_garbage_is_detected() {
                 // 2..=8 scattered random bytes.
                 for _ in 0..2 + rng.below(7) {
                     let at = rng.below(bad.len());
-                    bad[at] = rng.next() as u8;
+                    bad[at] = rng.next_u64() as u8;
                 }
             }
             if bad == *good {
@@ -414,32 +359,4 @@ fn corrupt_truncation_and_extension_are_detected() {
     }
     println!("truncation and extension: {count} corrupted inputs rejected");
     assert!(count >= 5_000, "{count}");
-}
-
-/// Speed on the perl sample; meaningful only optimised: `cargo test -p compress --release -- --ignored
-/// --nocapture timing`.
-#[test]
-#[ignore = "timing report; run with --release"]
-fn timing_report() {
-    let pages = perl_pages();
-    for alg in [LZ4, DEFLATE_1, DEFLATE_6] {
-        let mut c = Compressor::new(alg).unwrap();
-        let start = std::time::Instant::now();
-        let total: usize = pages.iter().map(|p| c.compress(p, MAX_STORED).unwrap().len()).sum();
-        let compress = start.elapsed();
-        let stored: Vec<Vec<u8>> = pages.iter().map(|p| c.compress(p, MAX_STORED).unwrap().to_vec()).collect();
-        let mut page = [0; PAGE_SIZE];
-        let start = std::time::Instant::now();
-        for s in &stored {
-            c.decompress(s, &mut page).unwrap();
-        }
-        let decompress = start.elapsed();
-        let per_page = |d: std::time::Duration| d.as_secs_f64() * 1e6 / pages.len() as f64;
-        println!(
-            "{alg:?}: compress {:.1} µs/page, decompress {:.1} µs/page, ratio {:.3}",
-            per_page(compress),
-            per_page(decompress),
-            total as f64 / (pages.len() * PAGE_SIZE) as f64
-        );
-    }
 }

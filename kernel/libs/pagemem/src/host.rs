@@ -129,6 +129,21 @@ mod tests {
     }
 
     #[test]
+    fn a_budget_refuses_past_its_limit_and_recovers_on_free() {
+        let mut m = crate::Limited::new(HostMemory::new(8), 2);
+        let a = m.alloc_frame(Owner::POOL).unwrap();
+        let b = m.alloc_frame(Owner::POOL).unwrap();
+        assert_eq!(m.alloc_frame(Owner::POOL), Err(FrameError::OutOfMemory { order: 0 }));
+        assert_eq!((m.held(), m.inner_mut().frames().stats().used), (2, 2), "the refusal took nothing");
+        m.free_frame(a).unwrap();
+        assert_eq!(m.free_frame(a), Err(FrameError::DoubleFree(a)), "the inner source still judges frees");
+        assert_eq!(m.held(), 1);
+        let c = m.alloc_frame(Owner::POOL).unwrap();
+        m.with_pages2(b, c, |s| s[4095..4097].copy_from_slice(&[1, 2])).unwrap();
+        assert_eq!(m.with_page(c, |p| p[0]).unwrap(), 2);
+    }
+
+    #[test]
     fn foreign_frames_and_double_frees_are_refused() {
         let mut m = HostMemory::new(4);
         assert_eq!(m.with_page(Pfn(0), |_| ()), Err(MemError::Foreign(Pfn(0))));

@@ -15,6 +15,7 @@
 //! | [`PageMemory::with_page`] | the 4096 bytes of one frame | the slice lives only inside the closure |
 //! | [`PageMemory::with_pages2`] | frames `a` then `b` as one 8192-byte slice | for an object spanning two non-adjacent frames (zsmalloc) |
 //! | [`FrameSource::alloc_frame`] / [`FrameSource::free_frame`] | order-0 frames for a pool | freed frames must not be touched again |
+//! | [`Limited`] | any of the above, with at most `limit` frames held at once | past it, `alloc_frame` says `OutOfMemory` |
 //!
 //! Calls take `&mut self`, so a pool holding one `PageMemory` cannot nest mappings through it — the
 //! zsmalloc rule "one mapping per CPU at a time" — though the kernel's kmap underneath does allow
@@ -64,6 +65,75 @@ pub trait PageMemory {
 pub trait FrameSource {
     fn alloc_frame(&mut self, owner: Owner) -> Result<Pfn, FrameError>;
     fn free_frame(&mut self, pfn: Pfn) -> Result<(), FrameError>;
+}
+
+/// A frame budget around another memory: at most `limit` frames allocated through it at once, as a
+/// pool's share of RAM (zswap's `max_pool_percent`) or a test's small machine. Past the budget
+/// `alloc_frame` answers [`FrameError::OutOfMemory`] without asking the inner source.
+#[derive(Debug)]
+pub struct Limited<M> {
+    inner: M,
+    limit: u64,
+    held: u64,
+}
+
+impl<M> Limited<M> {
+    pub const fn new(inner: M, limit: u64) -> Self {
+        Limited { inner, limit, held: 0 }
+    }
+
+    /// Frames allocated through this budget and not yet freed.
+    pub fn held(&self) -> u64 {
+        self.held
+    }
+
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Change the budget; frames already held above a lower limit stay held.
+    pub fn set_limit(&mut self, limit: u64) {
+        self.limit = limit;
+    }
+
+    pub fn inner(&self) -> &M {
+        &self.inner
+    }
+
+    pub fn inner_mut(&mut self) -> &mut M {
+        &mut self.inner
+    }
+
+    pub fn into_inner(self) -> M {
+        self.inner
+    }
+}
+
+impl<M: PageMemory> PageMemory for Limited<M> {
+    fn with_page<R>(&mut self, pfn: Pfn, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, MemError> {
+        self.inner.with_page(pfn, f)
+    }
+
+    fn with_pages2<R>(&mut self, a: Pfn, b: Pfn, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, MemError> {
+        self.inner.with_pages2(a, b, f)
+    }
+}
+
+impl<M: FrameSource> FrameSource for Limited<M> {
+    fn alloc_frame(&mut self, owner: Owner) -> Result<Pfn, FrameError> {
+        if self.held >= self.limit {
+            return Err(FrameError::OutOfMemory { order: 0 });
+        }
+        let pfn = self.inner.alloc_frame(owner)?;
+        self.held += 1;
+        Ok(pfn)
+    }
+
+    fn free_frame(&mut self, pfn: Pfn) -> Result<(), FrameError> {
+        self.inner.free_frame(pfn)?;
+        self.held = self.held.saturating_sub(1);
+        Ok(())
+    }
 }
 
 #[cfg(any(test, feature = "host"))]

@@ -1,0 +1,317 @@
+//! Host tests: the three kinds of entry, the policy, corrupt and stale entries, and a randomised run
+//! against a model over both pools.
+
+use super::*;
+
+use pagedata::sample::perl_pages;
+use pagedata::{Rng, THREE_QUARTERS_FRESH, random_page, ratio_page};
+use pagemem::HostMemory;
+use std::collections::BTreeMap;
+use zbud::Zbud;
+use zsmalloc::Zsmalloc;
+
+type Page = [u8; PAGE_SIZE];
+
+const LZ4: Algorithm = Algorithm::Lz4;
+const DEFLATE_1: Algorithm = Algorithm::Deflate { level: 1 };
+
+fn zbud_store(frames: usize, policy: Policy) -> Zstore<Zbud<HostMemory>> {
+    Zstore::new(Zbud::new(HostMemory::new(frames)), policy)
+}
+
+fn zs_store(frames: usize, policy: Policy) -> Zstore<Zsmalloc<HostMemory>> {
+    Zstore::new(Zsmalloc::new(HostMemory::new(frames)), policy)
+}
+
+fn noise(seed: u64) -> Box<Page> {
+    let mut p = Box::new([0; PAGE_SIZE]);
+    random_page(seed, &mut p);
+    p
+}
+
+/// The first perl page that is not same-filled.
+fn perl_page() -> &'static Page {
+    perl_pages().iter().find(|p| compress::same_filled(p).is_none()).unwrap()
+}
+
+fn invariants(s: &StoreStats) {
+    assert_eq!(s.orig_data_size, s.stored_pages * PAGE_SIZE as u64, "{s:?}");
+    assert!(s.same_pages + s.huge_pages <= s.stored_pages, "{s:?}");
+}
+
+#[test]
+fn worked_example_from_the_header() {
+    let mut c = Compressor::new(LZ4).unwrap();
+    let mut z = zs_store(64, Policy::DEFAULT);
+    let zero = [0u8; PAGE_SIZE];
+    assert_eq!(z.store(&mut c, &zero), Ok(Entry::Same { word: 0 }));
+    assert_eq!((z.stats().same_pages, z.pool().total_pages()), (1, 0), "no pool object for a zero page");
+
+    let e = z.store(&mut c, perl_page()).unwrap();
+    let Entry::Compressed { len, algorithm, .. } = e else { panic!("{e:?}") };
+    assert_eq!((len, algorithm), (1781, 1), "the header's figure for the first perl page");
+    assert_eq!(z.stats().compr_data_size, 1781);
+    assert_eq!(z.stats().mem_used_total, z.pool().total_pages() * 4096);
+
+    assert_eq!(z.store(&mut c, &noise(1)), Err(StoreError::Incompressible { size: 4119 }));
+    let s = z.stats();
+    assert_eq!((s.reject_compress_poor, s.stored_pages, s.orig_data_size), (1, 2, 8192));
+    invariants(&s);
+}
+
+#[test]
+fn every_perl_page_round_trips_through_both_pools_and_both_compressors() {
+    for alg in [LZ4, DEFLATE_1] {
+        let mut c = Compressor::new(alg).unwrap();
+        let mut zb = zbud_store(4096, Policy::DEFAULT);
+        let mut zs = zs_store(4096, Policy::DEFAULT);
+        let pages = perl_pages();
+        let mut entries = Vec::new();
+        for p in pages {
+            entries.push((zb.store(&mut c, p), zs.store(&mut c, p)));
+        }
+        let mut back = [0u8; PAGE_SIZE];
+        for (p, (eb, es)) in pages.iter().zip(&entries) {
+            if let Ok(e) = eb {
+                back.fill(0xa5);
+                zb.load(&mut c, e, &mut back).unwrap();
+                assert!(back == *p);
+            }
+            if let Ok(e) = es {
+                back.fill(0xa5);
+                zs.load(&mut c, e, &mut back).unwrap();
+                assert!(back == *p);
+            }
+        }
+        let (sb, ss) = (zb.stats(), zs.stats());
+        println!("{alg:?}: zbud {sb:?}\n{alg:?}: zsmalloc {ss:?}");
+        invariants(&sb);
+        invariants(&ss);
+        // Both pools saw the same pages and the same policy: the same pages were kept, in the same bytes.
+        assert_eq!(
+            (sb.stored_pages, sb.same_pages, sb.compr_data_size, sb.reject_compress_poor),
+            (ss.stored_pages, ss.same_pages, ss.compr_data_size, ss.reject_compress_poor)
+        );
+        assert_eq!(sb.stored_pages + sb.reject_compress_poor, pages.len() as u64);
+        assert!(sb.same_pages > 0, "the sample has same-filled pages");
+        assert!(ss.mem_used_total < sb.mem_used_total, "zsmalloc packs denser than zbud");
+        for (eb, es) in entries {
+            if let Ok(e) = eb {
+                zb.free(e).unwrap();
+            }
+            if let Ok(e) = es {
+                zs.free(e).unwrap();
+            }
+        }
+        for s in [zb.stats(), zs.stats()] {
+            assert_eq!((s.stored_pages, s.compr_data_size, s.same_pages, s.mem_used_total), (0, 0, 0, 0), "{s:?}");
+        }
+    }
+}
+
+#[test]
+fn a_poor_page_is_rejected_or_kept_whole() {
+    let mut c = Compressor::new(LZ4).unwrap();
+    let page = noise(2);
+    let whole = Policy { poor: PoorPage::StoreWhole, ..Policy::DEFAULT };
+
+    let mut zs = zs_store(16, whole);
+    let e = zs.store(&mut c, &page).unwrap();
+    assert!(matches!(e, Entry::Whole { .. }));
+    assert_eq!((zs.stats().huge_pages, zs.stats().compr_data_size), (1, 4096));
+    let mut back = [0u8; PAGE_SIZE];
+    zs.load(&mut c, &e, &mut back).unwrap();
+    assert!(back == *page);
+    zs.free(e).unwrap();
+    assert_eq!(zs.stats().huge_pages, 0);
+
+    // zbud cannot hold a whole page: the pool says so, and the store counts an allocation failure.
+    let mut zb = zbud_store(16, whole);
+    assert_eq!(
+        zb.store(&mut c, &page),
+        Err(StoreError::Pool(PoolError::TooLarge { size: 4096, max: zbud::MAX_SIZE }))
+    );
+    let s = zb.stats();
+    assert_eq!((s.reject_alloc_fail, s.stored_pages, s.mem_used_total), (1, 0, 0));
+
+    // A lower threshold turns a 75 % page into a poor one.
+    let mut p75 = [0u8; PAGE_SIZE];
+    ratio_page(3, THREE_QUARTERS_FRESH, &mut p75);
+    let strict = Policy { threshold: PAGE_SIZE / 2, poor: PoorPage::Reject };
+    let mut z = zs_store(16, strict);
+    assert!(matches!(z.store(&mut c, &p75), Err(StoreError::Incompressible { size }) if size > 2048 && size < 3584));
+    let mut z = zs_store(16, Policy::DEFAULT);
+    assert!(matches!(z.store(&mut c, &p75), Ok(Entry::Compressed { .. })));
+}
+
+#[test]
+fn corrupt_stored_bytes_are_detected_not_served() {
+    let mut c = Compressor::new(DEFLATE_1).unwrap();
+    let mut z = zs_store(256, Policy::DEFAULT);
+    let mut rng = Rng::new(9);
+    // The first 200 pages that compress below the threshold.
+    let entries: Vec<Entry> = perl_pages()
+        .iter()
+        .filter_map(|p| z.store(&mut c, p).ok().filter(|e| matches!(e, Entry::Compressed { .. })))
+        .take(200)
+        .collect();
+    let mut back = [0u8; PAGE_SIZE];
+    for e in &entries {
+        let h = e.handle().unwrap();
+        // Flip 1 to 4 random bits of the stored bytes, the way a stray write or bad RAM would.
+        let flips = 1 + rng.below(4);
+        let len = e.stored_len();
+        let at: Vec<(usize, u8)> = (0..flips).map(|_| (rng.below(len), 1 << rng.below(8))).collect();
+        z.pool_mut()
+            .map(h, MapMode::ReadWrite, |obj| {
+                for &(i, bit) in &at {
+                    obj[i] ^= bit;
+                }
+            })
+            .unwrap();
+        let r = z.load(&mut c, e, &mut back);
+        // Two flips of the same bit cancel out; everything else must be caught.
+        let mut net = BTreeMap::new();
+        for &(i, bit) in &at {
+            *net.entry(i).or_insert(0u8) ^= bit;
+        }
+        if net.values().all(|&b| b == 0) {
+            assert_eq!(r, Ok(()));
+        } else {
+            assert!(matches!(r, Err(StoreError::Corrupt | StoreError::UnknownAlgorithm(_))), "{r:?}");
+        }
+    }
+    let s = z.stats();
+    assert!(s.corrupt_loads >= 190, "{s:?}");
+    for e in entries {
+        z.free(e).unwrap();
+    }
+    assert_eq!(z.pool().total_pages(), 0, "corrupt entries still free cleanly");
+}
+
+#[test]
+fn a_stale_entry_is_refused_and_nothing_else_moves() {
+    let mut c = Compressor::new(LZ4).unwrap();
+    let mut z = zbud_store(16, Policy::DEFAULT);
+    let keep = z.store(&mut c, perl_page()).unwrap();
+    let gone = z.store(&mut c, perl_page()).unwrap();
+    let h = gone.handle().unwrap();
+    z.pool_mut().free(h).unwrap(); // behind the store's back, as an evicting pool would
+    let before = z.stats();
+    let mut back = [0u8; PAGE_SIZE];
+    assert_eq!(z.load(&mut c, &gone, &mut back), Err(StoreError::Pool(PoolError::StaleHandle(h))));
+    assert_eq!(z.free(gone), Err(StoreError::Pool(PoolError::StaleHandle(h))));
+    assert_eq!(z.stats(), before);
+    z.load(&mut c, &keep, &mut back).unwrap();
+    assert!(back == *perl_page());
+}
+
+#[test]
+fn a_full_pool_refuses_the_store_and_keeps_what_it_has() {
+    let mut c = Compressor::new(LZ4).unwrap();
+    let mut z = zs_store(4, Policy::DEFAULT);
+    let mut kept = Vec::new();
+    let mut refused = 0;
+    for (i, p) in perl_pages().iter().enumerate().take(200) {
+        match z.store(&mut c, p) {
+            Ok(e) => kept.push((i, e)),
+            Err(StoreError::Pool(PoolError::OutOfMemory)) => refused += 1,
+            Err(StoreError::Incompressible { .. }) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    let s = z.stats();
+    assert!(refused > 0 && s.reject_alloc_fail == refused, "{s:?}");
+    assert_eq!(s.mem_used_total, 4 * 4096);
+    let mut back = [0u8; PAGE_SIZE];
+    for (i, e) in &kept {
+        z.load(&mut c, e, &mut back).unwrap();
+        assert!(back == perl_pages()[*i]);
+    }
+}
+
+/// Random store/load/free over both pools and both compressors, against a map of what each entry must
+/// give back; 100,000 operations each.
+#[test]
+fn random_operations_against_a_model() {
+    for (seed, zs) in [(1u64, true), (2, false)] {
+        let mut rng = Rng::new(seed);
+        let mut comps = [Compressor::new(LZ4).unwrap(), Compressor::new(DEFLATE_1).unwrap()];
+        let policy = Policy { poor: if zs { PoorPage::StoreWhole } else { PoorPage::Reject }, ..Policy::DEFAULT };
+        let mut z: Box<dyn Store> = if zs { Box::new(zs_store(2048, policy)) } else { Box::new(zbud_store(2048, policy)) };
+        let mut live: Vec<(Entry, Box<Page>)> = Vec::new();
+        let mut page = Box::new([0u8; PAGE_SIZE]);
+        let mut back = [0u8; PAGE_SIZE];
+        let (mut kept_bytes, mut kept_same, mut kept_whole) = (0u64, 0u64, 0u64);
+        for op in 0..100_000u64 {
+            let c = &mut comps[rng.below(2)];
+            match rng.below(10) {
+                0..=4 if live.len() < 1500 => {
+                    match rng.below(4) {
+                        0 => page.copy_from_slice(&perl_pages()[rng.below(2048)]),
+                        1 => ratio_page(rng.next_u64(), rng.below(101), &mut page),
+                        2 => compress::fill_same(&mut page, if rng.below(2) == 0 { 0 } else { rng.next_u64() }),
+                        _ => random_page(rng.next_u64(), &mut page),
+                    }
+                    match z.store(c, &page) {
+                        Ok(e) => {
+                            kept_bytes += e.stored_len() as u64;
+                            kept_same += matches!(e, Entry::Same { .. }) as u64;
+                            kept_whole += matches!(e, Entry::Whole { .. }) as u64;
+                            live.push((e, page.clone()));
+                        }
+                        Err(StoreError::Incompressible { .. }) => assert!(!zs),
+                        Err(e) => panic!("seed {seed} op {op}: {e:?}"),
+                    }
+                }
+                0..=6 if !live.is_empty() => {
+                    let (e, p) = &live[rng.below(live.len())];
+                    z.load(c, e, &mut back).unwrap_or_else(|err| panic!("seed {seed} op {op}: {err:?}"));
+                    assert!(back == **p, "seed {seed} op {op}");
+                }
+                _ if !live.is_empty() => {
+                    let (e, _) = live.swap_remove(rng.below(live.len()));
+                    kept_bytes -= e.stored_len() as u64;
+                    kept_same -= matches!(e, Entry::Same { .. }) as u64;
+                    kept_whole -= matches!(e, Entry::Whole { .. }) as u64;
+                    z.free(e).unwrap();
+                }
+                _ => {}
+            }
+            let s = z.stats();
+            assert_eq!(
+                (s.stored_pages, s.compr_data_size, s.same_pages, s.huge_pages),
+                (live.len() as u64, kept_bytes, kept_same, kept_whole),
+                "seed {seed} op {op}"
+            );
+            invariants(&s);
+        }
+        for (e, _) in live {
+            z.free(e).unwrap();
+        }
+        assert_eq!(z.stats().mem_used_total, 0);
+    }
+}
+
+/// Object-safe view of a store, so one test body drives both pools.
+trait Store {
+    fn store(&mut self, c: &mut Compressor, page: &Page) -> Result<Entry, StoreError>;
+    fn load(&mut self, c: &mut Compressor, e: &Entry, page: &mut Page) -> Result<(), StoreError>;
+    fn free(&mut self, e: Entry) -> Result<(), StoreError>;
+    fn stats(&self) -> StoreStats;
+}
+
+impl<P: ZPool> Store for Zstore<P> {
+    fn store(&mut self, c: &mut Compressor, page: &Page) -> Result<Entry, StoreError> {
+        Zstore::store(self, c, page)
+    }
+    fn load(&mut self, c: &mut Compressor, e: &Entry, page: &mut Page) -> Result<(), StoreError> {
+        Zstore::load(self, c, e, page)
+    }
+    fn free(&mut self, e: Entry) -> Result<(), StoreError> {
+        Zstore::free(self, e)
+    }
+    fn stats(&self) -> StoreStats {
+        Zstore::stats(self)
+    }
+}

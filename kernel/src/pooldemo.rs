@@ -1,0 +1,192 @@
+//! The pools part of the `cargo xtask run` demo: store a set of real or synthetic pages in zsmalloc and
+//! in zbud, on real frames through kmap, read every page back, compact, free, and report the figures
+//! zram and zswap report (`orig_data_size`, `compr_data_size`, `mem_used_total`, `same_pages`, …).
+//!
+//! The pages are the ramdisk's when one was given (`cargo xtask run --pages FILE`), else 2048 synthetic
+//! pages (`pagedata`): one in ten a zero page, the rest compressing to between 10 % and 100 %.
+//! Options: `compressor=lz4|deflate`, `deflate_level=1..10` (default 1).
+
+use alloc::borrow::Cow;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+use compress::Algorithm;
+use kopts::Options;
+use zbud::Zbud;
+use zpool::ZPool;
+use zsmalloc::Zsmalloc;
+use zstore::{Entry, Policy, StoreError, StoreStats, Zstore};
+
+use crate::arch::tsc::{centi_ns, rdtsc};
+use crate::init::BootFacts;
+use crate::mm::KernelMemory;
+use crate::println;
+use crate::zcomp::with_stream;
+
+type Page = [u8; 4096];
+
+/// What one pool did with the demo's pages.
+#[derive(Debug)]
+pub struct PoolRun {
+    pub pool: &'static str,
+    /// The store's counters with every page held.
+    pub full: StoreStats,
+    /// Pages that did not read back identical (must be 0).
+    pub mismatches: u64,
+    /// Pool pages after freeing two thirds of the pages, before and after compaction.
+    pub sparse_pages: u64,
+    pub compacted_pages: u64,
+    /// Mean cost per page in nanoseconds (TCG time: compare pools with each other, not with hardware).
+    pub store_ns: u64,
+    pub load_ns: u64,
+}
+
+/// The demo's pages and where they came from.
+fn pages(facts: &BootFacts) -> (Cow<'static, [Page]>, &'static str) {
+    if let Some(r) = facts.ramdisk.as_ref().filter(|r| r.verified != Some(false) && r.pages() > 0) {
+        return (Cow::Borrowed(r.bytes().as_chunks::<4096>().0), "the ramdisk (--pages)");
+    }
+    let mut v = alloc::vec![[0u8; 4096]; 2048];
+    for (i, p) in v.iter_mut().enumerate() {
+        if i % 10 != 0 {
+            pagedata::ratio_page(i as u64, 10 + (i * 37) % 91, p);
+        }
+    }
+    (Cow::Owned(v), "2048 synthetic pages (10 % zero, the rest compressing to 10-100 %)")
+}
+
+fn algorithm(options: &Options) -> Algorithm {
+    match options.get("compressor") {
+        Some("deflate") => {
+            let level = options.get("deflate_level").and_then(|l| l.parse().ok()).unwrap_or(1);
+            Algorithm::Deflate { level }
+        }
+        _ => Algorithm::Lz4,
+    }
+}
+
+fn ns_per(cycles: u64, n: usize) -> u64 {
+    centi_ns(cycles / n.max(1) as u64) / 100
+}
+
+fn run_one<P: ZPool>(pool: P, alg: Algorithm, pages: &[Page]) -> Result<PoolRun, StoreError> {
+    let mut z = Zstore::new(pool, Policy::DEFAULT);
+    let mut entries: Vec<(usize, Entry)> = Vec::with_capacity(pages.len());
+    let t = rdtsc();
+    for (i, p) in pages.iter().enumerate() {
+        match with_stream(alg, |c| z.store(c, p)).map_err(StoreError::Compressor)? {
+            Ok(e) => entries.push((i, e)),
+            Err(StoreError::Incompressible { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let store_ns = ns_per(rdtsc() - t, pages.len());
+    let full = z.stats();
+    let mut out = [0u8; 4096];
+    let mut mismatches = 0;
+    let t = rdtsc();
+    for (i, e) in &entries {
+        let ok = with_stream(alg, |c| z.load(c, e, &mut out)).map_err(StoreError::Compressor)?;
+        if ok.is_err() || out != pages[*i] {
+            mismatches += 1;
+        }
+    }
+    let load_ns = ns_per(rdtsc() - t, entries.len());
+    // Free two pages of every three, then compact what is left.
+    let mut keep = Vec::with_capacity(entries.len() / 3 + 1);
+    for (k, (i, e)) in entries.into_iter().enumerate() {
+        if k % 3 == 0 { keep.push((i, e)) } else { z.free(e)? }
+    }
+    let sparse_pages = z.pool().total_pages();
+    let compacted_pages = z.compact()?;
+    for (i, e) in &keep {
+        let ok = with_stream(alg, |c| z.load(c, e, &mut out)).map_err(StoreError::Compressor)?;
+        if ok.is_err() || out != pages[*i] {
+            mismatches += 1;
+        }
+    }
+    for (_, e) in keep {
+        z.free(e)?;
+    }
+    Ok(PoolRun { pool: z.pool().name(), full, mismatches, sparse_pages, compacted_pages, store_ns, load_ns })
+}
+
+/// Run the demo on both pools, print the human lines, and return the `"pools":…` JSON member.
+pub fn run(facts: &BootFacts) -> String {
+    let options = Options::new(facts.options);
+    let alg = algorithm(&options);
+    let (pages, source) = pages(facts);
+    println!("pools: {} pages from {source}, compressor {alg:?}, policy {:?}", pages.len(), Policy::DEFAULT);
+    // SAFETY (both): each KernelMemory goes to one pool, which reaches only the frames it allocated through it.
+    let runs = [
+        run_one(Zsmalloc::new(unsafe { KernelMemory::new() }), alg, &pages),
+        run_one(Zbud::new(unsafe { KernelMemory::new() }), alg, &pages),
+    ];
+    let mut json = String::from("[");
+    for r in runs {
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => {
+                println!("  pool demo failed: {e}");
+                continue;
+            }
+        };
+        let s = &r.full;
+        let pool_pages = s.mem_used_total / 4096;
+        let in_pool = s.stored_pages - s.same_pages;
+        let ideal = s.compr_data_size as f64 / 4096.0;
+        println!(
+            "  {:<9} stored {} ({} same-filled, {} whole), refused {} poor; orig {} KiB, compr {} KiB, \
+             mem_used {} KiB ({pool_pages} pages)",
+            r.pool,
+            s.stored_pages,
+            s.same_pages,
+            s.huge_pages,
+            s.reject_compress_poor,
+            s.orig_data_size / 1024,
+            s.compr_data_size / 1024,
+            s.mem_used_total / 1024,
+        );
+        println!(
+            "  {:<9} {:.3} pool pages per pooled page, {:+.1} % vs ideal; after freeing 2/3: {} pages, \
+             compaction freed {}; {} ns/page store, {} ns/page load (TCG); mismatches {}",
+            "",
+            pool_pages as f64 / in_pool.max(1) as f64,
+            (pool_pages as f64 / ideal - 1.0) * 100.0,
+            r.sparse_pages,
+            r.compacted_pages,
+            r.store_ns,
+            r.load_ns,
+            r.mismatches
+        );
+        if json.len() > 1 {
+            json.push(',');
+        }
+        let _ = write!(
+            json,
+            "{{\"pool\":\"{}\",\"compressor\":\"{}\",\"pages\":{},\"stored_pages\":{},\"same_pages\":{},\
+             \"huge_pages\":{},\"reject_compress_poor\":{},\"reject_alloc_fail\":{},\"orig_data_size\":{},\
+             \"compr_data_size\":{},\"mem_used_total\":{},\"pages_after_freeing_two_thirds\":{},\
+             \"pages_compacted\":{},\"store_ns\":{},\"load_ns\":{},\"mismatches\":{}}}",
+            r.pool,
+            alg.name(),
+            pages.len(),
+            s.stored_pages,
+            s.same_pages,
+            s.huge_pages,
+            s.reject_compress_poor,
+            s.reject_alloc_fail,
+            s.orig_data_size,
+            s.compr_data_size,
+            s.mem_used_total,
+            r.sparse_pages,
+            r.compacted_pages,
+            r.store_ns,
+            r.load_ns,
+            r.mismatches
+        );
+    }
+    json.push(']');
+    json
+}
