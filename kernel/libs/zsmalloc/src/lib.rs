@@ -1,4 +1,251 @@
-//! HEADER PLACEHOLDER
+//! zsmalloc: a compressed-object allocator that packs objects of every size densely into size classes over
+//! chains of order-0 frames, lets objects straddle frame boundaries, and compacts — Linux's `mm/zsmalloc.c`,
+//! behind the [`zpool::ZPool`] interface.
+//!
+//! # Why
+//!
+//! compcache (zram's ancestor) first kept its compressed pages with xvmalloc, a two-level segregated-fit
+//! allocator over single pages. An object could not cross a page, so an object of 2–4 KiB — the usual size
+//! of a page that compresses to 50–100 % — left the rest of its page to objects small enough to fill the
+//! gap, and on pages compressing to 75 % a fifth of the memory was lost (xvmalloc 0.95 pages per stored
+//! page against an ideal 0.75, `shared/anchors.md`). kmalloc was worse still: its large sizes need
+//! physically contiguous pages, which are scarce exactly when the system is swapping.
+//!
+//! zsmalloc's answer: take only order-0 frames, chain a few of them into a *zspage*, and cut the zspage
+//! into equal objects laid back to back, so a 3 KiB object may end in the next frame. An object is reached
+//! through a handle and mapped for the length of a call, one or two frames at a time — which is also what
+//! a kernel without a direct map of RAM (Linux's HIGHMEM, zkernel always) needs. Objects of 3072 bytes
+//! then take 0.800 pages each with chains of 4 and 0.778 with chains of 8 (the anchor model; zbud: 1.000).
+//!
+//! # Vocabulary
+//!
+//! | term | meaning |
+//! |---|---|
+//! | class index | `i` in 0..255: object places of `32 + 16·i` bytes ([`index_size`], [`class_index`]) |
+//! | size class | the merged class a set of neighbouring indexes share ([`SizeClass`]); its `size` is the largest of them |
+//! | zspage | `pages_per_zspage` frames of one class, seen as one byte range holding `objs_per_zspage` objects |
+//! | chain | the frames of a zspage; N ([`Config::max_pages_per_zspage`]) is the longest chain a class may use |
+//! | object | the bytes of one `malloc`: in a place of `size` bytes, after an 8-byte header |
+//! | header | 8 bytes at the start of an object's place naming its handle, so compaction can find it (Linux's `ZS_HANDLE_SIZE`) |
+//! | huge class | one object in a one-frame zspage: no header, the back-reference is in the side table (Linux's `ZsHugePage`) |
+//! | handle slot | an entry of the handle table: where the object is now; the handle names the slot, not the place |
+//! | fullness group | a zspage's in-use ratio band ([`fullness_group`]); each class keeps one list per group |
+//! | span | an object whose data crosses from one frame of its zspage into the next |
+//! | copy buffer | the pool's 4096 bytes for [`SpanMap::Copy`] and for compaction's copies (Linux's per-CPU `vm_buf`) |
+//! | freeable | frames compaction could give back now: whole zspages' worth of free places (Linux's `zs_can_compact`) |
+//!
+//! # Size classes
+//!
+//! `malloc(n)` adds the header and takes class index `⌈(n + 8 − 32) / 16⌉` (0 for `n ≤ 24`); a place of
+//! `32 + 16·i` bytes. 255 indexes run from 32 to 4096 bytes, as in Linux (`ZS_MIN_ALLOC_SIZE` 32,
+//! `ZS_SIZE_CLASS_DELTA` = `PAGE_SIZE >> 8` = 16, `ZS_SIZE_CLASSES` 255). Why these:
+//!
+//! - **Step 16.** Rounding up to the next index costs at most 15 bytes an object, about 1 % of a 1.4 KiB
+//!   object. Halving the step would double the classes, and every class in use keeps a partly filled
+//!   zspage — at zkernel's scale that, not rounding, is the largest loss (see "Efficiency"). A 16-byte
+//!   step also keeps every place 16-byte aligned, so a header never crosses a frame.
+//! - **Smallest 32.** Header plus 24 bytes, Linux's smallest. Compressed pages are hardly ever smaller:
+//!   the pages that shrink most are one word repeated, and those are kept as the word and never reach a
+//!   pool (even so, LZ4 stores a zero page in 32 bytes, deflate-6 in 25).
+//! - **Largest 4096.** zkernel stores a page that does not compress whole, so a page must fit. 4096 + 8 is
+//!   clamped to the last index, whose class is huge, so it needs no header.
+//!
+//! Each index gets its chain as Linux's `calculate_zspage_chain_size` does: of 1..=N frames, the chain
+//! whose end wastes the fewest bytes (`pages·4096 mod size`), the shortest on a tie, and one frame for a
+//! power of two; then `objs = ⌊pages·4096 / size⌋`. For 3088-byte places: 1008 bytes waste in one frame,
+//! 944 in four (5 objects), 880 in seven (9 objects), 688 in sixteen (21 objects). Then, as in
+//! `zs_create_pool`, indexes are walked from the largest down and one with the same pages and objects
+//! per zspage as the class above joins it: it takes the same frames for the same objects either way, and
+//! the pool has fewer classes, so fewer partly filled zspages. Merging only moves each zspage's waste from
+//! its tail into the places. A class with one object in one frame is huge; only the top class is.
+//!
+//! | N | merged classes | huge from (bytes) | class of 3072 bytes | its pages per object, zspages full |
+//! |---|---|---|---|---|
+//! | 1 | 30 | 2041 | huge | 1.000 |
+//! | 2 | 42 | 2713 | huge | 1.000 |
+//! | 4 | 69 | 3257 | 3264: 4 pages, 5 objects | 0.800 |
+//! | 8 | 119 | 3625 | 3184: 7 pages, 9 objects | 0.778 |
+//! | 16 | 192 | 3833 | 3120: 16 pages, 21 objects | 0.762 |
+//!
+//! # Zspage layout
+//!
+//! A zspage of class `size` is one byte range over its frames in chain order: byte `b` is byte `b mod 4096`
+//! of frame `⌊b / 4096⌋`. Object `i` of an `n`-byte `malloc`:
+//!
+//! | bytes of the zspage | holds |
+//! |---|---|
+//! | `i·size .. i·size + 8` | the header: the object's handle, `u64` little-endian (not in a huge class) |
+//! | `i·size + 8 .. i·size + 8 + n` | the data, what [`ZPool::map`] lends; it may run into the next frame |
+//! | `.. (i + 1)·size` | slack: the class rounding |
+//! | `objs·size .. pages·4096` | the tail nothing can use ([`SizeClass::waste`]) |
+//!
+//! In a huge class the data is bytes `0..n` of the zspage's one frame. A free place holds whatever was
+//! there; frames come from the frame source unzeroed, and nothing here relies on their contents.
+//!
+//! # What lives where
+//!
+//! Linux threads each zspage's free list through its free objects and keeps the zspage's frames and
+//! flags in `struct page`. Here a frame's bytes are reachable only while mapped (`pagemem`), so the pool
+//! decides everything from a side table on the heap, as zbud does, and pages hold only what must travel
+//! with the object: its header, which compaction reads to learn whose object it is moving, and which
+//! [`Zsmalloc::verify`] checks against the handle table.
+//!
+//! | datum | in the zspage | side table |
+//! |---|---|---|
+//! | an object's handle (back-reference) | the header (not in a huge class) | huge class: the zspage entry |
+//! | which places are free | — | a 256-bit bitmap per zspage (Linux: a free list through free places) |
+//! | handle → zspage, object index, size, generation | — | the handle table, 12 bytes a slot; a free slot links the next free one |
+//! | a zspage's frames | — | a `Vec<Pfn>` per zspage (8 bytes a frame) |
+//! | class, in-use count, fullness group, list links | — | the zspage table, 72 bytes an entry; a vacant entry links the next vacant one |
+//! | fullness lists, counters | — | the class table, one entry per merged class |
+//!
+//! [`ZsStats::metadata_bytes`] counts all of it (capacities, not lengths) plus the copy buffer: 1–5 % of the
+//! pool's bytes in the table below. Linux's handles are 8 bytes each; ours carry the object's size too,
+//! which a zram or tmem index would otherwise keep.
+//!
+//! # Handles
+//!
+//! | bits | field |
+//! |---|---|
+//! | `0..28` | handle slot (at most 2^28 live objects) |
+//! | `28..48` | generation, 1..2^20 (0 is never issued) |
+//! | `48..64` | pool tag: a number each pool draws from a global counter at creation |
+//!
+//! A handle is live if its tag is this pool's and its slot holds an object of that generation; anything
+//! else is [`PoolError::StaleHandle`]. Freeing bumps the slot's generation, so a slot reissues a raw
+//! value only after 2^20 − 1 frees of it. Compaction moves the object and rewrites the slot, never the
+//! handle.
+//!
+//! # Fullness groups, allocation and free
+//!
+//! Linux's current scheme (6.3 on; before it there were four groups: empty, almost empty — at most ¾ in
+//! use —, almost full, full): a zspage with
+//! `u` of its `objs` places in use is in group 0 when empty, 11 ([`FULLNESS_FULL`]) when full, and
+//! `⌊100·u / objs⌋ / 10 + 1` otherwise — group 3 holds the zspages 20–29 % in use. Each class has a list
+//! per group, and a zspage whose group changes goes to the head of its new list.
+//!
+//! - `malloc` takes the first zspage of the fullest non-empty list below full (`find_get_zspage`), and
+//!   there the lowest free place (Linux: the most recently freed). Only when no zspage of the class has
+//!   room does it take a new zspage: every frame from the frame source, or — if one is refused — none,
+//!   the ones taken going back. Then it writes the header; a fresh zspage needs nothing else written.
+//! - `free` clears the place's bit, maps nothing, and gives an emptied zspage's frames back at once, so
+//!   group 0 is always empty. Sparse zspages stay until compaction.
+//!
+//! # Mapping
+//!
+//! An object whose data lies in one frame is mapped directly, whatever the mode. One that spans two frames
+//! is mapped as [`Config::span`] says (Linux maps by the whole place; we map by the data, so fewer
+//! objects count as spanning):
+//!
+//! | [`SpanMap`] | how | mappings per call | a write in `ReadOnly` mode |
+//! |---|---|---|---|
+//! | `Pair` (default) | [`PageMemory::with_pages2`]: both frames as one slice (two adjacent kmap slots) | 1 | lands |
+//! | `Copy` | both parts into the copy buffer, the closure there, back out; no copy-in for `WriteOnly`, no copy-back for `ReadOnly` | 2 (4 for `ReadWrite`) | is lost |
+//!
+//! # Compaction
+//!
+//! [`ZPool::compact`] is Linux's `zs_compact`: every class from the largest down, and in each, while a
+//! whole zspage's worth of places is free (`zs_can_compact`): take the fullest non-full zspage as the
+//! destination and the sparsest as the source (each off its list meanwhile), move the source's objects in
+//! index order into the destination's lowest free places until one is full or the other empty, free an
+//! emptied source, and take a new destination when one fills. Moving an object copies its place into the
+//! copy buffer (one or two single-frame mappings), reads its handle from the header, copies header and data
+//! to the new place, and only then updates both bitmaps and the handle slot: a failed mapping leaves
+//! the object where it was. An object whose header does not name a live handle that points back at it is
+//! left in place, and compaction gives up on that class ([`Zsmalloc::verify`] reports it). Huge classes
+//! never compact: their zspages are always full.
+//!
+//! # No eviction
+//!
+//! [`ZPool::evict`] returns [`PoolError::EvictRefused`]: freeing one zspage would mean writing back every
+//! object in up to N frames, each object shared with a neighbour frame. Linux gave zsmalloc an LRU for
+//! zswap writeback in 6.2 and took it out again in 6.5, when zswap began to keep its own; likewise tmem
+//! writes back through its own LRU, object by object, and frees each object here.
+//!
+//! # Worked example
+//!
+//! With the default N = 4:
+//!
+//! ```text
+//!   a = malloc(3072)   3080 with the header: index ⌈3048 / 16⌉ = 191, merged with 192..=202 into class 3264
+//!                      (4 frames, 5 objects, 64 bytes of tail). No zspage: new zspage Z (slot 0) of frames
+//!                      P0..P3. Object 0: header P0[0..8], data P0[8..3080]. Z 1/5 in use: group 3.
+//!   b = malloc(3072)   Z's lowest free place, object 1 at zspage byte 3264: header P0[3264..3272], data
+//!                      P0[3272..4096] (824 bytes) + P1[0..2248]. It spans: Pair maps P0+P1 as one slice,
+//!                      Copy copies the two parts through the buffer. Z 2/5: group 5.
+//!   c = malloc(4000)   index 249: the huge class 4096 (indexes 203..=254, objects from 3257 bytes). New
+//!                      zspage Q (slot 1), one frame; data Q[0..4000], no header. 5 pages.
+//!   3 x malloc(3072)   objects 2, 3, 4 of Z: Z full (group 11).
+//!   e = malloc(3072)   no room in the class: new zspage Z' (slot 2, 4 frames), object 0. 9 pages.
+//!   free the three     Z 2/5 (group 5), Z' 1/5 (group 3). Class 3264: 10 places, 3 used, freeable 4.
+//!   compact()          destination Z (fullest), source Z' (sparsest): e's place is copied to Z's object 2,
+//!                      zspage byte 6528: header P1[2432..2440], data P1[2440..4096] + P2[0..1416]; e's slot
+//!                      now says (Z, 2). Z' is empty: its 4 frames go back. Ok(4); 9 -> 5 pages; e unchanged.
+//!   free(c)            Q goes back at once: 4 pages.
+//! ```
+//!
+//! The test `worked_example_from_the_header` replays this.
+//!
+//! # Efficiency
+//!
+//! Pool pages per object after storing every object into a fresh pool (`efficiency_figures`; in
+//! parentheses the overhead over the ideal, compressed bytes / 4096). The perl sample is
+//! `shared/data/perl-heap.pages.gz`, same-filled pages skipped, pages above 3584 stored bytes stored whole;
+//! "× 8" stores it eight times over, for a pool of zkernel's size.
+//!
+//! | workload | objects | ideal | N = 1 | N = 2 | N = 4 | N = 8 | N = 16 |
+//! |---|---|---|---|---|---|---|---|
+//! | perl, LZ4 | 2038 | 0.334 | 0.452 (+35 %) | 0.395 (+18 %) | **0.400 (+20 %)** | 0.520 (+55 %) | 0.818 (+145 %) |
+//! | perl, deflate-1 | 2038 | 0.210 | 0.254 (+21 %) | 0.241 (+15 %) | **0.261 (+24 %)** | 0.375 (+78 %) | 0.606 (+188 %) |
+//! | perl × 8, LZ4 | 16304 | 0.334 | 0.444 (+33 %) | 0.379 (+13 %) | **0.353 (+5.7 %)** | 0.356 (+6.5 %) | 0.381 (+14 %) |
+//! | perl × 8, deflate-1 | 16304 | 0.210 | 0.247 (+17 %) | 0.228 (+8.4 %) | **0.223 (+6.1 %)** | 0.228 (+8.3 %) | 0.249 (+18 %) |
+//! | 3072 bytes | 10000 | 0.750 | 1.000 (+33 %) | 1.000 (+33 %) | **0.800 (+6.7 %)** | 0.778 (+3.8 %) | 0.763 (+1.8 %) |
+//! | uniform 32..=4096 | 10000 | 0.499 | 0.649 (+30 %) | 0.585 (+17 %) | **0.546 (+9.4 %)** | 0.544 (+8.9 %) | 0.603 (+21 %) |
+//!
+//! Every figure equals what the class table predicts (each zspage full but the last of its class), and
+//! the 3072-byte row is the anchor model's 0.800 and 0.778. Where the bytes go at N = 4: on the perl
+//! sample 83 % data, 0.5 % headers, 3 % class rounding, 13 % free places in partly filled zspages, 0.4 %
+//! zspage tails; eight times over, the free places drop to 1.3 % and the data rises to 95 %. The side
+//! table adds 1–5 % of the pool's bytes on top (counted apart, in [`ZsStats::metadata_bytes`]).
+//!
+//! ## Choosing N
+//!
+//! The default is **4**, not Linux's 8. Longer chains waste less at their tails, but each class in use
+//! keeps one partly filled zspage, and a longer chain makes it bigger; which wins depends on how many
+//! objects a class holds. On the 3072-byte workload every object is in one class, so longer is better
+//! (0.800, 0.778, 0.763: 16 beats 8 by 2 %). Real pages spread over some 70–120 classes, and at the 2k–16k
+//! objects of a zkernel pool the perl sample is stored best with N = 2 (2k objects) or 4 (16k); 8 costs
+//! from 1 % (16k objects) to 44 % (2k) more than 4, and 16 up to 2.3 times as much. 4 and 8 tie only at
+//! 32k objects (perl × 16, LZ4: 0.351 against 0.349). N = 2 loses 7–25 % on the synthetic rows, so 4 is
+//! the compromise. Linux's default of 8 (4 until 6.3) is sized for zram devices of hundreds of megabytes,
+//! where a partly filled zspage per class does not matter: its documentation reports +4.3 % at chain 4
+//! and +2.2 % at 8 on 628 MB of compressed data. Shorter chains also need fewer free frames at once for a
+//! new zspage, and an emptied zspage frees sooner. [`DEFAULT_PAGES_PER_ZSPAGE`] is the one place to change.
+//!
+//! Neither anchor goal is met at any one N: within 5 % of ideal on real pages needs more objects per class
+//! than the perl sample has (its free places alone are 13 % of the pool), and ≤ 0.77 on the 75 % workload
+//! needs N = 16, which costs 8–12 % more than 4 on the perl sample × 8.
+//!
+//! # Contracts
+//!
+//! - Every bad input is a typed [`PoolError`], never a panic, and a refused operation changes nothing —
+//!   except that a `malloc` refused for lack of memory counts in [`PoolStats::failures`] (zpool's rule).
+//!   `malloc` takes frames first, writes the header next and grows the tables last, giving the frames
+//!   back if a later step fails; `free` gives back an emptied zspage's first frame before it changes
+//!   anything, so a refusal there changes nothing.
+//! - A frame the frame source refuses to take back after the first (in `free`, or any in `compact`, or
+//!   in a rollback) is lost: the pool stops counting it ([`ZsStats::frames_lost`]) rather than keep an
+//!   empty zspage. `compact` then answers with the error.
+//! - `compact` may fail part-way (a mapping or a frame refused); every object is then whole in exactly one
+//!   place, every handle valid, the pages freed so far counted in `pages_compacted`, and `total_pages`
+//!   fell by exactly those plus any lost frames. A second call finishes the job.
+//! - In [`SpanMap::Copy`] a `WriteOnly` closure runs before anything is mapped. If the copy-back then
+//!   fails the answer is [`PoolError::Memory`]; if the first frame failed the object keeps its old bytes,
+//!   if only the second did (a frame the memory does not hold, which a pool never maps) it is torn.
+//! - `map` lends exactly the object's bytes, never its header; `free` maps nothing; the largest object is
+//!   [`ZS_MAX_ALLOC_SIZE`] = 4096 bytes.
+//! - The [`PageMemory`] must hand out 4096-byte pages; a shorter one is reported as
+//!   `Memory(MemError::Foreign(pfn))` rather than indexed out of bounds.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -301,7 +548,8 @@ pub enum VerifyError {
     /// A zspage's entry (frames, bitmap, count, group, back-reference), or the free-zspage list, is
     /// inconsistent.
     Zspage { zspage: u32 },
-    /// A fullness list of class `class` (its position in [`Zsmalloc::classes`]) is inconsistent.
+    /// A fullness list of class `class` (its position in [`Zsmalloc::classes`]) is inconsistent; `usize::MAX`
+    /// when the lists together do not hold every zspage.
     Lists { class: usize },
     /// The counters do not match the tables.
     Counters,

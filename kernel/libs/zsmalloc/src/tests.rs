@@ -102,7 +102,10 @@ fn size_classes_follow_linux() {
     }
     let z = pool_with(1, 8, SpanMap::Pair);
     let c = z.class_for(3072).unwrap();
-    assert_eq!(c, SizeClass { index: 197, first_index: 191, size: 3184, pages_per_zspage: 7, objs_per_zspage: 9, huge: false });
+    assert_eq!(
+        c,
+        SizeClass { index: 197, first_index: 191, size: 3184, pages_per_zspage: 7, objs_per_zspage: 9, huge: false }
+    );
     assert_eq!(c.waste(), 16);
 }
 
@@ -328,12 +331,12 @@ fn stale_forged_and_double_freed_handles_are_refused_and_change_nothing() {
         gone_zspage,
         Handle::from_raw(0),
         Handle::from_raw(u64::MAX),
-        Handle::from_raw(live ^ 1 << 5),        // slot 32, never used
-        Handle::from_raw(live ^ 1 << 1),        // slot 2: gone_zspage's, free
-        Handle::from_raw(live ^ 1 << 29),       // another generation
+        Handle::from_raw(live ^ 1 << 5),            // slot 32, never used
+        Handle::from_raw(live ^ 1 << 1),            // slot 2: gone_zspage's, free
+        Handle::from_raw(live ^ 1 << 29),           // another generation
         Handle::from_raw(live & !(0xf_ffff << 28)), // generation 0, never issued
-        Handle::from_raw(live ^ 1 << 50),       // another pool's tag
-        Handle::from_raw(live | 0x0fff_ffff),   // slot 2^28 - 1
+        Handle::from_raw(live ^ 1 << 50),           // another pool's tag
+        Handle::from_raw(live | 0x0fff_ffff),       // slot 2^28 - 1
     ];
     let before = snapshot(&z);
     for h in forged {
@@ -784,23 +787,39 @@ fn perl_sizes(alg: compress::Algorithm) -> (Vec<usize>, usize, usize) {
     (sizes, same, whole)
 }
 
-/// Store objects of `sizes` in a pool with chains of `n` on `mem`: its pages, the pages the class table
-/// predicts (every zspage full but the last of each class) and its metadata bytes; then empty it.
-fn measure(mem: HostMemory, n: usize, sizes: &[usize]) -> (u64, u64, u64, HostMemory) {
+/// What one fill of a pool measured.
+struct Measured {
+    pages: u64,
+    /// The pages the class table predicts: every zspage full but the last of each class.
+    predicted: u64,
+    metadata: u64,
+    /// Where the pool's bytes went: data, headers, class rounding, free places, zspage tails.
+    bytes: [u64; 5],
+}
+
+/// Store objects of `sizes` in a pool with chains of `n` on `mem`, measure, and empty it again.
+fn measure(mem: HostMemory, n: usize, sizes: &[usize]) -> (Measured, HostMemory) {
     let mut z = Zsmalloc::with_config(mem, Config { max_pages_per_zspage: n, span: SpanMap::Pair }).unwrap();
     let hs: Vec<Handle> = sizes.iter().map(|&s| z.malloc(s).unwrap()).collect();
-    let predicted = z
-        .zs_stats()
-        .classes
-        .iter()
-        .map(|r| r.obj_used.div_ceil(r.class.objs_per_zspage as u64) * r.class.pages_per_zspage as u64)
-        .sum();
-    let (pages, meta) = (z.total_pages(), z.metadata_bytes());
+    let zs = z.zs_stats();
+    let sum = |f: &dyn Fn(&ClassStats) -> u64| zs.classes.iter().map(f).sum::<u64>();
+    let predicted = sum(&|r| r.obj_used.div_ceil(r.class.objs_per_zspage as u64) * r.class.pages_per_zspage as u64);
+    let data = z.stats().object_bytes;
+    let placed = sum(&|r| r.obj_used * r.class.size as u64);
+    let bytes = [
+        data,
+        zs.header_bytes,
+        placed - data - zs.header_bytes,
+        sum(&|r| (r.obj_allocated - r.obj_used) * r.class.size as u64),
+        sum(&|r| r.zspages * r.class.waste() as u64),
+    ];
+    let m = Measured { pages: z.total_pages(), predicted, metadata: z.metadata_bytes(), bytes };
+    assert_eq!(bytes.iter().sum::<u64>(), m.pages * PAGE as u64, "every byte of the pool accounted for");
     for h in hs {
         z.free(h).unwrap();
     }
     assert_eq!(z.total_pages(), 0);
-    (pages, predicted, meta, z.into_memory())
+    (m, z.into_memory())
 }
 
 #[test]
@@ -825,20 +844,29 @@ fn efficiency_figures() {
     println!("pool pages / object (overhead vs ideal; side-table bytes / pool bytes)");
     println!("| workload | objects | ideal | N = 1 | N = 2 | N = 4 | N = 8 | N = 16 |");
     let mut table = Vec::new();
+    let mut where_bytes_go = Vec::new();
     for (name, sizes) in &workloads {
         let ideal = sizes.iter().sum::<usize>() as f64 / PAGE as f64 / sizes.len() as f64;
         let mut cells = Vec::new();
         for n in [1, 2, 4, 8, 16] {
-            let (pages, predicted, meta, m) = measure(mem, n, sizes);
-            mem = m;
-            assert_eq!(pages, predicted, "{name}, N = {n}: full zspages but the last of each class");
-            let per = pages as f64 / sizes.len() as f64;
+            let (m, back) = measure(mem, n, sizes);
+            mem = back;
+            assert_eq!(m.pages, m.predicted, "{name}, N = {n}: full zspages but the last of each class");
+            let per = m.pages as f64 / sizes.len() as f64;
             let over = (per / ideal - 1.0) * 100.0;
-            cells.push(format!("{per:.3} (+{over:.1} %; {:.1} %)", meta as f64 * 100.0 / (pages * PAGE as u64) as f64));
+            let meta = m.metadata as f64 * 100.0 / (m.pages * PAGE as u64) as f64;
+            cells.push(format!("{per:.3} (+{over:.1} %; {meta:.1} %)"));
             table.push((*name, n, per, ideal));
+            if n == DEFAULT_PAGES_PER_ZSPAGE {
+                let pct = m.bytes.map(|b| format!("{:.1} %", b as f64 * 100.0 / (m.pages * PAGE as u64) as f64));
+                where_bytes_go.push(format!("| {name} | {} |", pct.join(" | ")));
+            }
         }
         println!("| {name} | {} | {ideal:.3} | {} |", sizes.len(), cells.join(" | "));
     }
+    println!("\nwhere the pool bytes go at N = {DEFAULT_PAGES_PER_ZSPAGE}");
+    println!("| workload | data | headers | class rounding | free places | zspage tails |");
+    println!("{}", where_bytes_go.join("\n"));
     let at = |name: &str, n: usize| table.iter().find(|r| r.0 == name && r.1 == n).unwrap().2;
     // The anchor model (shared/anchors.md): Linux's class math gives exactly these.
     assert_eq!(format!("{:.3}", at("10,000 x 3072 B", 4)), "0.800");
