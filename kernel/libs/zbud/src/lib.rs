@@ -72,7 +72,7 @@
 //! | magic | yes | — |
 //! | the frame's pfn | — | yes |
 //! | generations | — | yes: they must outlive the frame, so that a handle into a freed page stays stale |
-//! | list links: `unbuddied`/`buddied`, LRU | — | yes (32-bit slot indices, doubly linked) |
+//! | list links: `unbuddied`/`buddied`, LRU | — | yes (32-bit slot indices, doubly linked: [`zpool::slotlist`]) |
 //!
 //! # Handles
 //!
@@ -158,6 +158,7 @@ use core::sync::atomic::{AtomicU16, Ordering};
 
 use frame::{Owner, Pfn};
 use pagemem::{FrameSource, MemError, PAGE, PageMemory};
+use zpool::slotlist::{self, Broken, EMPTY, Link, List, NIL, UNLINKED, push_front, unlink};
 use zpool::{Handle, MapMode, PoolError, PoolStats, ZPool};
 
 #[cfg(test)]
@@ -189,9 +190,6 @@ const BUDDY_SHIFT: u32 = 24;
 const GEN_SHIFT: u32 = 25;
 const GEN_MASK: u32 = (1 << 23) - 1;
 const TAG_SHIFT: u32 = 48;
-
-/// "No page" in a list link.
-const NIL: u32 = u32::MAX;
 
 /// Source of pool tags (see "Handles" in the module header).
 static NEXT_TAG: AtomicU16 = AtomicU16::new(1);
@@ -248,24 +246,6 @@ pub enum VerifyError {
     Counters,
 }
 
-/// A doubly linked list link, by slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Link {
-    prev: u32,
-    next: u32,
-}
-
-const UNLINKED: Link = Link { prev: NIL, next: NIL };
-
-#[derive(Debug, Clone, Copy)]
-struct List {
-    head: u32,
-    tail: u32,
-    len: u64,
-}
-
-const EMPTY: List = List { head: NIL, tail: NIL, len: 0 };
-
 /// Which list a page's `class` link is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
@@ -303,45 +283,28 @@ impl Page {
     }
 }
 
+/// Which of a page's two links a list runs through.
 #[derive(Debug, Clone, Copy)]
 enum Chain {
+    /// `list`: `unbuddied[n]` or `buddied`.
     Class,
     Lru,
 }
 
-fn link(p: &mut Page, c: Chain) -> &mut Link {
-    match c {
-        Chain::Class => &mut p.list,
-        Chain::Lru => &mut p.lru,
+impl slotlist::Chain<Page> for Chain {
+    fn link<'a>(&self, p: &'a Page) -> &'a Link {
+        match self {
+            Chain::Class => &p.list,
+            Chain::Lru => &p.lru,
+        }
     }
-}
 
-fn push_front(pages: &mut [Page], list: &mut List, i: u32, c: Chain) {
-    let old = list.head;
-    *link(&mut pages[i as usize], c) = Link { prev: NIL, next: old };
-    if old == NIL {
-        list.tail = i;
-    } else {
-        link(&mut pages[old as usize], c).prev = i;
+    fn link_mut<'a>(&self, p: &'a mut Page) -> &'a mut Link {
+        match self {
+            Chain::Class => &mut p.list,
+            Chain::Lru => &mut p.lru,
+        }
     }
-    list.head = i;
-    list.len += 1;
-}
-
-fn unlink(pages: &mut [Page], list: &mut List, i: u32, c: Chain) {
-    let Link { prev, next } = *link(&mut pages[i as usize], c);
-    if prev == NIL {
-        list.head = next;
-    } else {
-        link(&mut pages[prev as usize], c).next = next;
-    }
-    if next == NIL {
-        list.tail = prev;
-    } else {
-        link(&mut pages[next as usize], c).prev = prev;
-    }
-    *link(&mut pages[i as usize], c) = UNLINKED;
-    list.len -= 1;
 }
 
 fn chunks(bud: Bud) -> usize {
@@ -474,13 +437,7 @@ impl<M: PageMemory + FrameSource> Zbud<M> {
 
     /// The pages in LRU order, most recently allocated into first.
     pub fn lru(&self) -> Vec<Pfn> {
-        let mut out = Vec::new();
-        let mut i = self.lru.head;
-        while let Some(p) = self.pages.get(i as usize) {
-            out.extend(p.pfn);
-            i = p.lru.next;
-        }
-        out
+        slotlist::iter(&self.pages, &self.lru, Chain::Lru).filter_map(|(_, p)| p.pfn).collect()
     }
 
     /// Check every page's header against the side table, every list, and the counters.
@@ -539,19 +496,11 @@ impl<M: PageMemory + FrameSource> Zbud<M> {
 
     /// Count a list's members, checking links, liveness and (for class lists) each member's class.
     fn walk(&self, list: &List, c: Chain, class: Option<Class>) -> Result<u64, VerifyError> {
-        let (mut n, mut prev, mut i) = (0u64, NIL, list.head);
-        while i != NIL {
-            let mut p = *self.pages.get(i as usize).ok_or(VerifyError::Lists { slot: i })?;
-            let l = *link(&mut p, c);
-            if l.prev != prev || p.pfn.is_none() || class.is_some_and(|k| k != p.class) || n > self.pages.len() as u64 {
-                return Err(VerifyError::Lists { slot: i });
-            }
-            (n, prev, i) = (n + 1, i, l.next);
-        }
-        if prev != list.tail || n != list.len {
-            return Err(VerifyError::Lists { slot: NIL });
-        }
-        Ok(n)
+        let member = |p: &Page| p.pfn.is_some() && !class.is_some_and(|k| k != p.class);
+        slotlist::check(&self.pages, list, c, member).map_err(|e| match e {
+            Broken::At(slot) => VerifyError::Lists { slot },
+            Broken::Ends => VerifyError::Lists { slot: NIL },
+        })
     }
 
     /// The slot, buddy index and frame of a live handle.

@@ -1,5 +1,6 @@
 //! The pool interface: what every compressed-object allocator (zbud, zsmalloc) offers to tmem, and a shared
 //! model-based test harness that holds them all to it (Linux's `mm/zpool.c` and `include/linux/zpool.h`).
+//! [`slotlist`] holds the side-table lists both pools keep their pages on.
 //!
 //! # Why
 //!
@@ -92,6 +93,8 @@ use core::fmt;
 
 pub use frame::FrameError;
 pub use pagemem::MemError;
+
+pub mod slotlist;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

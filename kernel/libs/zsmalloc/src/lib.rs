@@ -258,6 +258,8 @@ use core::sync::atomic::{AtomicU16, Ordering};
 
 use frame::{FrameError, Owner, Pfn};
 use pagemem::{FrameSource, MemError, PAGE, PageMemory};
+// `NIL` is "no zspage" in a list link, a handle slot or a back-reference.
+use zpool::slotlist::{self, EMPTY, Link, List, NIL, UNLINKED, push_front, unlink};
 use zpool::{Handle, MapMode, PoolError, PoolStats, ZPool};
 
 #[cfg(test)]
@@ -296,8 +298,6 @@ const GEN_MASK: u32 = (1 << 20) - 1;
 const TAG_SHIFT: u32 = 48;
 const BITMAP_WORDS: usize = MAX_OBJS_PER_ZSPAGE / 64;
 
-/// "No zspage" in a list link, a handle slot or a back-reference.
-const NIL: u32 = u32::MAX;
 /// The `group` of a zspage that is on no list (vacant, or isolated by compaction).
 const UNLISTED: u8 = u8::MAX;
 
@@ -555,24 +555,6 @@ pub enum VerifyError {
     Counters,
 }
 
-/// A doubly linked list link, by zspage slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Link {
-    prev: u32,
-    next: u32,
-}
-
-const UNLINKED: Link = Link { prev: NIL, next: NIL };
-
-#[derive(Debug, Clone, Copy)]
-struct List {
-    head: u32,
-    tail: u32,
-    len: u64,
-}
-
-const EMPTY: List = List { head: NIL, tail: NIL, len: 0 };
-
 /// A merged class and its changing state.
 #[derive(Debug)]
 struct Class {
@@ -724,32 +706,18 @@ fn first_free(used: &[u64; BITMAP_WORDS], objs: usize) -> Option<usize> {
     (i < objs).then_some(i)
 }
 
-fn push_front(zspages: &mut [Zspage], list: &mut List, i: u32) {
-    let old = list.head;
-    zspages[i as usize].link = Link { prev: NIL, next: old };
-    if old == NIL {
-        list.tail = i;
-    } else {
-        zspages[old as usize].link.prev = i;
-    }
-    list.head = i;
-    list.len += 1;
-}
+/// The fullness lists run through a zspage's `link`.
+#[derive(Debug, Clone, Copy)]
+struct Fullness;
 
-fn unlink(zspages: &mut [Zspage], list: &mut List, i: u32) {
-    let Link { prev, next } = zspages[i as usize].link;
-    if prev == NIL {
-        list.head = next;
-    } else {
-        zspages[prev as usize].link.next = next;
+impl slotlist::Chain<Zspage> for Fullness {
+    fn link<'a>(&self, zp: &'a Zspage) -> &'a Link {
+        &zp.link
     }
-    if next == NIL {
-        list.tail = prev;
-    } else {
-        zspages[next as usize].link.prev = prev;
+
+    fn link_mut<'a>(&self, zp: &'a mut Zspage) -> &'a mut Link {
+        &mut zp.link
     }
-    zspages[i as usize].link = UNLINKED;
-    list.len -= 1;
 }
 
 const fn next_generation(g: u32) -> u32 {
@@ -1063,16 +1031,10 @@ impl<M: PageMemory + FrameSource> Zsmalloc<M> {
         for (c, k) in self.classes.iter().enumerate() {
             for (g, list) in k.lists.iter().enumerate() {
                 let bad = Err(VerifyError::Lists { class: c });
-                let (mut n, mut prev, mut i) = (0u64, NIL, list.head);
-                while i != NIL {
-                    let Some(zp) = self.zspages.get(i as usize) else { return bad };
-                    let member = !zp.frames.is_empty() && usize::from(zp.class) == c && usize::from(zp.group) == g;
-                    if zp.link.prev != prev || !member || n > live {
-                        return bad;
-                    }
-                    (n, prev, i) = (n + 1, i, zp.link.next);
-                }
-                if prev != list.tail || n != list.len || (g == FULLNESS_EMPTY && n != 0) {
+                let member =
+                    |zp: &Zspage| !zp.frames.is_empty() && usize::from(zp.class) == c && usize::from(zp.group) == g;
+                let Ok(n) = slotlist::check(&self.zspages, list, Fullness, member) else { return bad };
+                if g == FULLNESS_EMPTY && n != 0 {
                     return bad;
                 }
                 listed += n;
@@ -1145,7 +1107,7 @@ impl<M: PageMemory + FrameSource> Zsmalloc<M> {
         let zp = &self.zspages[z as usize];
         let (c, g) = (zp.class as usize, zp.group);
         if g != UNLISTED {
-            unlink(&mut self.zspages, &mut self.classes[c].lists[g as usize], z);
+            unlink(&mut self.zspages, &mut self.classes[c].lists[g as usize], z, Fullness);
             self.zspages[z as usize].group = UNLISTED;
         }
     }
@@ -1160,7 +1122,7 @@ impl<M: PageMemory + FrameSource> Zsmalloc<M> {
             return;
         }
         self.delist(z);
-        push_front(&mut self.zspages, &mut self.classes[c].lists[g as usize], z);
+        push_front(&mut self.zspages, &mut self.classes[c].lists[g as usize], z, Fullness);
         self.zspages[z as usize].group = g;
     }
 
