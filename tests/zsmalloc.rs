@@ -43,7 +43,8 @@ fn perl_sample_round_trips_lz4() {
     // Objects that straddle two frames were mapped with kmap_pair: two slots at once.
     assert!(kmap::stats().max_depth >= 2.max(depth_before));
     // Size classes cost little per object (a 16-byte step, an 8-byte handle), but each class in use keeps
-    // one partly filled zspage; with 2048 pages spread over ~150 classes that is the bulk of the overhead
+    // one partly filled zspage; with 2048 pages spread over the 69 merged classes of
+    // the default chain that is the bulk of the overhead
     // (docs/zsmalloc.md). Measured: 815 pages for 680.1 pages of bytes (+20 %); zbud needs 1076.
     let ideal = s.compr_data_size as f64 / 4096.0;
     let pages = (s.mem_used_total / 4096) as f64;
@@ -61,7 +62,10 @@ fn perl_sample_round_trips_deflate_6() {
 }
 
 fn spanning_objects_by_copy_round_trip() {
-    pools::round_trip_sample(|m| Zsmalloc::with_config(m, Config { span: SpanMap::Copy, ..Config::default() }).unwrap(), LZ4);
+    pools::round_trip_sample(
+        |m| Zsmalloc::with_config(m, Config { span: SpanMap::Copy, ..Config::default() }).unwrap(),
+        LZ4,
+    );
 }
 
 fn one_page_zspages_round_trip() {

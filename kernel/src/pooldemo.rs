@@ -118,11 +118,11 @@ pub fn run(facts: &BootFacts) -> String {
     let alg = algorithm(&options);
     let (pages, source) = pages(facts);
     println!("pools: {} pages from {source}, compressor {alg:?}, policy {:?}", pages.len(), Policy::DEFAULT);
-    // SAFETY (both): each KernelMemory goes to one pool, which reaches only the frames it allocated through it.
-    let runs = [
-        run_one(Zsmalloc::new(unsafe { KernelMemory::new() }), alg, &pages),
-        run_one(Zbud::new(unsafe { KernelMemory::new() }), alg, &pages),
-    ];
+    // SAFETY: this KernelMemory goes to one pool, which reaches only the frames it allocated through it.
+    let zsmalloc = Zsmalloc::new(unsafe { KernelMemory::new() });
+    // SAFETY: as above, for the zbud pool.
+    let zbud = Zbud::new(unsafe { KernelMemory::new() });
+    let runs = [run_one(zsmalloc, alg, &pages), run_one(zbud, alg, &pages)];
     let mut json = String::from("[");
     for r in runs {
         let r = match r {

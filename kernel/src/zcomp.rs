@@ -4,8 +4,8 @@
 //!
 //! # Why per CPU
 //!
-//! A [`Compressor`] carries its algorithm state and its output buffer (16 KiB for LZ4, ~320 KiB for
-//! deflate; `kernel/libs/compress`). Allocating that per page would be slow and, worse, would need
+//! A [`Compressor`] carries its algorithm state and its output buffer (about 31 KiB for LZ4, ~330 KiB
+//! for deflate; `kernel/libs/compress`). Allocating that per page would be slow and, worse, would need
 //! memory exactly when the kernel is short of it; one shared compressor would serialise every CPU on
 //! one lock. So each CPU gets its own, created on first use (from task context, with heap to spare)
 //! and kept for good. The stream's lock is only ever taken by its own CPU; it exists so that a
@@ -34,7 +34,8 @@ struct CpuStreams {
     deflate: Option<Compressor>,
 }
 
-static STREAMS: [Mutex<CpuStreams>; MAX_CPUS] = [const { Mutex::new(CpuStreams { lz4: None, deflate: None }) }; MAX_CPUS];
+static STREAMS: [Mutex<CpuStreams>; MAX_CPUS] =
+    [const { Mutex::new(CpuStreams { lz4: None, deflate: None }) }; MAX_CPUS];
 
 /// Run `f` with this CPU's compressor for `alg`, creating it on first use. `Err(BadLevel)` for a deflate
 /// level outside 1..=10.

@@ -90,16 +90,8 @@ pub const KNOWN: &[KnownOption] = &[
         values: &[],
         help: "FNV-1a 64 of the ramdisk as xtask sent it (hex); the kernel checks the ramdisk against it",
     },
-    KnownOption {
-        key: "compressor",
-        values: &["lz4", "deflate"],
-        help: "compressor of the pools demo (default lz4)",
-    },
-    KnownOption {
-        key: "deflate_level",
-        values: &[],
-        help: "deflate level 1..=10 when compressor=deflate (default 1)",
-    },
+    KnownOption { key: "compressor", values: &["lz4", "deflate"], help: "compressor of the pools demo (default lz4)" },
+    KnownOption { key: "deflate_level", values: &[], help: "deflate level 1..=10 when compressor=deflate (default 1)" },
     KnownOption {
         key: "memmap",
         values: &["summary", "full"],

@@ -98,9 +98,7 @@ pub mod sample {
         PAGES.get_or_init(|| {
             let file = std::fs::File::open(PERL_SAMPLE).unwrap_or_else(|e| panic!("{PERL_SAMPLE}: {e}"));
             let mut raw = Vec::new();
-            flate2::read::GzDecoder::new(file)
-                .read_to_end(&mut raw)
-                .unwrap_or_else(|e| panic!("{PERL_SAMPLE}: {e}"));
+            flate2::read::GzDecoder::new(file).read_to_end(&mut raw).unwrap_or_else(|e| panic!("{PERL_SAMPLE}: {e}"));
             assert_eq!(raw.len(), PERL_PAGES * PAGE_SIZE, "{PERL_SAMPLE}: not {PERL_PAGES} pages");
             raw.as_chunks::<PAGE_SIZE>().0.to_vec()
         })

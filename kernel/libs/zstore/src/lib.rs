@@ -175,7 +175,9 @@ impl From<DecompressError> for StoreError {
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            StoreError::Incompressible { size } => write!(f, "the page compresses to {size} bytes, above the threshold"),
+            StoreError::Incompressible { size } => {
+                write!(f, "the page compresses to {size} bytes, above the threshold")
+            }
             StoreError::Pool(e) => write!(f, "pool: {e}"),
             StoreError::Corrupt => write!(f, "the stored bytes are corrupt"),
             StoreError::UnknownAlgorithm(id) => write!(f, "unknown compression algorithm {id}"),
@@ -249,7 +251,11 @@ impl<P: ZPool> Zstore<P> {
     /// The counters, with the pool's current page count and compaction total.
     pub fn stats(&self) -> StoreStats {
         let pool = self.pool.stats();
-        StoreStats { mem_used_total: pool.pages * PAGE_SIZE as u64, pages_compacted: pool.pages_compacted, ..self.stats }
+        StoreStats {
+            mem_used_total: pool.pages * PAGE_SIZE as u64,
+            pages_compacted: pool.pages_compacted,
+            ..self.stats
+        }
     }
 
     /// Keep `page`, compressing it with `comp` (the caller's per-CPU compressor). On `Err` nothing was

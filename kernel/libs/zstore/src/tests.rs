@@ -127,10 +127,7 @@ fn a_poor_page_is_rejected_or_kept_whole() {
 
     // zbud cannot hold a whole page: the pool says so, and the store counts an allocation failure.
     let mut zb = zbud_store(16, whole);
-    assert_eq!(
-        zb.store(&mut c, &page),
-        Err(StoreError::Pool(PoolError::TooLarge { size: 4096, max: zbud::MAX_SIZE }))
-    );
+    assert_eq!(zb.store(&mut c, &page), Err(StoreError::Pool(PoolError::TooLarge { size: 4096, max: zbud::MAX_SIZE })));
     let s = zb.stats();
     assert_eq!((s.reject_alloc_fail, s.stored_pages, s.mem_used_total), (1, 0, 0));
 
@@ -238,7 +235,8 @@ fn random_operations_against_a_model() {
         let mut rng = Rng::new(seed);
         let mut comps = [Compressor::new(LZ4).unwrap(), Compressor::new(DEFLATE_1).unwrap()];
         let policy = Policy { poor: if zs { PoorPage::StoreWhole } else { PoorPage::Reject }, ..Policy::DEFAULT };
-        let mut z: Box<dyn Store> = if zs { Box::new(zs_store(2048, policy)) } else { Box::new(zbud_store(2048, policy)) };
+        let mut z: Box<dyn Store> =
+            if zs { Box::new(zs_store(2048, policy)) } else { Box::new(zbud_store(2048, policy)) };
         let mut live: Vec<(Entry, Box<Page>)> = Vec::new();
         let mut page = Box::new([0u8; PAGE_SIZE]);
         let mut back = [0u8; PAGE_SIZE];
