@@ -43,9 +43,15 @@ fn time(f: impl FnOnce()) -> u64 {
     rdtsc() - t
 }
 
-/// The sample's pages that are not same-filled (those never reach a pool).
+/// The sample's pages that reach a pool: not same-filled, and compressing below the store's threshold
+/// (one page of the sample does not).
 fn pages() -> Vec<&'static [u8; 4096]> {
-    perl_pages().iter().filter(|p| compress::same_filled(p).is_none()).collect()
+    let threshold = Policy::DEFAULT.threshold;
+    perl_pages()
+        .iter()
+        .filter(|p| compress::same_filled(p).is_none())
+        .filter(|p| with_stream(LZ4, |c| c.compress(p, threshold).is_ok()).unwrap())
+        .collect()
 }
 
 /// Store every page, load every page, free every page: three figures per page for `name`.
