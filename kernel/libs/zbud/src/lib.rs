@@ -625,12 +625,7 @@ impl<M: PageMemory + FrameSource> ZPool for Zbud<M> {
     }
 
     fn malloc(&mut self, size: usize) -> Result<Handle, PoolError> {
-        if size == 0 {
-            return Err(PoolError::ZeroSize);
-        }
-        if size > MAX_SIZE {
-            return Err(PoolError::TooLarge { size, max: MAX_SIZE });
-        }
+        PoolError::check_size(size, MAX_SIZE)?;
         let need = size_to_chunks(size);
         let fit = self.unbuddied[need..].iter().find(|l| l.head != NIL).map(|l| l.head);
         let (slot, buddy) = match fit {

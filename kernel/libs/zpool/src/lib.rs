@@ -158,6 +158,19 @@ pub enum PoolError {
     Frame(FrameError),
 }
 
+impl PoolError {
+    /// The size check every `malloc` starts with: `ZeroSize` for 0, `TooLarge` above `max`.
+    pub const fn check_size(size: usize, max: usize) -> Result<(), PoolError> {
+        if size == 0 {
+            Err(PoolError::ZeroSize)
+        } else if size > max {
+            Err(PoolError::TooLarge { size, max })
+        } else {
+            Ok(())
+        }
+    }
+}
+
 impl From<MemError> for PoolError {
     fn from(e: MemError) -> Self {
         PoolError::Memory(e)

@@ -1313,12 +1313,7 @@ impl<M: PageMemory + FrameSource> ZPool for Zsmalloc<M> {
     }
 
     fn malloc(&mut self, size: usize) -> Result<Handle, PoolError> {
-        if size == 0 {
-            return Err(PoolError::ZeroSize);
-        }
-        if size > ZS_MAX_ALLOC_SIZE {
-            return Err(PoolError::TooLarge { size, max: ZS_MAX_ALLOC_SIZE });
-        }
+        PoolError::check_size(size, ZS_MAX_ALLOC_SIZE)?;
         let c = self.class_of_index[class_index(size + ZS_HANDLE_SIZE)] as usize;
         let info = self.classes[c].info;
         let slot = match self.free_handle {
