@@ -10,6 +10,7 @@
 //! |---|---|
 //! | `-machine q35 -m 256M -smp 4` | the reference machine (memory and CPUs configurable) |
 //! | `-drive format=raw,file=IMG` | the boot disk |
+//! | `-drive if=none,id=NAME,format=raw,file=PATH -device virtio-blk-pci,drive=NAME,serial=NAME` | each [`VirtioDisk`]: the kernel finds it by its serial (`swap`, `files`) |
 //! | `-bios OVMF.fd` | UEFI firmware, only for UEFI images |
 //! | `-serial stdio` | COM1 is the kernel console and the harness's input |
 //! | `-device isa-debug-exit,iobase=0xf4,iosize=0x04` | the guest's verdict becomes QEMU's exit status |
@@ -98,6 +99,30 @@ pub fn disk_image(
     result.map_err(|e| format!("making the {} image of {}: {e:#}", firmware.name(), kernel.display()))
 }
 
+/// A raw disk file attached as a virtio-blk PCI device. The guest tells disks apart by `name`, which
+/// becomes the device's serial (its `VIRTIO_BLK_T_GET_ID` string) and QEMU's drive id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtioDisk {
+    /// `swap`, `files`…: 1 to 20 ASCII letters, digits, `-` or `_`, starting with a letter (a QEMU id,
+    /// and at most the 20 bytes of a virtio-blk ID string).
+    pub name: String,
+    pub path: PathBuf,
+}
+
+impl VirtioDisk {
+    pub fn new(name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        Self { name: name.into(), path: path.into() }
+    }
+
+    fn check_name(&self) -> Result<(), String> {
+        let n = &self.name;
+        let ok = (1..=20).contains(&n.len())
+            && n.starts_with(|c: char| c.is_ascii_alphabetic())
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if ok { Ok(()) } else { Err(format!("virtio disk name {n:?}: want 1-20 of [A-Za-z0-9_-], a letter first")) }
+    }
+}
+
 /// Everything that shapes one QEMU run.
 #[derive(Debug, Clone)]
 pub struct QemuConfig {
@@ -114,6 +139,8 @@ pub struct QemuConfig {
     pub gdb: bool,
     /// Kernel options, `key=value` words; passed through fw_cfg.
     pub kernel_options: Vec<String>,
+    /// virtio-blk disks, in PCI slot order.
+    pub disks: Vec<VirtioDisk>,
 }
 
 impl QemuConfig {
@@ -128,6 +155,7 @@ impl QemuConfig {
             display: false,
             gdb: false,
             kernel_options: Vec::new(),
+            disks: Vec::new(),
         }
     }
 
@@ -140,6 +168,15 @@ impl QemuConfig {
         push(&["-smp", &self.smp.to_string()]);
         push(&["-accel", if self.kvm { "kvm" } else { "tcg" }]);
         push(&["-drive", &format!("format=raw,file={}", fw_cfg_escape(&self.image.display().to_string()))]);
+        for (i, d) in self.disks.iter().enumerate() {
+            d.check_name()?;
+            if self.disks[..i].iter().any(|e| e.name == d.name) {
+                return Err(format!("two virtio disks are named {:?}", d.name));
+            }
+            let file = fw_cfg_escape(&d.path.display().to_string());
+            push(&["-drive", &format!("if=none,id={},format=raw,file={file}", d.name)]);
+            push(&["-device", &format!("virtio-blk-pci,drive={0},serial={0}", d.name)]);
+        }
         if self.firmware == Firmware::Uefi {
             let ovmf = self.ovmf.as_ref().ok_or("UEFI needs OVMF.fd (Debian package `ovmf`)")?;
             push(&["-bios", &ovmf.display().to_string()]);
@@ -161,7 +198,7 @@ impl QemuConfig {
     }
 }
 
-/// QEMU splits option values at commas; a literal comma is written twice.
+/// QEMU splits option values at commas; a literal comma is written twice (in fw_cfg strings and file names).
 pub fn fw_cfg_escape(s: &str) -> String {
     s.replace(',', ",,")
 }
@@ -210,6 +247,37 @@ mod tests {
         assert!(s.contains("-accel kvm") && s.contains("-s -S") && !s.contains("-display none"));
         assert!(s.contains("-m 512M -smp 2"));
         assert!(s.contains("-fw_cfg name=opt/zkernel/cmdline,string=loglevel=debug a=b,,c"), "{s}");
+    }
+
+    #[test]
+    fn virtio_disks_become_drives_with_serials() {
+        let mut c = QemuConfig::new("x.img".into(), Firmware::Bios);
+        c.disks =
+            vec![VirtioDisk::new("swap", "target/zkernel/disks/k-swap.img"), VirtioDisk::new("files", "/tmp/a,b.img")];
+        let s = joined(&c);
+        assert!(
+            s.contains(
+                "-drive format=raw,file=x.img \
+                 -drive if=none,id=swap,format=raw,file=target/zkernel/disks/k-swap.img \
+                 -device virtio-blk-pci,drive=swap,serial=swap \
+                 -drive if=none,id=files,format=raw,file=/tmp/a,,b.img \
+                 -device virtio-blk-pci,drive=files,serial=files -serial stdio"
+            ),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn virtio_disk_names_are_checked() {
+        let mut c = QemuConfig::new("x.img".into(), Firmware::Bios);
+        for bad in ["", "1swap", "sw,ap", "a-name-longer-than-20-bytes"] {
+            c.disks = vec![VirtioDisk::new(bad, "d.img")];
+            assert!(c.args().is_err(), "{bad:?} accepted");
+        }
+        c.disks = vec![VirtioDisk::new("swap", "a.img"), VirtioDisk::new("swap", "b.img")];
+        assert!(c.args().unwrap_err().contains("two virtio disks"));
+        c.disks = vec![VirtioDisk::new("swap_2-b", "a.img")];
+        assert!(c.args().is_ok());
     }
 
     #[test]

@@ -144,6 +144,7 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
     mm::init(&regions, recursive, phys_offset); // kmap window, frame allocator, heap main arena
     let ist = [0; 3].map(|_| mm::stack::alloc_stack(IST_PAGES).expect("no frames for the IST stacks"));
     arch::gdt::move_ist_stacks(ist); //       emergency stacks with guard pages
+    crate::drivers::virtio_blk::probe(); //   virtio-blk disks on PCI bus 0 ("swap", "files"), polled
     let ramdisk = boot_info.ramdisk_addr.into_option().filter(|_| boot_info.ramdisk_len > 0).map(|addr| {
         let mut r = Ramdisk { addr, len: boot_info.ramdisk_len, verified: None };
         let expected = Options::new(options).get("ramdisk_fnv").and_then(|h| u64::from_str_radix(h, 16).ok());

@@ -20,6 +20,8 @@ pub mod fatal;
 pub mod init;
 pub mod mm;
 pub mod pooldemo;
+pub mod swap;
+pub mod swapdemo;
 pub mod testing;
 pub mod zcomp;
 

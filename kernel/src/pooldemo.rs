@@ -56,7 +56,8 @@ fn pages(facts: &BootFacts) -> (Cow<'static, [Page]>, &'static str) {
     (Cow::Owned(v), "2048 synthetic pages (10 % zero, the rest compressing to 10-100 %)")
 }
 
-fn algorithm(options: &Options) -> Algorithm {
+/// The compressor the options ask for (`compressor=lz4|deflate`, `deflate_level=N`).
+pub fn algorithm(options: &Options) -> Algorithm {
     match options.get("compressor") {
         Some("deflate") => {
             let level = options.get("deflate_level").and_then(|l| l.parse().ok()).unwrap_or(1);

@@ -230,6 +230,7 @@ fn kernels(o: &BenchOpts, meta: &Value, target: &Path) -> Result<(Value, Value),
             for (mode, image) in &images {
                 let mut config = QemuConfig::new(image.clone(), Firmware::Bios);
                 config.kernel_options.extend(ramdisk.as_ref().map(pages::PageFile::option));
+                config.disks.push(qemu::swap_disk(target, &kernel, qemu::SWAP_MIB)?);
                 let run = qemu::run(&config.args()?, Duration::from_secs(secs), |_| {})?;
                 if let Err(why) = verdict::exit_verdict(run.status, run.timed_out, secs) {
                     for l in &run.lines {

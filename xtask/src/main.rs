@@ -74,6 +74,13 @@ struct MachineOpts {
     timeout: Option<u64>,
 }
 
+/// The demo workloads of `cargo xtask run --workload`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Workload {
+    Pools,
+    Swap,
+}
+
 #[derive(Args, Clone)]
 struct RunOpts {
     #[command(flatten)]
@@ -86,6 +93,13 @@ struct RunOpts {
     /// A page file (raw 4096-byte pages, optionally gzip) handed to the kernel as its ramdisk.
     #[arg(long, value_name = "FILE")]
     pages: Option<PathBuf>,
+    /// Size of the fresh (sparse) swap disk attached as virtio-blk serial "swap".
+    #[arg(long, value_name = "N", default_value_t = qemu::SWAP_MIB)]
+    swap_mib: u64,
+    /// What the demo runs: `pools` (zsmalloc and zbud on the pages) or `swap` (a demand-paged workload
+    /// 3x its memory budget, without and with tmem behind frontswap, and the disk I/O avoided).
+    #[arg(long, value_name = "WORKLOAD")]
+    workload: Option<Workload>,
     /// Kernel options, `key=value` (after `--`), e.g. `cargo xtask run -- loglevel=debug memmap=full`.
     #[arg(last = true)]
     kernel_options: Vec<String>,
@@ -183,6 +197,10 @@ fn run(o: &RunOpts, gdb: bool) -> Result<ExitCode, String> {
     config.display = o.display;
     config.gdb = gdb;
     config.kernel_options = o.kernel_options.clone();
+    config.disks.push(qemu::swap_disk(&cargo::target_dir(&meta), "zkernel", o.swap_mib)?);
+    if let Some(w) = o.workload {
+        config.kernel_options.push(format!("workload={}", if w == Workload::Swap { "swap" } else { "pools" }));
+    }
     if let Some(p) = &pages {
         eprintln!("xtask: ramdisk {} ({} pages)", p.path.display(), p.pages);
         config.kernel_options.push(p.option());

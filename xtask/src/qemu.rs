@@ -1,7 +1,8 @@
-//! Running QEMU: prerequisites, a timeout on every run, and the serial output as lines.
+//! Running QEMU: prerequisites, the disks every run gets, a timeout on every run, and the serial output
+//! as lines.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -73,6 +74,22 @@ pub fn ensure_prerequisites(uefi: bool) -> Result<Option<PathBuf>, String> {
             .ok_or_else(|| format!("OVMF.fd not found in any of {:?}", boot::OVMF_CANDIDATES));
     }
     Ok(None)
+}
+
+/// Size of the swap disk every run gets, unless `cargo xtask run --swap-mib` says otherwise.
+pub const SWAP_MIB: u64 = 64;
+
+/// A fresh, all-zero swap disk for one run of `kernel`: `target/zkernel/disks/<kernel>-swap.img`,
+/// attached with serial `swap`. The file is truncated and extended with `set_len`, so it is sparse:
+/// making it costs nothing whatever its size. Each kernel has its own file, so test kernels running in
+/// parallel never share a disk.
+pub fn swap_disk(target: &Path, kernel: &str, mib: u64) -> Result<boot::VirtioDisk, String> {
+    let dir = target.join("zkernel").join("disks");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let path = dir.join(format!("{kernel}-swap.img"));
+    let file = std::fs::File::create(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+    file.set_len(mib << 20).map_err(|e| format!("sizing {} to {mib} MiB: {e}", path.display()))?;
+    Ok(boot::VirtioDisk::new("swap", path))
 }
 
 /// What one QEMU run produced.

@@ -78,6 +78,7 @@ pub fn test(o: &TestOpts) -> Result<ExitCode, String> {
             let image = make_image(&target, name, elf, o.release, fw, pages.as_ref().map(|p| p.path.as_path()))?;
             let mut config = QemuConfig::new(image, fw);
             config.kernel_options.extend(pages.as_ref().map(pages::PageFile::option));
+            config.disks.push(qemu::swap_disk(&target, name, qemu::SWAP_MIB)?);
             config.ovmf = ovmf.clone();
             config.kvm = o.kvm;
             // tests/Cargo.toml's timeouts count from QEMU's start; under UEFI, OVMF adds ~5 s before the kernel.

@@ -140,6 +140,10 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageF
     if probe::fixup(&mut frame, 14, code.bits(), Some(cr2)) {
         return;
     }
+    // A not-present fault in the swap region: demand paging or a swap-in (kernel/src/swap).
+    if !code.contains(PageFaultErrorCode::PROTECTION_VIOLATION) && crate::swap::handle_fault(cr2) {
+        return;
+    }
     fatal(&report(14, &frame, Some(code.bits()), Some(cr2)))
 }
 

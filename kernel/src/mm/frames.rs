@@ -10,6 +10,12 @@
 //!   and changes nothing.
 //! * Freeing is `unsafe`: the allocator can check its books, not whether the frame is still mapped or
 //!   referenced somewhere — that is the caller's promise.
+//! * **Fault injection** (kernel option `fail_frame_every=N`, Linux's `fail_page_alloc`): every Nth
+//!   allocation for a pool or a workload page fails with `OutOfMemory`. Only those owners: they have a
+//!   fallback (a refused store goes to the swap disk, a fault reclaims and retries); the heap and page
+//!   tables have none here, so failing them would only test the panic path.
+
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use frame::{FrameAllocator, FrameError, FrameInfo, FrameStats, Owner, PcpList, Pfn};
 use spin::Mutex;
@@ -59,8 +65,38 @@ fn poison(pfn: Pfn, frames: u64) {
     }
 }
 
+static FAIL_EVERY: AtomicU64 = AtomicU64::new(0);
+static FAIL_CALLS: AtomicU64 = AtomicU64::new(0);
+static FAIL_INJECTED: AtomicU64 = AtomicU64::new(0);
+
+/// Make every `n`th pool or workload frame allocation fail (`0` turns injection off and resets the
+/// counters).
+pub fn set_fail_every(n: u64) {
+    FAIL_EVERY.store(n, Ordering::Relaxed);
+    FAIL_CALLS.store(0, Ordering::Relaxed);
+    FAIL_INJECTED.store(0, Ordering::Relaxed);
+}
+
+/// Allocations failed on purpose since [`set_fail_every`].
+pub fn injected_failures() -> u64 {
+    FAIL_INJECTED.load(Ordering::Relaxed)
+}
+
+fn inject(order: u8, owner: Owner) -> Result<(), FrameError> {
+    let n = FAIL_EVERY.load(Ordering::Relaxed);
+    if n == 0 || (owner != Owner::POOL && owner != Owner::WORKLOAD) {
+        return Ok(());
+    }
+    if (FAIL_CALLS.fetch_add(1, Ordering::Relaxed) + 1) % n == 0 {
+        FAIL_INJECTED.fetch_add(1, Ordering::Relaxed);
+        return Err(FrameError::OutOfMemory { order });
+    }
+    Ok(())
+}
+
 /// Allocate a block of `2^order` frames for `owner`.
 pub fn alloc(order: u8, owner: Owner) -> Result<Pfn, FrameError> {
+    inject(order, owner)?;
     with_buddy(|b| {
         let pfn = b.alloc(order, owner)?;
         scrub_for(b, pfn, 1 << order, owner);
@@ -84,6 +120,7 @@ pub unsafe fn free(pfn: Pfn, order: u8) -> Result<(), FrameError> {
 
 /// Allocate one frame through this CPU's per-CPU list.
 pub fn alloc_page(owner: Owner) -> Result<Pfn, FrameError> {
+    inject(0, owner)?;
     without_interrupts(|| {
         let mut pcp = PCP.lock();
         let mut buddy = BUDDY.lock();

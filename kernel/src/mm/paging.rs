@@ -115,7 +115,9 @@ fn check(va: u64) -> Result<(), MapError> {
         return Err(MapError::BadAddress(va));
     }
     let slot = pml4_index(va);
-    let open = va < DYNAMIC_BASE || slot == pml4_index(STACKS_BASE) || slot == pml4_index(HEAP_BASE);
+    // The I/O region (DMA buffers and PCI BAR windows, `drivers::virtio_hal`) is mapped here too.
+    let io = slot == pml4_index(memmap::layout::IO_BASE);
+    let open = va < DYNAMIC_BASE || slot == pml4_index(STACKS_BASE) || slot == pml4_index(HEAP_BASE) || io;
     if open { Ok(()) } else { Err(MapError::Reserved(va)) }
 }
 
@@ -266,4 +268,77 @@ pub fn translate(va: u64) -> Result<(Pfn, PageTableFlags), MapError> {
         return Err(MapError::BadAddress(va));
     }
     locked(|| with_present_leaf(page, |e| (entry_pfn(e.addr().as_u64()), e.flags())))
+}
+
+// ---- Raw leaf entries, for the swap subsystem -------------------------------------------------------
+//
+// A swapped-out page's PTE is not present but not empty: it holds a swap entry (`swap::entry`). These
+// calls read and write a leaf entry as a raw `u64`, whatever it holds, so `kernel/src/swap.rs` can put a
+// swap entry where a mapping was and find it again in the page-fault handler.
+
+/// The raw PT entry of `va`'s page; `0` when no page table covers `va` yet (nothing was ever mapped).
+pub fn read_leaf(va: u64) -> Result<u64, MapError> {
+    let page = va & !0xfff;
+    check(page)?;
+    locked(|| match walk(page, None) {
+        Ok(pt) => Ok(raw(&map_table(pt)?.table()[index(page, 1)])),
+        Err(MapError::NotMapped(_)) => Ok(0),
+        Err(e) => Err(e),
+    })
+}
+
+/// An entry as the CPU sees it: address bits and flag bits together.
+fn raw(e: &PageTableEntry) -> u64 {
+    e.addr().as_u64() | e.flags().bits()
+}
+
+/// Replace the raw PT entry of `va`'s page with `new` (a mapping or a non-present swap entry), creating
+/// missing tables from `frames`; returns the old raw entry. Counts a map when `new` is present and an
+/// unmap when the old entry was, and flushes the page's TLB entry.
+///
+/// # Safety
+///
+/// As for [`map`] when `new` maps a frame (the caller owns it and the page); as for [`unmap`] when the
+/// old entry was present (no reference into the page is live, and the caller takes over its frame).
+pub unsafe fn write_leaf(va: u64, new: u64, frames: &mut dyn TableFrames) -> Result<u64, MapError> {
+    check(va)?;
+    let old = locked(|| {
+        let pt = walk(va, Some(frames))?;
+        let mut g = map_table(pt)?;
+        let e = &mut g.table()[index(va, 1)];
+        let old = raw(e);
+        const ADDR: u64 = 0x000f_ffff_ffff_f000;
+        e.set_addr(x86_64::PhysAddr::new(new & ADDR), PageTableFlags::from_bits_retain(new & !ADDR));
+        Ok::<u64, MapError>(old)
+    })?;
+    invlpg(va);
+    if new & 1 != 0 {
+        MAPS.fetch_add(1, Ordering::Relaxed);
+    }
+    if old & 1 != 0 {
+        UNMAPS.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(old)
+}
+
+/// The accessed bit of `va`'s present mapping, cleared on the way (the clock's "second chance" test,
+/// Linux's `ptep_test_and_clear_young`). The TLB entry is flushed so the CPU sets the bit again on
+/// the next access.
+pub fn test_and_clear_accessed(va: u64) -> Result<bool, MapError> {
+    check(va)?;
+    let was = locked(|| {
+        with_present_leaf(va, |e| {
+            let flags = e.flags();
+            if flags.contains(PageTableFlags::ACCESSED) {
+                e.set_addr(e.addr(), flags - PageTableFlags::ACCESSED);
+                true
+            } else {
+                false
+            }
+        })
+    })?;
+    if was {
+        invlpg(va);
+    }
+    Ok(was)
 }

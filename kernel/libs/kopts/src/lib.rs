@@ -93,6 +93,40 @@ pub const KNOWN: &[KnownOption] = &[
     KnownOption { key: "compressor", values: &["lz4", "deflate"], help: "compressor of the pools demo (default lz4)" },
     KnownOption { key: "deflate_level", values: &[], help: "deflate level 1..=10 when compressor=deflate (default 1)" },
     KnownOption {
+        key: "workload",
+        values: &["pools", "swap"],
+        help: "what the demo runs: the pools demo (default) or the swap workload with and without tmem",
+    },
+    KnownOption {
+        key: "swap_pattern",
+        values: &["sequential", "seq", "random", "zipf", "all"],
+        help: "access pattern of the swap workload after its fill (default zipf)",
+    },
+    KnownOption { key: "swap_budget", values: &[], help: "resident budget of the swap workload in pages (default 1024)" },
+    KnownOption { key: "swap_factor", values: &[], help: "swap workload region = factor x budget (default 3)" },
+    KnownOption { key: "swap_accesses", values: &[], help: "swap workload accesses after the fill (default 4 x region)" },
+    KnownOption { key: "swap_slots", values: &[], help: "swap slots to use on the swap disk (default all of it)" },
+    KnownOption {
+        key: "swap_fresh",
+        values: &[],
+        help: "swap workload pages compressing to about N % (default: the ramdisk, else a synthetic mix)",
+    },
+    KnownOption {
+        key: "tmem",
+        values: &["zsmalloc", "zbud", "both"],
+        help: "tmem backend of the swap workload's frontswap run (default zsmalloc)",
+    },
+    KnownOption {
+        key: "tmem_max_pool_percent",
+        values: &[],
+        help: "most RAM tmem's pools may take, in percent (default 20, as zswap's max_pool_percent)",
+    },
+    KnownOption {
+        key: "fail_frame_every",
+        values: &[],
+        help: "fault injection: every Nth pool or workload frame allocation fails (default 0, off)",
+    },
+    KnownOption {
         key: "memmap",
         values: &["summary", "full"],
         help: "print the memory map as a summary (default) or region by region",

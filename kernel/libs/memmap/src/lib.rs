@@ -204,6 +204,7 @@ pub fn kind_name(kind: Kind) -> &'static str {
 /// |---|---|---|
 /// | `0x0000_4000_0000_0000` ([`layout::SCRATCH_BASE`]) | 128 | lower half: scratch mappings for tests and workloads |
 /// | `0xffff_8000_0000_0000` ([`layout::DYNAMIC_BASE`]) | 256… | bootloader's mappings: boot stack, boot info, its recursive slot |
+/// | `0xffff_fa00_0000_0000` ([`layout::IO_BASE`]) | 500 | device I/O: DMA buffers (at `IO_BASE + physical address`) and PCI BAR windows (upper half, uncached) |
 /// | `0xffff_fb00_0000_0000` ([`layout::STACKS_BASE`]) | 502 | kernel stacks, each with unmapped guard pages |
 /// | `0xffff_fc00_0000_0000` ([`layout::HEAP_BASE`]) | 504 | the kernel heap, grown on demand |
 /// | `0xffff_fd00_0000_0000` ([`layout::FRAME_TABLE_BASE`]) | 506 | the `FrameInfo` table (Linux's `mem_map`) |
@@ -216,6 +217,9 @@ pub mod layout {
     pub const DYNAMIC_BASE: u64 = 0xffff_8000_0000_0000;
     /// Lower-half scratch region for tests and workloads.
     pub const SCRATCH_BASE: u64 = 0x0000_4000_0000_0000;
+    /// Device I/O (`kernel/src/drivers/virtio_hal.rs`): the lower 256 GiB map the frames lent to devices
+    /// for DMA at `IO_BASE + physical address`, the upper 256 GiB hold the PCI BAR windows (uncached).
+    pub const IO_BASE: u64 = 0xffff_fa00_0000_0000;
     /// Kernel stacks with guard pages.
     pub const STACKS_BASE: u64 = 0xffff_fb00_0000_0000;
     /// The kernel heap.
@@ -326,8 +330,9 @@ mod tests {
     #[test]
     fn layout_regions_have_their_own_pml4_slots() {
         use layout::*;
-        let slots = [SCRATCH_BASE, STACKS_BASE, HEAP_BASE, FRAME_TABLE_BASE, KMAP_BASE, KERNEL_BASE].map(pml4_index);
-        assert_eq!(slots, [128, 502, 504, 506, 508, 511]);
+        let slots =
+            [SCRATCH_BASE, IO_BASE, STACKS_BASE, HEAP_BASE, FRAME_TABLE_BASE, KMAP_BASE, KERNEL_BASE].map(pml4_index);
+        assert_eq!(slots, [128, 500, 502, 504, 506, 508, 511]);
     }
 
     #[test]

@@ -1,0 +1,35 @@
+//! The swap subsystem's algorithms, without the hardware: what the kernel's `swap` module does with
+//! page tables, frames and disks, minus the page tables, frames and disks.
+//!
+//! # The journey of a swapped page (docs/swap.md tells it at length)
+//!
+//! ```text
+//!  workload touches page p ──► #PF ──► PTE empty?       ──► zero-filled frame, mapped
+//!                                       PTE swap entry? ──► frontswap load, else disk read; slot freed
+//!  resident set > budget ──► Clock::victim picks q (accessed bit clear)
+//!                        ──► SwapMap::alloc gives slot s ──► PTE(q) := SwapEntry { ty, offset: s }
+//!                        ──► frontswap store (tmem), or the disk if tmem refused
+//! ```
+//!
+//! | module | what | Linux |
+//! |---|---|---|
+//! | [`entry`] | a swap entry (type, offset) packed into a non-present PTE | `swp_entry_t`, `arch/x86/include/asm/pgtable_64.h` |
+//! | [`slots`] | the swap-slot bitmap of one swap device, next-fit | `swap_map`, `scan_swap_map_slots` |
+//! | [`clock`] | second-chance (clock) victim selection over the resident pages | the active/inactive lists, `page_referenced` |
+//! | [`pattern`] | sequential, uniform random and Zipf access streams | — (the workloads of the papers) |
+//!
+//! Everything here is `no_std` and safe; the kernel supplies the accessed bits and the memory.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod clock;
+pub mod entry;
+pub mod pattern;
+pub mod slots;
+
+pub use clock::Clock;
+pub use entry::SwapEntry;
+pub use pattern::{Access, Pattern, Workload};
+pub use slots::{SlotError, SwapMap};

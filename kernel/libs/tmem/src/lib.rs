@@ -1,0 +1,878 @@
+//! tmem, transcendent memory: pools of compressed pages named by a key, with a memory limit and an LRU.
+//! Linux's `drivers/staging/zcache/tmem.c` (with the parts of `zcache-main.c` that chose the pools and
+//! kept the pampds); [`frontswap`] puts `mm/frontswap.c` on top of it.
+//!
+//! # Why
+//!
+//! A kernel that reclaims a page has two places to put it: the swap device (slow) or, compressed, RAM it
+//! already has. tmem is the second place seen as a *key–value store of pages*: the code that gives a
+//! page up (swap, the page cache) does not say where the page goes, only under which name it may ask for
+//! it back. It may be refused — tmem has a memory limit — and then the caller does what it would have done
+//! without tmem: write the page to its device or simply drop it. That one narrow interface let Linux put
+//! the same hooks (frontswap, cleancache) in front of zcache, of Xen's hypervisor memory and of RAMster.
+//!
+//! # Vocabulary
+//!
+//! | term | meaning |
+//! |---|---|
+//! | pool | a namespace of pages with one [`PoolKind`] and one allocator ([`Backend`]); created by [`Tmem::new_pool`], named by a [`PoolId`] that is never reused |
+//! | key | [`Key`]`{ pool, oid, index }`: Linux's `(pool_id, tmem_oid, index)`; frontswap uses (swap type, offset), cleancache (inode, page index) |
+//! | object | all pages of one pool with the same `oid` (a file, a slice of a swap area); [`Tmem::flush_object`] drops them together |
+//! | put / get / flush | store a page under a key / copy it back / forget it (Linux `tmem_put`, `tmem_get`, `tmem_flush_page`, `tmem_flush_object`, `tmem_destroy_pool`) |
+//! | persistent pool | a put that succeeded holds until flushed; gets do not remove (frontswap's pool) |
+//! | ephemeral pool | tmem may drop any page at any time to make room; a get removes the page it returns (cleancache's pool) |
+//! | pampd | what tmem keeps per page: "pointer to a page-accessible memory descriptor" — here a [`zstore::Entry`]: the word of a same-filled page, or a pool handle with the compressed length and the compressor id |
+//! | pool frames | frames all pools' allocators hold ([`Tmem::total_pages`]); the memory limit counts these |
+//! | full | the state between hitting the limit and falling below the accept threshold (zswap's `zswap_pool_reached_full`) |
+//!
+//! # Pool kinds and backends
+//!
+//! | kind | get | may tmem drop pages? | default backend | why that backend (zcache) |
+//! |---|---|---|---|---|
+//! | [`PoolKind::Persistent`] | non-exclusive: the page stays until `flush_page` | never | [`Backend::Zsmalloc`] | density: every persistent page costs RAM until the swap slot is freed |
+//! | [`PoolKind::Ephemeral`] | exclusive: the page is removed | yes, oldest first | [`Backend::Zbud`] | dropping one zbud page frees a whole frame at once |
+//!
+//! zcache kept persistent pages in xvmalloc (zsmalloc's ancestor) and ephemeral ones in zbud for exactly
+//! those reasons; [`Tmem::new_pool`] takes `None` for that default or an explicit backend.
+//!
+//! # Storage
+//!
+//! ```text
+//!   Tmem ── pools: BTreeMap<pool id, Pool>             lru[kind]: BTreeMap<seq, Key>   (oldest first)
+//!             │
+//!             Pool ── store: Zstore<Zsmalloc|Zbud>      (the allocator and the compressed-page glue)
+//!                  ── objects: BTreeMap<oid, BTreeMap<index, Slot { entry: pampd, seq }>>
+//!                  ── lru: BTreeMap<seq, (oid, index)>  (this pool's pages, oldest first)
+//! ```
+//!
+//! Every stored page gets the next value of one store-order sequence. It keys three ordered indexes — the
+//! pool's own, and one per kind across all pools — so "the oldest page of this pool" ([`Tmem::oldest`]) and
+//! "the oldest ephemeral page anywhere" (what a drop takes) are both O(log n). A get does not move a page:
+//! the order is by store, as zswap's LRU is for pages that are loaded and then freed.
+//!
+//! # Memory limit, with hysteresis
+//!
+//! [`Config::limit_pages`] bounds the pool frames of all pools together (zswap's `max_pool_percent`);
+//! [`Config::accept_percent`] is zswap's `accept_thr_percent`. Before every store:
+//!
+//! 1. If tmem is not full and `total_pages() >= limit`, it becomes full (counted as `pool_limit_hit`).
+//! 2. While full, and at or above `accept = limit × accept_percent / 100`, it compacts the pools (zsmalloc
+//!    gives back frames without losing a page) and then drops ephemeral pages, oldest first across all
+//!    ephemeral pools (`ephemeral_drops`), until it is below `accept` or no ephemeral page is left.
+//! 3. Below `accept` it is no longer full and the store goes ahead; otherwise the put is refused with
+//!    [`TmemError::Full`] (`refused_full`).
+//!
+//! The gap between `limit` and `accept` is the hysteresis: without it a tmem at its limit would accept
+//! and refuse pages alternately, and the swap device would see a trickle of writes instead of none. The
+//! limit is checked before a store, so one store may take the frames of one new zspage past it (at most
+//! four with zsmalloc's default chain, one with zbud).
+//!
+//! Independently of the limit, when an allocator is out of memory ([`zpool::PoolError::OutOfMemory`]),
+//! tmem drops ephemeral pages, oldest first, until the pool frames go down by one (zsmalloc frees a frame
+//! only when a whole zspage empties, so that may take several) or none is left, and tries the store once
+//! more. In the kernel all pools take frames from one allocator, so a frame freed anywhere helps.
+//!
+//! # Worked example
+//!
+//! Limit 10 frames, accept 90 % (9 frames). A persistent pool (zsmalloc) holds pages in 6 frames, an
+//! ephemeral pool (zbud) 4 pages in 4 frames, one page each — 10 in all:
+//!
+//! ```text
+//!   put(persistent, k1)   10 >= 10: full (pool_limit_hit 1). 10 >= 9: compact (nothing to gain), then drop
+//!                         the oldest ephemeral page; its frame is freed: 9, still >= 9. Drop the next: 8 < 9.
+//!                         Not full any more; k1 is stored.              ephemeral_drops 2, frames 8
+//!   put(persistent, ...)  not full and 8 < 10: stored, until the pools hold 10 frames again
+//!   put(persistent, kn)   full; both ephemeral pages dropped; say the persistent pool alone still holds
+//!                         9 frames: 9 >= 9, refused with Full (refused_full 1); nothing stored under kn
+//!   put(ephemeral, e9)    still full, 9 >= 9: refused too
+//!   flush_page(k1), ...   the persistent pool shrinks to 8 frames: the next put is stored, not full
+//! ```
+//!
+//! # Example
+//!
+//! ```
+//! use pagemem::HostMemory;
+//! use tmem::{Algorithm, Compressor, Config, Key, PAGE_SIZE, PoolKind, Tmem, TmemError};
+//!
+//! let mut comp = Compressor::new(Algorithm::Lz4).unwrap(); // the kernel keeps one per CPU
+//! let mut tmem = Tmem::new(Config::new(64)); // at most 64 pool frames
+//! let swap = tmem.new_pool(PoolKind::Persistent, None, HostMemory::new(64)).unwrap();
+//! let cache = tmem.new_pool(PoolKind::Ephemeral, None, HostMemory::new(64)).unwrap();
+//! let mut page = [0u8; PAGE_SIZE];
+//! page[..5].copy_from_slice(b"hello");
+//! tmem.put(&mut comp, Key::new(swap, 1, 0), &page).unwrap();
+//! tmem.put(&mut comp, Key::new(cache, 7, 3), &page).unwrap();
+//!
+//! let mut out = [0u8; PAGE_SIZE];
+//! tmem.get(&mut comp, Key::new(swap, 1, 0), &mut out).unwrap(); // persistent: the page stays
+//! tmem.get(&mut comp, Key::new(cache, 7, 3), &mut out).unwrap(); // ephemeral: the get takes it
+//! assert_eq!(out, page);
+//! assert!(tmem.contains(Key::new(swap, 1, 0)));
+//! assert_eq!(tmem.get(&mut comp, Key::new(cache, 7, 3), &mut out), Err(TmemError::NotFound));
+//! assert_eq!(tmem.destroy_pool(swap), Ok(1));
+//! assert_eq!(tmem.flush_page(Key::new(swap, 1, 0)), Err(TmemError::NoSuchPool(swap)));
+//! ```
+//!
+//! # Contracts
+//!
+//! - Every operation names its pool; a pool that does not exist or was destroyed is
+//!   [`TmemError::NoSuchPool`] (counted in `no_such_pool`, in no other counter). Pool ids are never reused.
+//! - A put to a key that holds a page replaces it: the old copy is flushed *first*, so a put that then fails
+//!   leaves the key absent — never the stale page.
+//! - A put that fails stores nothing: [`TmemError::Full`], [`TmemError::Incompressible`] (zswap's
+//!   `reject_compress_poor`), [`TmemError::OutOfMemory`] and [`TmemError::Store`] (`reject_alloc_fail`
+//!   and friends). The caller keeps the page.
+//! - Persistent pages leave tmem only through `flush_page`, `flush_object`, `destroy_pool`, a replacing
+//!   put, or [`Tmem::writeback_oldest`]. Ephemeral pages may also leave through drops, and every drop is
+//!   counted in `ephemeral_drops`: nothing is lost silently.
+//! - A get returns the exact page or an error. [`TmemError::Corrupt`] means the stored bytes failed the
+//!   compressor's check; the page is then kept in a persistent pool (the caller decides) and removed from
+//!   an ephemeral one (its get is exclusive anyway).
+//! - No operation panics on any input. tmem allocates on the heap only for its indexes (one slot and three
+//!   index entries per page), never for page data; the compressor brings its buffers.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::collections::btree_map::Entry as MapEntry;
+use core::fmt;
+
+pub use compress::{Algorithm, Compressor, PAGE_SIZE};
+use pagemem::{FrameSource, PageMemory};
+use zbud::Zbud;
+use zpool::{PoolError, ZPool};
+use zsmalloc::Zsmalloc;
+use zstore::Zstore;
+pub use zstore::{Entry, Policy, StoreError, StoreStats};
+
+pub mod frontswap;
+
+#[cfg(test)]
+mod tests;
+
+/// One page of data.
+pub type Page = [u8; PAGE_SIZE];
+
+/// Whether a pool keeps its pages until told otherwise (see the module header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PoolKind {
+    /// Pages stay until flushed; gets are non-exclusive (frontswap; Linux `TMEM_POOL_PERSIST`).
+    Persistent,
+    /// tmem may drop pages to make room; a get removes the page (cleancache).
+    Ephemeral,
+}
+
+impl PoolKind {
+    fn lru(self) -> usize {
+        match self {
+            PoolKind::Persistent => 0,
+            PoolKind::Ephemeral => 1,
+        }
+    }
+
+    /// The allocator zcache chose for this kind.
+    pub const fn default_backend(self) -> Backend {
+        match self {
+            PoolKind::Persistent => Backend::Zsmalloc,
+            PoolKind::Ephemeral => Backend::Zbud,
+        }
+    }
+}
+
+/// The allocator a pool keeps its compressed pages in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Backend {
+    /// Dense size classes, objects spanning frames, compaction (`zsmalloc` crate).
+    Zsmalloc,
+    /// At most two objects per frame; dropping pages frees frames quickly (`zbud` crate).
+    Zbud,
+}
+
+impl Backend {
+    /// The name a boot option would use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Backend::Zsmalloc => "zsmalloc",
+            Backend::Zbud => "zbud",
+        }
+    }
+}
+
+/// A pool's name. Ids count up from 0 and are never reused, so a destroyed pool's id stays refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PoolId(pub u32);
+
+/// The name of one page: Linux's `(pool_id, struct tmem_oid, index)`. (Linux's oid is three words; one is
+/// plenty for the users here: frontswap packs the swap type and low offset bits into it, cleancache the
+/// inode number.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    pub pool: PoolId,
+    /// Object id: which file, which slice of a swap area.
+    pub oid: u64,
+    /// The page's index within its object.
+    pub index: u32,
+}
+
+impl Key {
+    pub const fn new(pool: PoolId, oid: u64, index: u32) -> Self {
+        Key { pool, oid, index }
+    }
+}
+
+/// How much tmem may hold and how it compresses (see the module header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// The most pool frames all of tmem may hold before it is full (zswap's `max_pool_percent`, as pages).
+    pub limit_pages: u64,
+    /// After hitting the limit, puts are accepted again only once the pool frames are below
+    /// `limit_pages × accept_percent / 100` (zswap's `accept_thr_percent`; values above 100 count as 100).
+    pub accept_percent: u8,
+    /// What the page store does with same-filled and poorly compressing pages.
+    pub policy: Policy,
+}
+
+impl Config {
+    /// zswap's default hysteresis.
+    pub const DEFAULT_ACCEPT_PERCENT: u8 = 90;
+
+    /// A limit of `limit_pages` pool frames, accept at 90 %, the default [`Policy`].
+    pub const fn new(limit_pages: u64) -> Self {
+        Config { limit_pages, accept_percent: Self::DEFAULT_ACCEPT_PERCENT, policy: Policy::DEFAULT }
+    }
+
+    /// The pool frames below which a full tmem accepts puts again.
+    pub const fn accept_pages(&self) -> u64 {
+        let pct = if self.accept_percent > 100 { 100 } else { self.accept_percent as u128 };
+        (self.limit_pages as u128 * pct / 100) as u64
+    }
+}
+
+/// Why a tmem operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TmemError {
+    /// No live pool has this id (never created, or destroyed).
+    NoSuchPool(PoolId),
+    /// `get` (or an operation on one page) found no page under the key.
+    NotFound,
+    /// tmem is at its limit and could not make room: the put was refused.
+    Full,
+    /// The page compresses to `size` stored bytes, above the policy's threshold (`reject_compress_poor`).
+    Incompressible { size: usize },
+    /// The pool's allocator had no frame, even after dropping ephemeral pages.
+    OutOfMemory,
+    /// The stored bytes did not decode to the page that was stored.
+    Corrupt,
+    /// The operation needs a persistent pool (writeback).
+    NotPersistent(PoolId),
+    /// All 2^32 pool ids have been used.
+    TooManyPools,
+    /// Any other refusal of the page store or its allocator.
+    Store(StoreError),
+}
+
+impl From<StoreError> for TmemError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Incompressible { size } => TmemError::Incompressible { size },
+            StoreError::Pool(PoolError::OutOfMemory) => TmemError::OutOfMemory,
+            StoreError::Corrupt | StoreError::UnknownAlgorithm(_) => TmemError::Corrupt,
+            e => TmemError::Store(e),
+        }
+    }
+}
+
+impl fmt::Display for TmemError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            TmemError::NoSuchPool(id) => write!(f, "no tmem pool {}", id.0),
+            TmemError::NotFound => write!(f, "no page under that key"),
+            TmemError::Full => write!(f, "tmem is full"),
+            TmemError::Incompressible { size } => write!(f, "the page compresses to {size} bytes, above the threshold"),
+            TmemError::OutOfMemory => write!(f, "the pool is out of memory"),
+            TmemError::Corrupt => write!(f, "the stored page is corrupt"),
+            TmemError::NotPersistent(id) => write!(f, "tmem pool {} is not persistent", id.0),
+            TmemError::TooManyPools => write!(f, "no tmem pool id left"),
+            TmemError::Store(e) => write!(f, "page store: {e}"),
+        }
+    }
+}
+
+/// tmem's counters (plain fields; names follow zswap/zram/zcache where one exists). Every counter of a
+/// per-page operation counts only calls that named a live pool; the others count in `no_such_pool`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TmemStats {
+    /// Puts to a live pool: stored + `put_failures` + `refused_full`.
+    pub puts: u64,
+    /// Puts that found a page under their key and flushed it first.
+    pub puts_replaced: u64,
+    /// Puts refused by the page store: incompressible, out of memory, other pool errors (not `Full`).
+    pub put_failures: u64,
+    /// Puts refused because tmem was full and could not make room.
+    pub refused_full: u64,
+    /// Of `put_failures`: pages that did not compress below the threshold (zswap `reject_compress_poor`).
+    pub reject_compress_poor: u64,
+    /// Of `put_failures`: the allocator refused, even after the retry (zswap `reject_alloc_fail`).
+    pub reject_alloc_fail: u64,
+    /// Times tmem became full (zswap `pool_limit_hit`).
+    pub pool_limit_hit: u64,
+    /// Stores retried after dropping ephemeral pages because the allocator was out of memory.
+    pub oom_retries: u64,
+    /// Gets from a live pool: `get_hits` + `get_misses` + gets that found a corrupt page.
+    pub gets: u64,
+    pub get_hits: u64,
+    pub get_misses: u64,
+    /// Pages removed by `flush_page`.
+    pub flush_pages: u64,
+    /// Objects removed by `flush_object` (calls that found at least one page).
+    pub flush_objects: u64,
+    /// Pages removed by `flush_object`.
+    pub flush_object_pages: u64,
+    /// Pools created, ever.
+    pub created_pools: u64,
+    /// Pools destroyed, ever.
+    pub destroyed_pools: u64,
+    /// Pages freed by `destroy_pool`.
+    pub destroyed_pages: u64,
+    /// Ephemeral pages tmem dropped to make room (limit or out of memory). Ephemeral gets are not drops.
+    pub ephemeral_drops: u64,
+    /// Persistent pages handed to a writeback sink and removed (zswap `written_back_pages`).
+    pub written_back_pages: u64,
+    /// Gets and writebacks that found stored bytes failing their check.
+    pub corrupt: u64,
+    /// Pool frames given back by compaction: the one tmem runs when full, and [`Tmem::compact`] (zram
+    /// `pages_compacted`).
+    pub pages_compacted: u64,
+    /// Allocator refusals to free a pampd tmem let go of (an internal inconsistency; should stay 0).
+    pub free_errors: u64,
+    /// Frames a destroyed pool still held after every page was freed (should stay 0).
+    pub leaked_pages: u64,
+    /// Operations that named a pool that does not exist.
+    pub no_such_pool: u64,
+    /// Pages held now, in all pools (zswap `stored_pages`).
+    pub stored_pages: u64,
+    /// Of `stored_pages`: in persistent pools.
+    pub persistent_pages: u64,
+    /// Of `stored_pages`: in ephemeral pools.
+    pub ephemeral_pages: u64,
+    /// Of `stored_pages`: same-filled pages, which hold no pool memory (zswap `same_filled_pages`).
+    pub same_pages: u64,
+    /// Bytes the held pages' compressed objects take (zram `compr_data_size`).
+    pub compr_data_size: u64,
+    /// Pool frames held now, all pools (zswap `pool_total_size` / 4096).
+    pub pool_pages: u64,
+    /// The configured limit, in pool frames.
+    pub limit_pages: u64,
+    /// The accept threshold, in pool frames.
+    pub accept_pages: u64,
+    /// Whether tmem is in the full state.
+    pub full: bool,
+    /// Live pools.
+    pub pools: u64,
+}
+
+/// One pool's figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub kind: PoolKind,
+    pub backend: Backend,
+    /// Pages held.
+    pub stored_pages: u64,
+    /// Objects (distinct oids) with at least one page.
+    pub objects: u64,
+    /// The page store's counters for this pool.
+    pub store: StoreStats,
+    /// Frames the pool's allocator holds.
+    pub pool_pages: u64,
+}
+
+/// One held page: its pampd and its place in the store order.
+#[derive(Debug)]
+struct Slot {
+    entry: Entry,
+    seq: u64,
+}
+
+/// The page store of one pool, over either allocator (`ZPool` has generic methods, so no `dyn`). Boxed:
+/// the two differ in size by hundreds of bytes.
+#[derive(Debug)]
+enum Store<M> {
+    Zsmalloc(Box<Zstore<Zsmalloc<M>>>),
+    Zbud(Box<Zstore<Zbud<M>>>),
+}
+
+macro_rules! dispatch {
+    ($store:expr, $z:ident => $body:expr) => {
+        match $store {
+            Store::Zsmalloc($z) => $body,
+            Store::Zbud($z) => $body,
+        }
+    };
+}
+
+impl<M: PageMemory + FrameSource> Store<M> {
+    fn new(backend: Backend, mem: M, policy: Policy) -> Self {
+        match backend {
+            Backend::Zsmalloc => Store::Zsmalloc(Box::new(Zstore::new(Zsmalloc::new(mem), policy))),
+            Backend::Zbud => Store::Zbud(Box::new(Zstore::new(Zbud::new(mem), policy))),
+        }
+    }
+
+    fn store(&mut self, comp: &mut Compressor, page: &Page) -> Result<Entry, StoreError> {
+        dispatch!(self, z => z.store(comp, page))
+    }
+
+    fn load(&mut self, comp: &mut Compressor, entry: &Entry, page: &mut Page) -> Result<(), StoreError> {
+        dispatch!(self, z => z.load(comp, entry, page))
+    }
+
+    fn free(&mut self, entry: Entry) -> Result<(), StoreError> {
+        dispatch!(self, z => z.free(entry))
+    }
+
+    fn stats(&self) -> StoreStats {
+        dispatch!(self, z => z.stats())
+    }
+
+    fn total_pages(&self) -> u64 {
+        dispatch!(self, z => z.pool().total_pages())
+    }
+
+    fn compact(&mut self) -> Result<u64, StoreError> {
+        dispatch!(self, z => z.compact())
+    }
+}
+
+/// One tmem pool (Linux `struct tmem_pool`).
+#[derive(Debug)]
+struct Pool<M> {
+    kind: PoolKind,
+    backend: Backend,
+    store: Store<M>,
+    /// Linux keeps a hash of rb-trees of objects, each a radix tree of pampds; ordered maps do both here.
+    objects: BTreeMap<u64, BTreeMap<u32, Slot>>,
+    /// This pool's pages by store order.
+    lru: BTreeMap<u64, (u64, u32)>,
+    pages: u64,
+}
+
+impl<M> Pool<M> {
+    fn slot(&self, oid: u64, index: u32) -> Option<&Slot> {
+        self.objects.get(&oid)?.get(&index)
+    }
+}
+
+/// Transcendent memory over pools whose allocators take frames from memories of type `M` (see the
+/// module header).
+#[derive(Debug)]
+pub struct Tmem<M> {
+    config: Config,
+    pools: BTreeMap<u32, Pool<M>>,
+    /// The next pool id; `u32::MAX + 1` once every id was used.
+    next_pool: u64,
+    /// The next store-order sequence number.
+    seq: u64,
+    /// Pages of every pool of a kind by store order, indexed by [`PoolKind::lru`].
+    lru: [BTreeMap<u64, Key>; 2],
+    full: bool,
+    /// Where a writeback decompresses a page before handing it to its sink.
+    scratch: Box<Page>,
+    stats: TmemStats,
+}
+
+impl<M: PageMemory + FrameSource> Tmem<M> {
+    /// An empty tmem.
+    pub fn new(config: Config) -> Self {
+        Tmem {
+            config,
+            pools: BTreeMap::new(),
+            next_pool: 0,
+            seq: 0,
+            lru: [BTreeMap::new(), BTreeMap::new()],
+            full: false,
+            scratch: Box::new([0; PAGE_SIZE]),
+            stats: TmemStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        self.config
+    }
+
+    /// Change the limit (a boot option or the shell); takes effect at the next put.
+    pub fn set_limit(&mut self, limit_pages: u64, accept_percent: u8) {
+        self.config.limit_pages = limit_pages;
+        self.config.accept_percent = accept_percent;
+    }
+
+    /// A new, empty pool of `kind` whose allocator (`backend`, or the kind's default) takes its frames
+    /// from `mem` (Linux `tmem_new_pool`).
+    pub fn new_pool(&mut self, kind: PoolKind, backend: Option<Backend>, mem: M) -> Result<PoolId, TmemError> {
+        let Ok(id) = u32::try_from(self.next_pool) else { return Err(TmemError::TooManyPools) };
+        let backend = backend.unwrap_or(kind.default_backend());
+        let store = Store::new(backend, mem, self.config.policy);
+        self.pools.insert(id, Pool { kind, backend, store, objects: BTreeMap::new(), lru: BTreeMap::new(), pages: 0 });
+        self.next_pool += 1;
+        self.stats.created_pools += 1;
+        Ok(PoolId(id))
+    }
+
+    /// The live pools, in id order.
+    pub fn pool_ids(&self) -> impl Iterator<Item = PoolId> + '_ {
+        self.pools.keys().map(|&id| PoolId(id))
+    }
+
+    /// The kind of a live pool.
+    pub fn pool_kind(&self, pool: PoolId) -> Option<PoolKind> {
+        self.pools.get(&pool.0).map(|p| p.kind)
+    }
+
+    /// The kind of `pool`, or `NoSuchPool` (counted).
+    fn check_pool(&mut self, pool: PoolId) -> Result<PoolKind, TmemError> {
+        match self.pools.get(&pool.0) {
+            Some(p) => Ok(p.kind),
+            None => {
+                self.stats.no_such_pool += 1;
+                Err(TmemError::NoSuchPool(pool))
+            }
+        }
+    }
+
+    /// Store a copy of `page` under `key`, compressing it with `comp` (the caller's per-CPU compressor).
+    /// On `Err` nothing is stored under `key` — not even the page that was there before.
+    pub fn put(&mut self, comp: &mut Compressor, key: Key, page: &Page) -> Result<(), TmemError> {
+        let kind = self.check_pool(key.pool)?;
+        self.stats.puts += 1;
+        if let Some(old) = self.take_slot(key) {
+            self.stats.puts_replaced += 1;
+            let _ = self.release(key.pool, old.entry);
+        }
+        if !self.make_room() {
+            self.stats.refused_full += 1;
+            return Err(TmemError::Full);
+        }
+        let mut r = self.store_page(key.pool, comp, page);
+        if matches!(r, Err(StoreError::Pool(PoolError::OutOfMemory))) && self.drop_for_memory() {
+            self.stats.oom_retries += 1;
+            r = self.store_page(key.pool, comp, page);
+        }
+        let entry = match r {
+            Ok(entry) => entry,
+            Err(e) => {
+                self.stats.put_failures += 1;
+                match e {
+                    StoreError::Incompressible { .. } => self.stats.reject_compress_poor += 1,
+                    StoreError::Pool(_) => self.stats.reject_alloc_fail += 1,
+                    _ => {}
+                }
+                return Err(e.into());
+            }
+        };
+        let seq = self.seq;
+        self.seq += 1;
+        let Some(pool) = self.pools.get_mut(&key.pool.0) else { return Err(TmemError::NoSuchPool(key.pool)) };
+        pool.objects.entry(key.oid).or_default().insert(key.index, Slot { entry, seq });
+        pool.lru.insert(seq, (key.oid, key.index));
+        pool.pages += 1;
+        self.lru[kind.lru()].insert(seq, key);
+        Ok(())
+    }
+
+    fn store_page(&mut self, pool: PoolId, comp: &mut Compressor, page: &Page) -> Result<Entry, StoreError> {
+        match self.pools.get_mut(&pool.0) {
+            Some(p) => p.store.store(comp, page),
+            // Unreachable: the caller checked the pool, and dropping pages never removes one.
+            None => Err(StoreError::Pool(PoolError::OutOfMemory)),
+        }
+    }
+
+    /// The limit with hysteresis (module header): true if a store may go ahead.
+    fn make_room(&mut self) -> bool {
+        if !self.full && self.total_pages() >= self.config.limit_pages {
+            self.full = true;
+            self.stats.pool_limit_hit += 1;
+        }
+        if !self.full {
+            return true;
+        }
+        let accept = self.config.accept_pages();
+        if self.total_pages() >= accept {
+            let _ = self.compact();
+        }
+        while self.total_pages() >= accept {
+            if !self.drop_oldest_ephemeral() {
+                break;
+            }
+        }
+        if self.total_pages() < accept {
+            self.full = false;
+        }
+        !self.full
+    }
+
+    /// Out of memory: drop ephemeral pages, oldest first, until a pool frame comes free or none is
+    /// left. True if any page was dropped.
+    fn drop_for_memory(&mut self) -> bool {
+        let before = self.total_pages();
+        let mut dropped = false;
+        while self.total_pages() >= before && self.drop_oldest_ephemeral() {
+            dropped = true;
+        }
+        dropped
+    }
+
+    /// Drop the oldest ephemeral page of all pools; false if there is none.
+    fn drop_oldest_ephemeral(&mut self) -> bool {
+        let Some((_, key)) = self.lru[PoolKind::Ephemeral.lru()].first_key_value() else { return false };
+        let key = *key;
+        match self.take_slot(key) {
+            Some(slot) => {
+                self.stats.ephemeral_drops += 1;
+                let _ = self.release(key.pool, slot.entry);
+            }
+            // An index entry without its slot cannot happen; drop the entry so the loop ends anyway.
+            None => {
+                self.lru[PoolKind::Ephemeral.lru()].pop_first();
+            }
+        }
+        true
+    }
+
+    /// Remove the slot under `key` from its pool and from every index.
+    fn take_slot(&mut self, key: Key) -> Option<Slot> {
+        let pool = self.pools.get_mut(&key.pool.0)?;
+        let MapEntry::Occupied(mut object) = pool.objects.entry(key.oid) else { return None };
+        let slot = object.get_mut().remove(&key.index)?;
+        if object.get().is_empty() {
+            object.remove();
+        }
+        pool.lru.remove(&slot.seq);
+        pool.pages -= 1;
+        self.lru[pool.kind.lru()].remove(&slot.seq);
+        Some(slot)
+    }
+
+    /// Give a pampd back to its pool's store; a refusal is counted and returned.
+    fn release(&mut self, pool: PoolId, entry: Entry) -> Result<(), TmemError> {
+        let r = match self.pools.get_mut(&pool.0) {
+            Some(p) => p.store.free(entry).map_err(TmemError::from),
+            None => Err(TmemError::NoSuchPool(pool)),
+        };
+        if r.is_err() {
+            self.stats.free_errors += 1;
+        }
+        r
+    }
+
+    /// Copy the page under `key` into `out`. An ephemeral pool's page is removed by the get (exclusive);
+    /// a persistent pool's stays. `NotFound` if there is none; on `Err`, `out` holds garbage.
+    pub fn get(&mut self, comp: &mut Compressor, key: Key, out: &mut Page) -> Result<(), TmemError> {
+        let kind = self.check_pool(key.pool)?;
+        self.stats.gets += 1;
+        let Some(pool) = self.pools.get_mut(&key.pool.0) else { return Err(TmemError::NoSuchPool(key.pool)) };
+        let Pool { store, objects, .. } = pool;
+        let Some(slot) = objects.get(&key.oid).and_then(|o| o.get(&key.index)) else {
+            self.stats.get_misses += 1;
+            return Err(TmemError::NotFound);
+        };
+        let r = store.load(comp, &slot.entry, out).map_err(TmemError::from);
+        match r {
+            Ok(()) => self.stats.get_hits += 1,
+            Err(TmemError::Corrupt) => self.stats.corrupt += 1,
+            Err(_) => {}
+        }
+        if kind == PoolKind::Ephemeral
+            && let Some(slot) = self.take_slot(key)
+        {
+            let _ = self.release(key.pool, slot.entry);
+        }
+        r
+    }
+
+    /// Whether a page is held under `key` (false for a pool that does not exist).
+    pub fn contains(&self, key: Key) -> bool {
+        self.pools.get(&key.pool.0).is_some_and(|p| p.slot(key.oid, key.index).is_some())
+    }
+
+    /// Forget the page under `key`; `Ok(true)` if there was one.
+    pub fn flush_page(&mut self, key: Key) -> Result<bool, TmemError> {
+        self.check_pool(key.pool)?;
+        let Some(slot) = self.take_slot(key) else { return Ok(false) };
+        self.stats.flush_pages += 1;
+        self.release(key.pool, slot.entry)?;
+        Ok(true)
+    }
+
+    /// Forget every page of object `oid` in `pool`; returns how many there were.
+    pub fn flush_object(&mut self, pool: PoolId, oid: u64) -> Result<u64, TmemError> {
+        let kind = self.check_pool(pool)?;
+        let Some(p) = self.pools.get_mut(&pool.0) else { return Err(TmemError::NoSuchPool(pool)) };
+        let Some(object) = p.objects.remove(&oid) else { return Ok(0) };
+        let n = object.len() as u64;
+        p.pages -= n;
+        let mut first_err = None;
+        for slot in object.into_values() {
+            p.lru.remove(&slot.seq);
+            self.lru[kind.lru()].remove(&slot.seq);
+            if let Err(e) = p.store.free(slot.entry) {
+                self.stats.free_errors += 1;
+                first_err.get_or_insert(TmemError::from(e));
+            }
+        }
+        self.stats.flush_objects += 1;
+        self.stats.flush_object_pages += n;
+        first_err.map_or(Ok(n), Err)
+    }
+
+    /// Forget every page of `pool` and the pool itself; its id is refused from now on. Returns the pages
+    /// it held. The pool's memory value is dropped with it.
+    pub fn destroy_pool(&mut self, pool: PoolId) -> Result<u64, TmemError> {
+        let kind = self.check_pool(pool)?;
+        let Some(mut p) = self.pools.remove(&pool.0) else { return Err(TmemError::NoSuchPool(pool)) };
+        let n = p.pages;
+        for object in core::mem::take(&mut p.objects).into_values() {
+            for slot in object.into_values() {
+                self.lru[kind.lru()].remove(&slot.seq);
+                if p.store.free(slot.entry).is_err() {
+                    self.stats.free_errors += 1;
+                }
+            }
+        }
+        self.stats.leaked_pages += p.store.total_pages();
+        self.stats.destroyed_pools += 1;
+        self.stats.destroyed_pages += n;
+        Ok(n)
+    }
+
+    /// Pages held by `pool` (0 for a pool that does not exist).
+    pub fn pool_pages(&self, pool: PoolId) -> u64 {
+        self.pools.get(&pool.0).map_or(0, |p| p.pages)
+    }
+
+    /// Pool frames held by all pools' allocators: what the limit counts.
+    pub fn total_pages(&self) -> u64 {
+        self.pools.values().map(|p| p.store.total_pages()).sum()
+    }
+
+    /// Pages held, all pools.
+    pub fn stored_pages(&self) -> u64 {
+        self.pools.values().map(|p| p.pages).sum()
+    }
+
+    /// Whether tmem is in the full state (it is re-judged at the next put).
+    pub fn is_full(&self) -> bool {
+        self.full
+    }
+
+    /// Compact every pool (zram's `compact`); returns the frames freed.
+    pub fn compact(&mut self) -> Result<u64, TmemError> {
+        let mut freed = 0;
+        let mut first_err = None;
+        for p in self.pools.values_mut() {
+            match p.store.compact() {
+                Ok(n) => freed += n,
+                Err(e) => {
+                    first_err.get_or_insert(TmemError::from(e));
+                }
+            }
+        }
+        self.stats.pages_compacted += freed;
+        first_err.map_or(Ok(freed), Err)
+    }
+
+    /// The counters, with the current sizes.
+    pub fn stats(&self) -> TmemStats {
+        let mut s = self.stats;
+        s.stored_pages = 0;
+        s.persistent_pages = 0;
+        s.ephemeral_pages = 0;
+        s.same_pages = 0;
+        s.compr_data_size = 0;
+        s.pool_pages = 0;
+        for p in self.pools.values() {
+            let st = p.store.stats();
+            s.stored_pages += p.pages;
+            match p.kind {
+                PoolKind::Persistent => s.persistent_pages += p.pages,
+                PoolKind::Ephemeral => s.ephemeral_pages += p.pages,
+            }
+            s.same_pages += st.same_pages;
+            s.compr_data_size += st.compr_data_size;
+            s.pool_pages += p.store.total_pages();
+        }
+        s.limit_pages = self.config.limit_pages;
+        s.accept_pages = self.config.accept_pages();
+        s.full = self.full;
+        s.pools = self.pools.len() as u64;
+        s
+    }
+
+    /// One pool's figures.
+    pub fn pool_stats(&self, pool: PoolId) -> Result<PoolStats, TmemError> {
+        let p = self.pools.get(&pool.0).ok_or(TmemError::NoSuchPool(pool))?;
+        Ok(PoolStats {
+            kind: p.kind,
+            backend: p.backend,
+            stored_pages: p.pages,
+            objects: p.objects.len() as u64,
+            store: p.store.stats(),
+            pool_pages: p.store.total_pages(),
+        })
+    }
+
+    /// The key of `pool`'s oldest page (by store order), if it holds any.
+    pub fn oldest(&self, pool: PoolId) -> Option<Key> {
+        let (_, &(oid, index)) = self.pools.get(&pool.0)?.lru.first_key_value()?;
+        Some(Key { pool, oid, index })
+    }
+
+    /// The oldest page of all pools of `kind`.
+    pub fn oldest_of_kind(&self, kind: PoolKind) -> Option<Key> {
+        self.lru[kind.lru()].first_key_value().map(|(_, &k)| k)
+    }
+
+    /// zswap's writeback: decompress the oldest page of the persistent `pool` and hand it to `sink`.
+    /// If the sink returns true (it wrote the page to the swap device) the page leaves tmem
+    /// (`written_back_pages`) and its key is returned; if false, or the pool is empty, nothing changes
+    /// and the answer is `Ok(None)`. A page that fails its check stays and the answer is `Corrupt`.
+    pub fn writeback_oldest(
+        &mut self,
+        comp: &mut Compressor,
+        pool: PoolId,
+        sink: &mut dyn FnMut(Key, &Page) -> bool,
+    ) -> Result<Option<Key>, TmemError> {
+        if self.check_pool(pool)? != PoolKind::Persistent {
+            return Err(TmemError::NotPersistent(pool));
+        }
+        let Some(key) = self.oldest(pool) else { return Ok(None) };
+        let Some(p) = self.pools.get_mut(&pool.0) else { return Err(TmemError::NoSuchPool(pool)) };
+        let Pool { store, objects, .. } = p;
+        let Some(slot) = objects.get(&key.oid).and_then(|o| o.get(&key.index)) else {
+            return Err(TmemError::NotFound);
+        };
+        let loaded = store.load(comp, &slot.entry, &mut self.scratch).map_err(TmemError::from);
+        let taken = match loaded {
+            Ok(()) => sink(key, &self.scratch),
+            Err(e) => {
+                if e == TmemError::Corrupt {
+                    self.stats.corrupt += 1;
+                }
+                self.scratch.fill(0);
+                return Err(e);
+            }
+        };
+        // The copy is on its way to the device or back in tmem: scrub it.
+        self.scratch.fill(0);
+        if !taken {
+            return Ok(None);
+        }
+        if let Some(slot) = self.take_slot(key) {
+            self.stats.written_back_pages += 1;
+            let _ = self.release(pool, slot.entry);
+        }
+        Ok(Some(key))
+    }
+}

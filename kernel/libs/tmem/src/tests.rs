@@ -1,0 +1,408 @@
+//! Host tests of tmem's rules, one test per rule of the module header; the randomised run against a
+//! model is `tests/model.rs`.
+
+use super::*;
+
+use pagedata::{THREE_QUARTERS_FRESH, random_page, ratio_page};
+use pagemem::HostMemory;
+use zpool::MapMode;
+
+type T = Tmem<HostMemory>;
+
+fn lz4() -> Compressor {
+    Compressor::new(compress::Algorithm::Lz4).unwrap()
+}
+
+/// A page that compresses to about 75 %: one per zbud frame.
+fn big(seed: u64) -> Box<Page> {
+    let mut p = Box::new([0; PAGE_SIZE]);
+    ratio_page(seed, THREE_QUARTERS_FRESH, &mut p);
+    p
+}
+
+/// A page that compresses to about a quarter.
+fn small(seed: u64) -> Box<Page> {
+    let mut p = Box::new([0; PAGE_SIZE]);
+    ratio_page(seed, 20, &mut p);
+    p
+}
+
+fn noise(seed: u64) -> Box<Page> {
+    let mut p = Box::new([0; PAGE_SIZE]);
+    random_page(seed, &mut p);
+    p
+}
+
+fn tmem(limit: u64, accept: u8) -> T {
+    Tmem::new(Config { accept_percent: accept, ..Config::new(limit) })
+}
+
+fn pool(t: &mut T, kind: PoolKind, backend: Backend) -> PoolId {
+    t.new_pool(kind, Some(backend), HostMemory::new(256)).unwrap()
+}
+
+fn k(pool: PoolId, oid: u64, index: u32) -> Key {
+    Key::new(pool, oid, index)
+}
+
+fn get(t: &mut T, c: &mut Compressor, key: Key) -> Result<Box<Page>, TmemError> {
+    let mut out = Box::new([0xa5; PAGE_SIZE]);
+    t.get(c, key, &mut out).map(|()| out)
+}
+
+/// The stats agree with the pools.
+fn consistent(t: &T) {
+    let s = t.stats();
+    assert_eq!(s.stored_pages, s.persistent_pages + s.ephemeral_pages);
+    assert_eq!(s.stored_pages, t.stored_pages());
+    assert_eq!(s.pool_pages, t.total_pages());
+    let mut pages = 0;
+    for id in t.pool_ids() {
+        let ps = t.pool_stats(id).unwrap();
+        assert_eq!(ps.stored_pages, ps.store.stored_pages, "{id:?}");
+        assert_eq!(ps.stored_pages, t.pool_pages(id));
+        pages += ps.pool_pages;
+    }
+    assert_eq!(pages, s.pool_pages);
+    let lru: usize = t.lru.iter().map(|l| l.len()).sum();
+    assert_eq!(lru as u64, s.stored_pages, "every page is in its kind's LRU");
+}
+
+#[test]
+fn persistent_gets_are_non_exclusive_and_exact_on_both_backends() {
+    let mut c = lz4();
+    let mut t = tmem(1000, 90);
+    for backend in [Backend::Zsmalloc, Backend::Zbud] {
+        let p = pool(&mut t, PoolKind::Persistent, backend);
+        for i in 0..20 {
+            t.put(&mut c, k(p, i % 3, i as u32), &big(i)).unwrap();
+        }
+        for _ in 0..2 {
+            for i in 0..20 {
+                assert!(*get(&mut t, &mut c, k(p, i % 3, i as u32)).unwrap() == *big(i));
+            }
+        }
+        assert_eq!(t.pool_pages(p), 20, "gets left every page in place");
+        assert_eq!(get(&mut t, &mut c, k(p, 7, 0)), Err(TmemError::NotFound));
+    }
+    let s = t.stats();
+    assert_eq!((s.gets, s.get_hits, s.get_misses, s.stored_pages), (82, 80, 2, 40));
+    consistent(&t);
+}
+
+#[test]
+fn ephemeral_gets_are_exclusive() {
+    let mut c = lz4();
+    let mut t = tmem(1000, 90);
+    for backend in [Backend::Zsmalloc, Backend::Zbud] {
+        let p = pool(&mut t, PoolKind::Ephemeral, backend);
+        t.put(&mut c, k(p, 1, 2), &small(9)).unwrap();
+        assert!(t.contains(k(p, 1, 2)));
+        assert!(*get(&mut t, &mut c, k(p, 1, 2)).unwrap() == *small(9));
+        assert!(!t.contains(k(p, 1, 2)), "the get took the page");
+        assert_eq!(get(&mut t, &mut c, k(p, 1, 2)), Err(TmemError::NotFound));
+        assert_eq!((t.pool_pages(p), t.pool_stats(p).unwrap().pool_pages), (0, 0), "its frame went back");
+    }
+    assert_eq!(t.stats().ephemeral_drops, 0, "an exclusive get is not a drop");
+    consistent(&t);
+}
+
+#[test]
+fn the_default_backends_are_zcaches() {
+    let mut t = tmem(10, 90);
+    let p = t.new_pool(PoolKind::Persistent, None, HostMemory::new(4)).unwrap();
+    let e = t.new_pool(PoolKind::Ephemeral, None, HostMemory::new(4)).unwrap();
+    assert_eq!(t.pool_stats(p).unwrap().backend, Backend::Zsmalloc);
+    assert_eq!(t.pool_stats(e).unwrap().backend, Backend::Zbud);
+    assert_eq!((t.pool_kind(p), t.pool_kind(e)), (Some(PoolKind::Persistent), Some(PoolKind::Ephemeral)));
+}
+
+#[test]
+fn a_put_replaces_and_a_failed_replacement_leaves_the_key_absent() {
+    let mut c = lz4();
+    let mut t = tmem(1000, 90);
+    let p = pool(&mut t, PoolKind::Persistent, Backend::Zsmalloc);
+    let key = k(p, 4, 4);
+    t.put(&mut c, key, &big(1)).unwrap();
+    t.put(&mut c, key, &small(2)).unwrap();
+    assert!(*get(&mut t, &mut c, key).unwrap() == *small(2));
+    assert_eq!(t.pool_pages(p), 1);
+    assert_eq!(t.stats().puts_replaced, 1);
+
+    // A page that does not compress: refused, and the old copy is gone, not left stale.
+    assert_eq!(t.put(&mut c, key, &noise(3)), Err(TmemError::Incompressible { size: 4119 }));
+    assert!(!t.contains(key));
+    assert_eq!(get(&mut t, &mut c, key), Err(TmemError::NotFound));
+    let s = t.stats();
+    assert_eq!((s.puts, s.puts_replaced, s.put_failures, s.reject_compress_poor), (3, 2, 1, 1));
+    assert_eq!((s.stored_pages, s.pool_pages, s.compr_data_size), (0, 0, 0), "nothing left behind");
+    consistent(&t);
+}
+
+#[test]
+fn same_filled_pages_take_no_pool_frame() {
+    let mut c = lz4();
+    let mut t = tmem(0, 90);
+    let p = pool(&mut t, PoolKind::Persistent, Backend::Zsmalloc);
+    // A limit of 0 refuses everything, even pages that would cost nothing (zswap checks the limit first).
+    assert_eq!(t.put(&mut c, k(p, 0, 0), &[0; PAGE_SIZE]), Err(TmemError::Full));
+    t.set_limit(1, 100); // accept below 1 frame: now
+    t.put(&mut c, k(p, 0, 0), &[0; PAGE_SIZE]).unwrap();
+    t.put(&mut c, k(p, 0, 1), &[7; PAGE_SIZE]).unwrap();
+    let s = t.stats();
+    assert_eq!((s.stored_pages, s.same_pages, s.pool_pages), (2, 2, 0));
+    assert!(*get(&mut t, &mut c, k(p, 0, 1)).unwrap() == [7; PAGE_SIZE]);
+}
+
+#[test]
+fn a_destroyed_pool_is_refused_and_ids_are_never_reused() {
+    let mut c = lz4();
+    let mut t = tmem(1000, 90);
+    let a = pool(&mut t, PoolKind::Persistent, Backend::Zsmalloc);
+    let b = pool(&mut t, PoolKind::Ephemeral, Backend::Zbud);
+    for i in 0..5 {
+        t.put(&mut c, k(a, i, 0), &big(i)).unwrap();
+        t.put(&mut c, k(b, i, 0), &big(i)).unwrap();
+    }
+    assert_eq!(t.destroy_pool(a), Ok(5));
+    let before = t.stats();
+    let mut out = Box::new([0; PAGE_SIZE]);
+    assert_eq!(t.put(&mut c, k(a, 0, 0), &big(0)), Err(TmemError::NoSuchPool(a)));
+    assert_eq!(t.get(&mut c, k(a, 0, 0), &mut out), Err(TmemError::NoSuchPool(a)));
+    assert_eq!(t.flush_page(k(a, 0, 0)), Err(TmemError::NoSuchPool(a)));
+    assert_eq!(t.flush_object(a, 0), Err(TmemError::NoSuchPool(a)));
+    assert_eq!(t.destroy_pool(a), Err(TmemError::NoSuchPool(a)));
+    assert_eq!(t.writeback_oldest(&mut c, a, &mut |_, _| true), Err(TmemError::NoSuchPool(a)));
+    assert_eq!(t.pool_stats(a), Err(TmemError::NoSuchPool(a)));
+    assert!(!t.contains(k(a, 0, 0)));
+    let after = t.stats();
+    assert_eq!(after, TmemStats { no_such_pool: before.no_such_pool + 6, ..before }, "only no_such_pool moved");
+
+    let c2 = pool(&mut t, PoolKind::Persistent, Backend::Zsmalloc);
+    assert_eq!((a, b, c2), (PoolId(0), PoolId(1), PoolId(2)), "a new pool gets a fresh id");
+    let s = t.stats();
+    assert_eq!((s.created_pools, s.destroyed_pools, s.destroyed_pages, s.pools), (3, 1, 5, 2));
+    assert_eq!((s.stored_pages, s.leaked_pages), (5, 0));
+    consistent(&t);
+}
+
+#[test]
+fn flush_page_and_flush_object_say_what_they_removed() {
+    let mut c = lz4();
+    let mut t = tmem(1000, 90);
+    let p = pool(&mut t, PoolKind::Ephemeral, Backend::Zsmalloc);
+    for oid in 0..3 {
+        for index in 0..4 {
+            t.put(&mut c, k(p, oid, index), &small(oid * 10 + index as u64)).unwrap();
+        }
+    }
+    assert_eq!(t.flush_page(k(p, 0, 0)), Ok(true));
+    assert_eq!(t.flush_page(k(p, 0, 0)), Ok(false));
+    assert_eq!(t.flush_object(p, 0), Ok(3));
+    assert_eq!(t.flush_object(p, 0), Ok(0));
+    assert_eq!(t.flush_object(p, 9), Ok(0));
+    assert_eq!(t.flush_object(p, 2), Ok(4));
+    assert!(*get(&mut t, &mut c, k(p, 1, 3)).unwrap() == *small(13));
+    let s = t.stats();
+    assert_eq!((s.flush_pages, s.flush_objects, s.flush_object_pages, s.stored_pages), (1, 2, 7, 3));
+    assert_eq!(t.pool_stats(p).unwrap().objects, 1);
+    consistent(&t);
+}
+
+#[test]
+fn hysteresis_full_at_the_limit_refuses_until_below_the_accept_threshold() {
+    let mut c = lz4();
+    let mut t = tmem(10, 80); // accept below 8 frames
+    let p = pool(&mut t, PoolKind::Persistent, Backend::Zbud);
+    for i in 0..10 {
+        assert!(!t.is_full());
+        t.put(&mut c, k(p, 0, i), &big(i.into())).unwrap();
+        assert_eq!(t.total_pages(), u64::from(i) + 1, "one zbud frame per page");
+    }
+    assert_eq!(t.put(&mut c, k(p, 1, 0), &big(100)), Err(TmemError::Full));
+    assert!(t.is_full() && !t.contains(k(p, 1, 0)));
+    assert_eq!(t.stats().pool_limit_hit, 1);
+
+    t.flush_page(k(p, 0, 0)).unwrap(); // 9 frames
+    assert_eq!(t.put(&mut c, k(p, 1, 0), &big(100)), Err(TmemError::Full));
+    t.flush_page(k(p, 0, 1)).unwrap(); // 8 frames: not below 8 yet
+    assert_eq!(t.put(&mut c, k(p, 1, 0), &big(100)), Err(TmemError::Full));
+    assert_eq!(t.put(&mut c, k(p, 1, 1), &[0; PAGE_SIZE]), Err(TmemError::Full), "even a free page");
+    t.flush_page(k(p, 0, 2)).unwrap(); // 7 frames
+    t.put(&mut c, k(p, 1, 0), &big(100)).unwrap();
+    assert!(!t.is_full());
+    // Not full: puts go ahead up to the limit again.
+    t.put(&mut c, k(p, 1, 1), &big(101)).unwrap();
+    t.put(&mut c, k(p, 1, 2), &big(102)).unwrap();
+    assert_eq!(t.total_pages(), 10);
+    assert_eq!(t.put(&mut c, k(p, 1, 3), &big(103)), Err(TmemError::Full));
+    let s = t.stats();
+    assert_eq!((s.refused_full, s.pool_limit_hit, s.put_failures, s.ephemeral_drops), (5, 2, 0, 0));
+    assert_eq!((s.limit_pages, s.accept_pages, s.full), (10, 8, true));
+    consistent(&t);
+}
+
+#[test]
+fn ephemeral_pages_are_dropped_oldest_first_before_a_persistent_put_is_refused() {
+    let mut c = lz4();
+    let mut t = tmem(10, 90); // accept below 9 frames
+    let e = pool(&mut t, PoolKind::Ephemeral, Backend::Zbud);
+    let p = pool(&mut t, PoolKind::Persistent, Backend::Zbud);
+    for i in 0..4 {
+        t.put(&mut c, k(e, 0, i), &big(50 + u64::from(i))).unwrap();
+    }
+    for i in 0..6 {
+        t.put(&mut c, k(p, 0, i), &big(i.into())).unwrap();
+    }
+    assert_eq!(t.total_pages(), 10);
+    assert_eq!(t.oldest_of_kind(PoolKind::Ephemeral), Some(k(e, 0, 0)));
+
+    t.put(&mut c, k(p, 0, 6), &big(6)).unwrap();
+    assert_eq!((t.contains(k(e, 0, 0)), t.contains(k(e, 0, 1))), (false, false), "the two oldest dropped");
+    assert_eq!((t.contains(k(e, 0, 2)), t.contains(k(e, 0, 3))), (true, true));
+    assert_eq!((t.stats().ephemeral_drops, t.total_pages(), t.is_full()), (2, 9, false));
+
+    t.put(&mut c, k(p, 0, 7), &big(7)).unwrap(); // 10 frames
+    t.put(&mut c, k(p, 0, 8), &big(8)).unwrap(); // full: drops e2 and e3, 8 < 9, stored
+    assert_eq!(t.stats().ephemeral_drops, 4);
+    assert_eq!(t.pool_pages(e), 0);
+    t.put(&mut c, k(p, 0, 9), &big(9)).unwrap(); // 10 frames, all persistent
+    assert_eq!(t.put(&mut c, k(p, 0, 10), &big(10)), Err(TmemError::Full), "no ephemeral page left to drop");
+    for i in 0..10 {
+        assert!(*get(&mut t, &mut c, k(p, 0, i)).unwrap() == *big(i.into()), "persistent pages never dropped");
+    }
+    let s = t.stats();
+    assert_eq!((s.refused_full, s.ephemeral_drops, s.persistent_pages, s.ephemeral_pages), (1, 4, 10, 0));
+    consistent(&t);
+}
+
+#[test]
+fn an_ephemeral_put_may_drop_older_ephemeral_pages() {
+    let mut c = lz4();
+    let mut t = tmem(4, 75); // accept below 3
+    let e = pool(&mut t, PoolKind::Ephemeral, Backend::Zbud);
+    let f = pool(&mut t, PoolKind::Ephemeral, Backend::Zbud);
+    t.put(&mut c, k(e, 0, 0), &big(0)).unwrap();
+    t.put(&mut c, k(f, 0, 0), &big(1)).unwrap();
+    t.put(&mut c, k(e, 0, 1), &big(2)).unwrap();
+    t.put(&mut c, k(f, 0, 1), &big(3)).unwrap();
+    t.put(&mut c, k(e, 0, 2), &big(4)).unwrap(); // full: drops e/0/0 (3 frames), then f/0/0 (2), stored
+    assert_eq!(t.stats().ephemeral_drops, 2);
+    assert!(!t.contains(k(e, 0, 0)) && !t.contains(k(f, 0, 0)), "oldest first across both pools");
+    assert!(t.contains(k(e, 0, 1)) && t.contains(k(f, 0, 1)) && t.contains(k(e, 0, 2)));
+    consistent(&t);
+}
+
+#[test]
+fn writeback_hands_out_the_oldest_page_first_with_its_bytes() {
+    let mut c = lz4();
+    let mut t = tmem(1000, 90);
+    let p = pool(&mut t, PoolKind::Persistent, Backend::Zsmalloc);
+    let e = pool(&mut t, PoolKind::Ephemeral, Backend::Zbud);
+    let order = [(3, 1), (0, 0), (9, 5), (3, 0)];
+    for (n, &(oid, index)) in order.iter().enumerate() {
+        t.put(&mut c, k(p, oid, index), &small(n as u64)).unwrap();
+    }
+    t.put(&mut c, k(p, 0, 0), &small(10)).unwrap(); // replaced: now the newest
+    assert_eq!(t.oldest(p), Some(k(p, 3, 1)));
+
+    // A sink that refuses leaves everything in place.
+    assert_eq!(t.writeback_oldest(&mut c, p, &mut |_, _| false), Ok(None));
+    assert_eq!(t.pool_pages(p), 4);
+
+    let expect = [(k(p, 3, 1), small(0)), (k(p, 9, 5), small(2)), (k(p, 3, 0), small(3)), (k(p, 0, 0), small(10))];
+    for (key, page) in expect {
+        let mut seen = None;
+        let r = t.writeback_oldest(&mut c, p, &mut |k, bytes| {
+            seen = Some((k, *bytes == *page));
+            true
+        });
+        assert_eq!(r, Ok(Some(key)));
+        assert_eq!(seen, Some((key, true)), "the sink got the stored page");
+        assert!(!t.contains(key));
+    }
+    assert_eq!(t.writeback_oldest(&mut c, p, &mut |_, _| true), Ok(None), "empty");
+    assert_eq!(t.writeback_oldest(&mut c, e, &mut |_, _| true), Err(TmemError::NotPersistent(e)));
+    let s = t.stats();
+    assert_eq!((s.written_back_pages, s.stored_pages, s.pool_pages), (4, 0, 0));
+    assert_eq!(t.scratch.iter().filter(|&&b| b != 0).count(), 0, "the writeback copy was scrubbed");
+}
+
+/// Flip one byte of the pool object behind `key`.
+fn corrupt(t: &mut T, key: Key) {
+    let p = t.pools.get_mut(&key.pool.0).unwrap();
+    let h = p.slot(key.oid, key.index).unwrap().entry.handle().unwrap();
+    let flip = |b: &mut [u8]| b[b.len() / 2] ^= 0x40;
+    match &mut p.store {
+        Store::Zsmalloc(z) => z.pool_mut().map(h, MapMode::ReadWrite, flip).unwrap(),
+        Store::Zbud(z) => z.pool_mut().map(h, MapMode::ReadWrite, flip).unwrap(),
+    }
+}
+
+#[test]
+fn corrupt_stored_bytes_are_detected() {
+    let mut c = lz4();
+    let mut t = tmem(1000, 90);
+    let p = pool(&mut t, PoolKind::Persistent, Backend::Zsmalloc);
+    let e = pool(&mut t, PoolKind::Ephemeral, Backend::Zbud);
+    t.put(&mut c, k(p, 0, 0), &small(1)).unwrap();
+    t.put(&mut c, k(p, 0, 1), &small(2)).unwrap();
+    t.put(&mut c, k(e, 0, 0), &small(3)).unwrap();
+    corrupt(&mut t, k(p, 0, 0));
+    corrupt(&mut t, k(e, 0, 0));
+
+    assert_eq!(get(&mut t, &mut c, k(p, 0, 0)), Err(TmemError::Corrupt));
+    assert!(t.contains(k(p, 0, 0)), "a persistent page stays for the caller to judge");
+    assert_eq!(
+        t.writeback_oldest(&mut c, p, &mut |_, _| panic!("a corrupt page reached the sink")),
+        Err(TmemError::Corrupt)
+    );
+    assert_eq!(get(&mut t, &mut c, k(e, 0, 0)), Err(TmemError::Corrupt));
+    assert!(!t.contains(k(e, 0, 0)), "an ephemeral get is exclusive, even when it fails");
+    assert!(*get(&mut t, &mut c, k(p, 0, 1)).unwrap() == *small(2), "the neighbour is intact");
+    assert_eq!(t.flush_page(k(p, 0, 0)), Ok(true));
+    let s = t.stats();
+    assert_eq!((s.corrupt, s.gets, s.get_hits, s.free_errors), (3, 3, 1, 0));
+    consistent(&t);
+}
+
+#[test]
+fn out_of_memory_drops_ephemeral_pages_and_retries_once() {
+    let mut c = lz4();
+    let mut t = tmem(1000, 90);
+    let e = t.new_pool(PoolKind::Ephemeral, Some(Backend::Zbud), HostMemory::new(3)).unwrap();
+    for i in 0..3 {
+        t.put(&mut c, k(e, 0, i), &big(i.into())).unwrap();
+    }
+    t.put(&mut c, k(e, 0, 3), &big(3)).unwrap(); // no frame: drops e/0/0, retries
+    assert!(!t.contains(k(e, 0, 0)) && t.contains(k(e, 0, 3)));
+    let s = t.stats();
+    assert_eq!((s.oom_retries, s.ephemeral_drops, s.put_failures), (1, 1, 0));
+
+    let p = t.new_pool(PoolKind::Persistent, Some(Backend::Zbud), HostMemory::new(2)).unwrap();
+    t.put(&mut c, k(p, 0, 0), &big(10)).unwrap();
+    t.put(&mut c, k(p, 0, 1), &big(11)).unwrap();
+    // Its own arena is full. The dropped ephemeral pages free frames elsewhere (in the kernel, one
+    // allocator serves all pools, and that would have helped), so the retry fails too.
+    assert_eq!(t.put(&mut c, k(p, 0, 2), &big(12)), Err(TmemError::OutOfMemory));
+    assert!(!t.contains(k(p, 0, 2)));
+    let s = t.stats();
+    assert_eq!((s.oom_retries, s.put_failures, s.reject_alloc_fail), (2, 1, 1));
+    assert_eq!(s.ephemeral_drops, 2, "one more dropped before the retry");
+    consistent(&t);
+}
+
+#[test]
+fn too_many_pools_is_an_error_not_a_wrap() {
+    let mut t = tmem(10, 90);
+    t.next_pool = u64::from(u32::MAX);
+    assert_eq!(t.new_pool(PoolKind::Persistent, None, HostMemory::new(1)), Ok(PoolId(u32::MAX)));
+    assert_eq!(t.new_pool(PoolKind::Persistent, None, HostMemory::new(1)), Err(TmemError::TooManyPools));
+}
+
+#[test]
+fn accept_threshold_arithmetic() {
+    assert_eq!(Config::new(100).accept_pages(), 90);
+    assert_eq!(Config { accept_percent: 250, ..Config::new(7) }.accept_pages(), 7);
+    assert_eq!(Config { accept_percent: 50, ..Config::new(u64::MAX) }.accept_pages(), u64::MAX / 2);
+}

@@ -1,0 +1,205 @@
+//! frontswap on real page faults: a Zipf workload over a region 3× the resident budget, with the perl
+//! sample as page contents, runs to the end with every page checksummed on every access, in three
+//! configurations — tmem off (all swap I/O to the virtio-blk disk), tmem with zsmalloc, tmem with zbud —
+//! and the tmem runs must need fewer disk I/Os. Then: a tmem limit so small that writeback runs, fault
+//! injection (every 7th pool/workload frame allocation fails), a swap device too small (out of swap is
+//! reported and no page is lost), and every frame and slot given back.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use compress::Algorithm;
+use frame::Owner;
+use swap::Pattern;
+use tmem::Backend;
+use zkernel::init::facts;
+use zkernel::mm::frames;
+use zkernel::println;
+use zkernel::swap::SwapConfig;
+use zkernel::swap::workload::{PageSource, RunResult, RunSpec, run};
+use zkernel::swapdemo::print_run;
+use zkernel::testing::Case;
+
+zkernel::test_kernel!(
+    "frontswap",
+    &[
+        Case::returns("tmem_off_all_io_to_disk", tmem_off_all_io_to_disk),
+        Case::returns("tmem_zsmalloc_fewer_ios", tmem_zsmalloc_fewer_ios),
+        Case::returns("tmem_zbud_fewer_ios", tmem_zbud_fewer_ios),
+        Case::returns("sequential_and_random_patterns", sequential_and_random_patterns),
+        Case::returns("full_tmem_writes_back_oldest", full_tmem_writes_back_oldest),
+        Case::returns("fault_injection_loses_nothing", fault_injection_loses_nothing),
+        Case::returns("out_of_swap_is_reported", out_of_swap_is_reported),
+        Case::returns("frames_come_back", frames_come_back),
+    ]
+);
+
+const BUDGET: u64 = 256;
+const REGION: u64 = 3 * BUDGET;
+const ACCESSES: u64 = 4 * REGION;
+
+/// Free frames before the first run (the frame count every run must return to).
+static FREE_AT_START: AtomicU64 = AtomicU64::new(0);
+/// Disk I/Os of the tmem-off run.
+static IO_OFF: AtomicU64 = AtomicU64::new(0);
+
+fn sample() -> PageSource {
+    let r = facts().ramdisk.expect("xtask attaches the perl sample as this kernel's ramdisk");
+    assert_eq!(r.verified, Some(true), "the ramdisk's checksum matches xtask's");
+    PageSource::Sample(r.bytes().as_chunks::<4096>().0)
+}
+
+fn spec(tmem: Option<Backend>, pattern: Pattern) -> RunSpec {
+    RunSpec {
+        swap: SwapConfig {
+            region_pages: REGION,
+            budget_pages: BUDGET,
+            tmem,
+            tmem_limit_pages: 4096,
+            slots: 4 * REGION,
+            algorithm: Algorithm::Lz4,
+        },
+        pattern,
+        accesses: ACCESSES,
+        write_every: 4,
+        seed: 7,
+        source: sample(),
+    }
+}
+
+fn free_frames() -> u64 {
+    frames::drain_pcp();
+    frames::stats().free
+}
+
+/// Run, print, and check what every run must satisfy: no mismatch, zero-filled fresh pages, the
+/// counters adding up, and nothing left behind.
+fn checked(spec: &RunSpec) -> RunResult {
+    if FREE_AT_START.load(Ordering::Relaxed) == 0 {
+        FREE_AT_START.store(free_frames(), Ordering::Relaxed);
+    }
+    let r = run(spec).unwrap_or_else(|e| panic!("swap run failed: {e}"));
+    print_run(&r);
+    let s = &r.stats;
+    assert_eq!(r.mismatches, 0, "pages came back changed");
+    assert_eq!(r.dirty_zero_fills, 0, "a fresh page was not zero-filled");
+    assert_eq!(r.accesses, REGION + spec.accesses);
+    assert_eq!(s.zero_fills, REGION, "every page is faulted in fresh exactly once");
+    assert_eq!(s.faults, s.zero_fills + s.swapins);
+    if spec.swap.tmem.is_none() {
+        assert_eq!(s.disk_writes, s.swapouts);
+        assert_eq!(s.disk_reads, s.swapins);
+    } else {
+        assert_eq!(s.swapouts, s.frontswap_stores + s.frontswap_refused);
+        assert_eq!(s.disk_writes, s.frontswap_refused + s.written_back);
+        assert_eq!(s.swapins, s.frontswap_loads + s.disk_reads);
+    }
+    if s.out_of_swap == 0 {
+        assert_eq!(s.peak_resident, spec.swap.budget_pages, "the resident set stays within its budget");
+        assert!(s.swapouts >= REGION - BUDGET);
+    }
+    assert_eq!(s.slots_used, 0, "teardown frees every slot");
+    assert_eq!(owned(Owner::WORKLOAD), 0, "teardown frees every workload frame");
+    assert_eq!(owned(Owner::POOL), 0, "teardown empties every tmem pool");
+    r
+}
+
+fn tmem_off_all_io_to_disk() {
+    let r = checked(&spec(None, Pattern::Zipf));
+    let s = &r.stats;
+    assert!(r.tmem.is_none());
+    assert_eq!((s.frontswap_stores, s.frontswap_loads, s.frontswap_refused), (0, 0, 0));
+    assert_eq!(s.disk_writes, s.swapouts);
+    assert_eq!(s.disk_reads, s.swapins);
+    println!("  tmem off: {} disk reads, {} disk writes", s.disk_reads, s.disk_writes);
+    IO_OFF.store(s.io(), Ordering::Relaxed);
+}
+
+fn tmem_run(backend: Backend) {
+    let off = IO_OFF.load(Ordering::Relaxed);
+    assert!(off > 0, "the tmem-off case runs first");
+    let r = checked(&spec(Some(backend), Pattern::Zipf));
+    let s = &r.stats;
+    let t = r.tmem.expect("tmem stats");
+    assert!(s.frontswap_stores > 0 && s.frontswap_loads > 0);
+    assert!(t.stored_pages > 0, "tmem held pages when the workload ended");
+    let after = r.tmem_after.expect("tmem stats");
+    assert_eq!((after.stored_pages, after.pool_pages), (0, 0), "teardown empties tmem and its pools");
+    println!(
+        "  tmem {backend:?}: {} disk reads, {} disk writes; {} I/Os instead of {off}",
+        s.disk_reads,
+        s.disk_writes,
+        s.io()
+    );
+    assert!(s.io() < off, "tmem must avoid disk I/O: {} vs {off}", s.io());
+    // The perl pages compress about 3:1; almost every swap-out fits.
+    assert!(s.io() * 4 < off, "tmem avoided less than 75 % of the I/O: {} vs {off}", s.io());
+}
+
+fn tmem_zsmalloc_fewer_ios() {
+    tmem_run(Backend::Zsmalloc);
+}
+
+fn tmem_zbud_fewer_ios() {
+    tmem_run(Backend::Zbud);
+}
+
+fn sequential_and_random_patterns() {
+    for pattern in [Pattern::Sequential, Pattern::Random] {
+        let off = checked(&spec(None, pattern)).stats.io();
+        let on = checked(&spec(Some(Backend::Zsmalloc), pattern)).stats.io();
+        assert!(on < off, "{pattern:?}: {on} vs {off}");
+    }
+}
+
+fn full_tmem_writes_back_oldest() {
+    let mut sp = spec(Some(Backend::Zsmalloc), Pattern::Zipf);
+    sp.swap.tmem_limit_pages = 48;
+    let r = checked(&sp);
+    let s = &r.stats;
+    let t = r.tmem.expect("tmem stats");
+    assert!(s.written_back > 0, "a tmem of 48 pages must write back");
+    assert_eq!(t.written_back_pages, s.written_back);
+    assert!(s.peak_tmem_pages <= 48 + 4, "tmem went {} pages over its limit of 48", s.peak_tmem_pages);
+}
+
+fn fault_injection_loses_nothing() {
+    frames::set_fail_every(7);
+    let r = checked(&spec(Some(Backend::Zsmalloc), Pattern::Zipf));
+    let injected = frames::injected_failures();
+    frames::set_fail_every(0);
+    let s = &r.stats;
+    println!("  fault injection: {injected} frame allocations failed, {} fault retries, {} stores refused", s.alloc_retries, s.frontswap_refused);
+    assert!(injected > 0);
+    assert!(s.alloc_retries > 0, "workload frame allocations failed and were retried");
+    assert!(s.frontswap_refused > 0, "pool frame allocations failed and the stores went to disk");
+}
+
+fn out_of_swap_is_reported() {
+    let mut sp = spec(None, Pattern::Random);
+    sp.swap.slots = 100;
+    let r = checked(&sp);
+    let s = &r.stats;
+    assert!(s.out_of_swap > 0, "100 slots cannot hold {} swapped pages", REGION - BUDGET);
+    assert_eq!(s.peak_slots, 100);
+    assert!(s.peak_resident > BUDGET, "victims stay resident over the budget");
+}
+
+/// Frames owned by `owner` now, by a scan of the whole frame table.
+fn owned(owner: Owner) -> usize {
+    let span = zkernel::mm::facts().expect("mm is up").span;
+    (span.0.0..span.1.0).filter(|&p| frames::info(frame::Pfn(p)).is_some_and(|i| i.owner() == owner)).count()
+}
+
+fn frames_come_back() {
+    // Every run checked its workload and pool frames; here the free count itself, against the first
+    // run's start: only the heap's growth (tmem's tables, the compression stream) and the region's page
+    // tables may have stayed.
+    let before = FREE_AT_START.load(Ordering::Relaxed);
+    let now = free_frames();
+    println!("  free frames: {before} before the first run, {now} now");
+    assert!(before - now <= 128, "{} frames did not come back", before - now);
+}
