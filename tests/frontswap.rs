@@ -172,7 +172,10 @@ fn fault_injection_loses_nothing() {
     let injected = frames::injected_failures();
     frames::set_fail_every(0);
     let s = &r.stats;
-    println!("  fault injection: {injected} frame allocations failed, {} fault retries, {} stores refused", s.alloc_retries, s.frontswap_refused);
+    println!(
+        "  fault injection: {injected} frame allocations failed, {} fault retries, {} stores refused",
+        s.alloc_retries, s.frontswap_refused
+    );
     assert!(injected > 0);
     assert!(s.alloc_retries > 0, "workload frame allocations failed and were retried");
     assert!(s.frontswap_refused > 0, "pool frame allocations failed and the stores went to disk");

@@ -30,8 +30,8 @@ use crate::drivers::virtio_blk;
 use crate::init::BootFacts;
 use crate::mm::frames;
 use crate::println;
-use crate::swap::workload::{PageSource, RunResult, RunSpec, run};
 use crate::swap::SwapConfig;
+use crate::swap::workload::{PageSource, RunResult, RunSpec, run};
 
 fn num(options: &Options, key: &str, default: u64) -> u64 {
     options.get(key).and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -94,7 +94,10 @@ pub fn print_run(r: &RunResult) {
         );
     }
     if s.out_of_swap > 0 {
-        println!("  {:<19} OUT OF SWAP: {} victims kept resident (peak resident {})", "", s.out_of_swap, s.peak_resident);
+        println!(
+            "  {:<19} OUT OF SWAP: {} victims kept resident (peak resident {})",
+            "", s.out_of_swap, s.peak_resident
+        );
     }
 }
 
@@ -181,7 +184,14 @@ pub fn run_demo(facts: &BootFacts) -> String {
         for tmem in configs {
             frames::set_fail_every(fail_every);
             let spec = RunSpec {
-                swap: SwapConfig { region_pages: region, budget_pages: budget, tmem, tmem_limit_pages: limit, slots, algorithm: alg },
+                swap: SwapConfig {
+                    region_pages: region,
+                    budget_pages: budget,
+                    tmem,
+                    tmem_limit_pages: limit,
+                    slots,
+                    algorithm: alg,
+                },
                 pattern,
                 accesses,
                 write_every: 4,

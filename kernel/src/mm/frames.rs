@@ -87,7 +87,7 @@ fn inject(order: u8, owner: Owner) -> Result<(), FrameError> {
     if n == 0 || (owner != Owner::POOL && owner != Owner::WORKLOAD) {
         return Ok(());
     }
-    if (FAIL_CALLS.fetch_add(1, Ordering::Relaxed) + 1) % n == 0 {
+    if (FAIL_CALLS.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(n) {
         FAIL_INJECTED.fetch_add(1, Ordering::Relaxed);
         return Err(FrameError::OutOfMemory { order });
     }

@@ -23,13 +23,16 @@
 //! * All calls act on the active address space (CR3) and 4 KiB pages.
 //! * [`map`] refuses to replace a present mapping ([`MapError::AlreadyMapped`]); change one with
 //!   [`set_flags`] or [`unmap`] it first.
-//! * Only the lower half and the stacks and heap regions can be changed here; the kernel image, the
+//! * Only the lower half and the stacks, heap and I/O regions can be changed here; the kernel image, the
 //!   kmap window, the frame table and the bootloader's mappings are [`MapError::Reserved`].
 //! * `map`, `unmap` and `set_flags` are `unsafe`: a mapping is a claim on a frame and an address
 //!   range, which the caller must own. Changes are serialised by a lock taken with interrupts off.
 //! * Every change is followed by `invlpg` of that page (counted in [`stats`]).
 //! * A walk that meets a huge page stops with [`MapError::HugePage`]: zkernel's regions never use them.
 //! * Unmapping leaves empty intermediate tables in place (they are reused by the next mapping there).
+//! * [`read_leaf`] / [`write_leaf`] read and replace a leaf entry as a raw `u64`, present or not: the
+//!   swap subsystem keeps swap entries in non-present PTEs (`kernel/src/swap`). [`test_and_clear_accessed`]
+//!   is the clock's look at a page's accessed bit.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -57,7 +60,7 @@ pub enum MapError {
     /// Not a canonical address, or not 4 KiB aligned.
     BadAddress(u64),
     /// An address in a region the kernel manages itself (kernel image, kmap window, frame table,
-    /// bootloader mappings): only the lower half, the stacks and the heap regions go through here.
+    /// bootloader mappings): only the lower half, the stacks, heap and I/O regions go through here.
     Reserved(u64),
     /// No frame for a new page table.
     OutOfFrames(FrameError),

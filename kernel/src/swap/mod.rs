@@ -43,16 +43,16 @@ use memmap::layout::SCRATCH_BASE;
 use spin::Mutex;
 use swap::entry::{PRESENT, Pte};
 use swap::{Clock, SlotError, SwapEntry, SwapMap};
-use tmem::frontswap::{Frontswap, FrontswapError};
-use tmem::{Backend, Tmem, TmemError};
+use tmem::frontswap::FrontswapError;
+use tmem::{Backend, TmemError};
 use x86_64::structures::paging::PageTableFlags;
 
 use crate::drivers::virtio_blk::{self, BlkDisk, BlkError};
-use crate::mm::kmap::kmap_local;
 use crate::mm::frames::BuddyTables;
+use crate::mm::kmap::kmap_local;
 use crate::mm::paging::{self, MapError};
-use crate::mm::{KernelMemory, frames};
-use crate::zcomp::with_stream;
+use crate::mm::frames;
+use crate::zcache;
 
 /// Where the workload region starts: 256 GiB into the lower-half scratch slot, clear of the tests'
 /// scratch mappings.
@@ -194,19 +194,16 @@ impl From<MapError> for SwapError {
     }
 }
 
-/// frontswap over tmem, when the run has it.
-struct Front {
-    tmem: Tmem<KernelMemory>,
-    fs: Frontswap,
-}
-
 /// The installed swap state.
 struct Swapper {
     cfg: SwapConfig,
     clock: Clock,
     map: SwapMap,
     disk: &'static Mutex<BlkDisk>,
-    front: Option<Front>,
+    /// Whether frontswap (in [`crate::zcache`]) is in front of the disk.
+    front: bool,
+    /// Whether this swapper installed zcache itself (and removes it at the end).
+    owns_zcache: bool,
     stats: SwapStats,
     /// The first error the fault handler met (it cannot return one); the run reports it.
     error: Option<SwapError>,
@@ -233,18 +230,22 @@ pub fn install(cfg: SwapConfig) -> Result<(), SwapError> {
     if cfg.region_pages > (1 << 26) {
         return Err(SwapError::BadConfig("region above 256 GiB"));
     }
-    let front = match cfg.tmem {
-        None => None,
-        Some(backend) => {
-            let mut tmem = Tmem::new(tmem::Config::new(cfg.tmem_limit_pages));
-            let mut fs = Frontswap::new();
-            // SAFETY: the pool this memory serves reaches only frames it allocated through it.
-            let mem = unsafe { KernelMemory::new() };
-            fs.init_backend(&mut tmem, SWAP_TYPE, cfg.slots, Some(backend), mem)
-                .map_err(|_| SwapError::Tmem("frontswap init refused"))?;
-            Some(Front { tmem, fs })
+    let mut owns_zcache = false;
+    if let Some(backend) = cfg.tmem {
+        if !zcache::installed() {
+            zcache::install(cfg.tmem_limit_pages, cfg.algorithm).map_err(|_| SwapError::Busy)?;
+            owns_zcache = true;
         }
-    };
+        let r = zcache::with(|z| {
+            z.frontswap.init_backend(&mut z.tmem, SWAP_TYPE, cfg.slots, Some(backend), zcache::pool_memory())
+        });
+        if !matches!(r, Some(Ok(()))) {
+            if owns_zcache {
+                zcache::uninstall();
+            }
+            return Err(SwapError::Tmem("frontswap init refused"));
+        }
+    }
     let mut slot = SWAP.lock();
     if slot.is_some() {
         return Err(SwapError::Busy);
@@ -254,7 +255,8 @@ pub fn install(cfg: SwapConfig) -> Result<(), SwapError> {
         clock: Clock::new(),
         map: SwapMap::new(cfg.slots),
         disk,
-        front,
+        front: cfg.tmem.is_some(),
+        owns_zcache,
         stats: SwapStats::default(),
         error: None,
         reported_oos: false,
@@ -277,20 +279,18 @@ pub struct Finished {
 /// Tear the region down: free every resident frame and every slot, empty tmem.
 pub fn uninstall() -> Option<Finished> {
     let mut s = SWAP.lock().take()?;
-    let tmem = s.front.as_ref().map(|f| f.tmem.stats());
+    let tmem = if s.front { zcache::stats() } else { None };
     let error = s.teardown().err();
-    let tmem_after = s.front.as_ref().map(|f| f.tmem.stats());
+    let tmem_after = if s.front { zcache::stats() } else { None };
+    if s.owns_zcache {
+        zcache::uninstall();
+    }
     Some(Finished { stats: s.stats, tmem, tmem_after, error: s.error.or(error) })
 }
 
 /// Counters of the installed swapper.
 pub fn stats() -> Option<SwapStats> {
     SWAP.lock().as_ref().map(|s| s.stats)
-}
-
-/// tmem's counters and pool pages of the installed swapper.
-pub fn tmem_stats() -> Option<tmem::TmemStats> {
-    SWAP.lock().as_ref().and_then(|s| s.front.as_ref().map(|f| f.tmem.stats()))
 }
 
 /// Called by the page-fault handler: `true` when the fault was in the region and is resolved (the
@@ -366,15 +366,18 @@ impl Swapper {
     /// is dirty by definition the moment it is mapped writable again).
     fn read_in(&mut self, e: SwapEntry, out: &mut [u8; 4096]) -> Result<(), SwapError> {
         let mut hit = false;
-        if let Some(f) = self.front.as_mut() {
-            let alg = self.cfg.algorithm;
-            let (tmem, fs) = (&mut f.tmem, &mut f.fs);
-            hit = with_stream(alg, |c| fs.load(tmem, c, e.ty, e.offset, out))
-                .map_err(compressor_failed)?
-                .map_err(|_| SwapError::Tmem("frontswap load failed"))?;
-            if hit {
-                fs.invalidate_page(tmem, e.ty, e.offset).map_err(|_| SwapError::Tmem("invalidate failed"))?;
-            }
+        if self.front {
+            hit = zcache::with(|z| {
+                z.with_compressor(|tmem, fs, _, c| {
+                    let hit = fs.load(tmem, c, e.ty, e.offset, out).map_err(|_| SwapError::Tmem("frontswap load failed"))?;
+                    if hit {
+                        fs.invalidate_page(tmem, e.ty, e.offset).map_err(|_| SwapError::Tmem("invalidate failed"))?;
+                    }
+                    Ok::<bool, SwapError>(hit)
+                })
+            })
+            .ok_or(SwapError::Tmem("zcache is gone"))?
+            .map_err(compressor_failed)??;
         }
         if hit {
             self.stats.frontswap_loads += 1;
@@ -473,35 +476,40 @@ impl Swapper {
     /// frontswap_store, else the disk. A full tmem first writes back its oldest pages (zswap's shrink)
     /// and the store is tried once more.
     fn write_out(&mut self, offset: u64, page: &[u8; 4096]) -> Result<(), SwapError> {
-        if let Some(f) = self.front.as_mut() {
-            let alg = self.cfg.algorithm;
-            for attempt in 0..2 {
-                let (tmem, fs) = (&mut f.tmem, &mut f.fs);
-                let r = with_stream(alg, |c| fs.store(tmem, c, SWAP_TYPE, offset, page)).map_err(compressor_failed)?;
-                self.stats.peak_tmem_pages = self.stats.peak_tmem_pages.max(f.tmem.total_pages());
-                match r {
-                    Ok(()) => {
-                        self.stats.frontswap_stores += 1;
-                        return Ok(());
-                    }
-                    Err(FrontswapError::Tmem(TmemError::Full)) if attempt == 0 => {
-                        let disk = self.disk;
-                        let mut written = 0;
-                        let (tmem, fs) = (&mut f.tmem, &mut f.fs);
-                        while written < WRITEBACK_BATCH && tmem.stats().full {
-                            let mut sink = |off: u64, p: &[u8; 4096]| disk.lock().write_page(off, p).is_ok();
-                            let done = with_stream(alg, |c| fs.writeback_oldest(tmem, c, SWAP_TYPE, &mut sink))
-                                .map_err(compressor_failed)?;
-                            match done {
-                                Ok(Some(_)) => written += 1,
-                                _ => break,
+        if self.front {
+            let disk = self.disk;
+            let stats = &mut self.stats;
+            let stored = zcache::with(|z| {
+                z.with_compressor(|tmem, fs, _, c| {
+                    for attempt in 0..2 {
+                        let r = fs.store(tmem, c, SWAP_TYPE, offset, page);
+                        stats.peak_tmem_pages = stats.peak_tmem_pages.max(tmem.total_pages());
+                        match r {
+                            Ok(()) => return true,
+                            Err(FrontswapError::Tmem(TmemError::Full)) if attempt == 0 => {
+                                // zswap's shrink: write the oldest pages back to their own slots.
+                                let mut sink = |off: u64, p: &[u8; 4096]| disk.lock().write_page(off, p).is_ok();
+                                let mut written = 0;
+                                while written < WRITEBACK_BATCH && tmem.is_full() {
+                                    match fs.writeback_oldest(tmem, c, SWAP_TYPE, &mut sink) {
+                                        Ok(Some(_)) => written += 1,
+                                        _ => break,
+                                    }
+                                }
+                                stats.written_back += written;
+                                stats.disk_writes += written;
                             }
+                            Err(_) => return false,
                         }
-                        self.stats.written_back += written;
-                        self.stats.disk_writes += written;
                     }
-                    Err(_) => break,
-                }
+                    false
+                })
+            })
+            .ok_or(SwapError::Tmem("zcache is gone"))?
+            .map_err(compressor_failed)?;
+            if stored {
+                self.stats.frontswap_stores += 1;
+                return Ok(());
             }
             self.stats.frontswap_refused += 1;
         }
@@ -527,8 +535,8 @@ impl Swapper {
                 Pte::Present => {
                     // SAFETY: the workload has finished; nothing references the region any more.
                     match unsafe { paging::write_leaf(va, 0, &mut BuddyTables) } {
-                        // SAFETY: the frame was this page's and is unmapped now.
                         Ok(old) => {
+                            // SAFETY: the frame was this page's and is unmapped now.
                             let _ = unsafe { frames::free_page(Pfn::from_addr(old & ADDR_MASK)) };
                         }
                         Err(e) => {
@@ -537,8 +545,8 @@ impl Swapper {
                     }
                 }
                 Pte::Swap(e) => {
-                    if let Some(f) = self.front.as_mut() {
-                        let _ = f.fs.invalidate_page(&mut f.tmem, e.ty, e.offset);
+                    if self.front {
+                        zcache::with(|z| z.frontswap.invalidate_page(&mut z.tmem, e.ty, e.offset));
                     }
                     if let Err(err) = self.map.free(e.offset) {
                         first.get_or_insert(SwapError::Slot(err));
@@ -554,8 +562,8 @@ impl Swapper {
         self.clock = Clock::new();
         self.stats.resident = 0;
         self.stats.slots_used = self.map.used();
-        if let Some(f) = self.front.as_mut() {
-            let _ = f.fs.invalidate_area(&mut f.tmem, SWAP_TYPE);
+        if self.front {
+            zcache::with(|z| z.frontswap.invalidate_area(&mut z.tmem, SWAP_TYPE));
         }
         first.map_or(Ok(()), Err)
     }

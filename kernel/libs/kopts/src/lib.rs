@@ -102,9 +102,17 @@ pub const KNOWN: &[KnownOption] = &[
         values: &["sequential", "seq", "random", "zipf", "all"],
         help: "access pattern of the swap workload after its fill (default zipf)",
     },
-    KnownOption { key: "swap_budget", values: &[], help: "resident budget of the swap workload in pages (default 1024)" },
+    KnownOption {
+        key: "swap_budget",
+        values: &[],
+        help: "resident budget of the swap workload in pages (default 1024)",
+    },
     KnownOption { key: "swap_factor", values: &[], help: "swap workload region = factor x budget (default 3)" },
-    KnownOption { key: "swap_accesses", values: &[], help: "swap workload accesses after the fill (default 4 x region)" },
+    KnownOption {
+        key: "swap_accesses",
+        values: &[],
+        help: "swap workload accesses after the fill (default 4 x region)",
+    },
     KnownOption { key: "swap_slots", values: &[], help: "swap slots to use on the swap disk (default all of it)" },
     KnownOption {
         key: "swap_fresh",
