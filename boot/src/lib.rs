@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `-machine q35 -m 256M -smp 4` | the reference machine (memory and CPUs configurable) |
 //! | `-drive format=raw,file=IMG` | the boot disk |
-//! | `-drive if=none,id=NAME,format=raw,file=PATH -device virtio-blk-pci,drive=NAME,serial=NAME` | each [`VirtioDisk`]: the kernel finds it by its serial (`swap`, `files`) |
+//! | `-drive if=none,id=NAME,format=raw[,readonly=on],file=PATH -device virtio-blk-pci,drive=NAME,serial=NAME` | each [`VirtioDisk`]: the kernel finds it by its serial (`swap`, `files`); the file disk is read-only |
 //! | `-bios OVMF.fd` | UEFI firmware, only for UEFI images |
 //! | `-serial stdio` | COM1 is the kernel console and the harness's input |
 //! | `-device isa-debug-exit,iobase=0xf4,iosize=0x04` | the guest's verdict becomes QEMU's exit status |
@@ -107,11 +107,19 @@ pub struct VirtioDisk {
     /// and at most the 20 bytes of a virtio-blk ID string).
     pub name: String,
     pub path: PathBuf,
+    /// Attach with `readonly=on`: the guest sees `VIRTIO_BLK_F_RO` and QEMU takes only a shared lock
+    /// on the file, so several QEMUs can attach the same image at once (the file disk).
+    pub readonly: bool,
 }
 
 impl VirtioDisk {
     pub fn new(name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
-        Self { name: name.into(), path: path.into() }
+        Self { name: name.into(), path: path.into(), readonly: false }
+    }
+
+    /// A disk the guest can only read.
+    pub fn read_only(name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        Self { readonly: true, ..Self::new(name, path) }
     }
 
     fn check_name(&self) -> Result<(), String> {
@@ -174,7 +182,8 @@ impl QemuConfig {
                 return Err(format!("two virtio disks are named {:?}", d.name));
             }
             let file = fw_cfg_escape(&d.path.display().to_string());
-            push(&["-drive", &format!("if=none,id={},format=raw,file={file}", d.name)]);
+            let ro = if d.readonly { ",readonly=on" } else { "" };
+            push(&["-drive", &format!("if=none,id={},format=raw{ro},file={file}", d.name)]);
             push(&["-device", &format!("virtio-blk-pci,drive={0},serial={0}", d.name)]);
         }
         if self.firmware == Firmware::Uefi {
@@ -252,15 +261,17 @@ mod tests {
     #[test]
     fn virtio_disks_become_drives_with_serials() {
         let mut c = QemuConfig::new("x.img".into(), Firmware::Bios);
-        c.disks =
-            vec![VirtioDisk::new("swap", "target/zkernel/disks/k-swap.img"), VirtioDisk::new("files", "/tmp/a,b.img")];
+        c.disks = vec![
+            VirtioDisk::new("swap", "target/zkernel/disks/k-swap.img"),
+            VirtioDisk::read_only("files", "/tmp/a,b.img"),
+        ];
         let s = joined(&c);
         assert!(
             s.contains(
                 "-drive format=raw,file=x.img \
                  -drive if=none,id=swap,format=raw,file=target/zkernel/disks/k-swap.img \
                  -device virtio-blk-pci,drive=swap,serial=swap \
-                 -drive if=none,id=files,format=raw,file=/tmp/a,,b.img \
+                 -drive if=none,id=files,format=raw,readonly=on,file=/tmp/a,,b.img \
                  -device virtio-blk-pci,drive=files,serial=files -serial stdio"
             ),
             "{s}"

@@ -17,12 +17,15 @@ pub mod arch;
 pub mod console;
 pub mod drivers;
 pub mod fatal;
+pub mod filecache;
+pub mod fs;
 pub mod init;
 pub mod mm;
 pub mod pooldemo;
 pub mod swap;
 pub mod swapdemo;
 pub mod testing;
+pub mod zcache;
 pub mod zcomp;
 
 pub use init::BOOTLOADER_CONFIG;

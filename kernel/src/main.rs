@@ -5,7 +5,9 @@
 //!
 //! * `workload=pools` (default): store pages in zsmalloc and zbud on real frames (`pooldemo`);
 //! * `workload=swap` (`cargo xtask run --workload swap`): the same swap workload without and with tmem
-//!   behind frontswap, and the disk I/O tmem avoided (`swapdemo`).
+//!   behind frontswap, and the disk I/O tmem avoided (`swapdemo`);
+//! * `workload=files`: the page cache over the file disk without and with cleancache (`filecache`);
+//! * `workload=all`: both at once over one tmem, so cleancache pages dropped for frontswap show.
 #![no_std]
 #![no_main]
 
@@ -23,6 +25,8 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     facts.print_banner();
     let member = match Options::new(facts.options).get("workload") {
         Some("swap") => alloc::format!("\"swap\":{}", zkernel::swapdemo::run_demo(facts)),
+        Some("files") => alloc::format!("\"files\":{}", zkernel::filecache::run_demo(facts)),
+        Some("all") => alloc::format!("\"all\":{}", zkernel::swapdemo::run_all(facts)),
         _ => alloc::format!("\"pools\":{}", zkernel::pooldemo::run(facts)),
     };
     facts.print_memory();

@@ -31,6 +31,7 @@ use crate::init::BootFacts;
 use crate::mm::frames;
 use crate::println;
 use crate::swap::SwapConfig;
+use crate::filecache::FileSpec;
 use crate::swap::workload::{PageSource, RunResult, RunSpec, run};
 
 fn num(options: &Options, key: &str, default: u64) -> u64 {
@@ -241,4 +242,83 @@ pub fn run_demo(facts: &BootFacts) -> String {
     }
     json.push_str("]}");
     json
+}
+
+/// `cargo xtask run --workload all`: the swap and the file workloads at once over one zcache, so
+/// frontswap's pressure on the shared limit shows as cleancache pages dropped (`ephemeral_drops`).
+/// The tmem limit defaults to 1 % of RAM here (`tmem_max_pool_percent`), small enough to fill.
+pub fn run_all(facts: &BootFacts) -> String {
+    use crate::filecache::{self, FileRun};
+    use crate::swap::workload::SwapRun;
+
+    let options = Options::new(facts.options);
+    let alg = crate::pooldemo::algorithm(&options);
+    let limit = tmem_limit(num(&options, "tmem_max_pool_percent", 1));
+    let budget = num(&options, "swap_budget", 1024).max(1);
+    let region = budget * num(&options, "swap_factor", 3).max(1);
+    let capacity = virtio_blk::disk("swap").map_or(0, |d| d.lock().capacity_pages());
+    let swap_spec = RunSpec {
+        swap: SwapConfig {
+            region_pages: region,
+            budget_pages: budget,
+            tmem: Some(Backend::Zsmalloc),
+            tmem_limit_pages: limit,
+            slots: num(&options, "swap_slots", capacity).min(capacity),
+            algorithm: alg,
+        },
+        pattern: options.get("swap_pattern").and_then(Pattern::parse).unwrap_or(Pattern::Zipf),
+        accesses: num(&options, "swap_accesses", 4 * region),
+        write_every: 4,
+        seed: 42,
+        source: source(facts, &options),
+    };
+    let file_spec =
+        FileSpec { cleancache: Some(filecache::backend_from(&options)), ..filecache::spec_from(&options, alg, limit) };
+    println!(
+        "all: the swap workload (region {region} pages, budget {budget}) and the file workload (cache {} pages) \
+         together over one tmem of {limit} pool pages: frontswap (zsmalloc) and cleancache ({})",
+        file_spec.cache_pages,
+        file_spec.cleancache.map_or("off", |b| b.name())
+    );
+    if crate::zcache::install(limit, alg).is_err() {
+        println!("all: zcache is already installed");
+        return String::from("null");
+    }
+    let result = (|| {
+        let mut files = FileRun::start(&file_spec).map_err(|e| format!("files: {e}"))?;
+        let mut swap = SwapRun::start(&swap_spec).map_err(|e| format!("swap: {e}"))?;
+        // Spread the swap accesses evenly over the file operations.
+        let per_op = (region + swap_spec.accesses).div_ceil(file_spec.ops.max(1)).max(1);
+        let mut swapping = true;
+        loop {
+            let more_files = files.step().map_err(|e| format!("files: {e}"))?;
+            for _ in 0..per_op {
+                swapping = swapping && swap.step();
+            }
+            if !more_files && !swapping {
+                break;
+            }
+        }
+        let s = swap.finish().map_err(|e| format!("swap: {e}"))?;
+        let f = files.finish();
+        Ok::<_, String>((s, f))
+    })();
+    crate::zcache::uninstall();
+    match result {
+        Ok((s, f)) => {
+            print_run(&s);
+            filecache::print_run(&f);
+            let drops = f.tmem.map_or(0, |t| t.ephemeral_drops);
+            println!(
+                "all: tmem dropped {drops} cleancache pages to make room; frontswap stored {} pages, refused {}, \
+                 wrote back {}",
+                s.stats.frontswap_stores, s.stats.frontswap_refused, s.stats.written_back
+            );
+            format!("{{\"swap\":{},\"files\":{},\"ephemeral_drops\":{drops}}}", run_json(&s), filecache::run_json(&f))
+        }
+        Err(e) => {
+            println!("all: FAILED: {e}");
+            String::from("null")
+        }
+    }
 }

@@ -25,7 +25,7 @@ use clap::Args;
 use serde_json::{Map, Value, json};
 
 use crate::test::{TESTS_PACKAGE, bench_kernels};
-use crate::{cargo, make_image, pages, qemu, verdict};
+use crate::{cargo, files, make_image, pages, qemu, verdict};
 
 #[derive(Args, Clone, Debug)]
 pub struct BenchOpts {
@@ -203,6 +203,7 @@ fn kernels(o: &BenchOpts, meta: &Value, target: &Path) -> Result<(Value, Value),
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let ramdisks = metadata_table(meta, "ramdisks");
     let timeouts = metadata_table(meta, "timeouts");
+    let files = files::prepare(target, None)?;
     let mut results: Rounds = BTreeMap::new();
     for kernel in bench_kernels(meta) {
         // The kernel's page file, as `cargo xtask test` hands it to a test kernel.
@@ -231,6 +232,7 @@ fn kernels(o: &BenchOpts, meta: &Value, target: &Path) -> Result<(Value, Value),
                 let mut config = QemuConfig::new(image.clone(), Firmware::Bios);
                 config.kernel_options.extend(ramdisk.as_ref().map(pages::PageFile::option));
                 config.disks.push(qemu::swap_disk(target, &kernel, qemu::SWAP_MIB)?);
+                config.disks.push(files.disk());
                 let run = qemu::run(&config.args()?, Duration::from_secs(secs), |_| {})?;
                 if let Err(why) = verdict::exit_verdict(run.status, run.timed_out, secs) {
                     for l in &run.lines {

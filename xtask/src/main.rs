@@ -13,6 +13,7 @@
 
 mod bench;
 mod cargo;
+mod files;
 mod pages;
 mod qemu;
 mod test;
@@ -79,6 +80,8 @@ struct MachineOpts {
 enum Workload {
     Pools,
     Swap,
+    Files,
+    All,
 }
 
 #[derive(Args, Clone)]
@@ -93,11 +96,16 @@ struct RunOpts {
     /// A page file (raw 4096-byte pages, optionally gzip) handed to the kernel as its ramdisk.
     #[arg(long, value_name = "FILE")]
     pages: Option<PathBuf>,
+    /// Pack this directory as the read-only file disk (virtio-blk serial "files") instead of the
+    /// default set (the repository's docs and sources and ../shared/data).
+    #[arg(long, value_name = "DIR")]
+    files: Option<PathBuf>,
     /// Size of the fresh (sparse) swap disk attached as virtio-blk serial "swap".
     #[arg(long, value_name = "N", default_value_t = qemu::SWAP_MIB)]
     swap_mib: u64,
-    /// What the demo runs: `pools` (zsmalloc and zbud on the pages) or `swap` (a demand-paged workload
-    /// 3x its memory budget, without and with tmem behind frontswap, and the disk I/O avoided).
+    /// What the demo runs: `pools` (zsmalloc and zbud on the pages), `swap` (a demand-paged workload 3x its
+    /// memory budget, without and with tmem behind frontswap, and the disk I/O avoided), `files` (a page
+    /// cache over the file disk without and with cleancache) or `all` (swap and files over one tmem).
     #[arg(long, value_name = "WORKLOAD")]
     workload: Option<Workload>,
     /// Kernel options, `key=value` (after `--`), e.g. `cargo xtask run -- loglevel=debug memmap=full`.
@@ -198,8 +206,17 @@ fn run(o: &RunOpts, gdb: bool) -> Result<ExitCode, String> {
     config.gdb = gdb;
     config.kernel_options = o.kernel_options.clone();
     config.disks.push(qemu::swap_disk(&cargo::target_dir(&meta), "zkernel", o.swap_mib)?);
+    let files = files::prepare(&cargo::target_dir(&meta), o.files.as_deref())?;
+    eprintln!("xtask: {}", files.describe());
+    config.disks.push(files.disk());
     if let Some(w) = o.workload {
-        config.kernel_options.push(format!("workload={}", if w == Workload::Swap { "swap" } else { "pools" }));
+        let name = match w {
+            Workload::Pools => "pools",
+            Workload::Swap => "swap",
+            Workload::Files => "files",
+            Workload::All => "all",
+        };
+        config.kernel_options.push(format!("workload={name}"));
     }
     if let Some(p) = &pages {
         eprintln!("xtask: ramdisk {} ({} pages)", p.path.display(), p.pages);

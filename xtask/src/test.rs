@@ -17,7 +17,7 @@ use boot::{Firmware, QemuConfig};
 use serde_json::Value;
 
 use crate::verdict::{self, Failure, Observed};
-use crate::{TestOpts, cargo, make_image, pages, qemu};
+use crate::{TestOpts, cargo, files, make_image, pages, qemu};
 
 pub const TESTS_PACKAGE: &str = "zkernel-tests";
 /// Seconds added to a per-kernel timeout under UEFI, for OVMF's own start-up.
@@ -62,6 +62,8 @@ pub fn test(o: &TestOpts) -> Result<ExitCode, String> {
         let ovmf = qemu::ensure_prerequisites(o.uefi)?;
         let bins = cargo::build_kernel_bins(TESTS_PACKAGE, o.release, true, &[])?;
         let target = cargo::target_dir(&meta);
+        // One read-only file disk for all the kernels of this run.
+        let files = files::prepare(&target, None)?;
         let (plain, as_checks): (Vec<&String>, Vec<&String>) =
             // A harness check runs as a plain (failing) kernel only when the filter names it exactly.
             wanted.into_iter().partition(|k| !checks.contains_key(*k) || o.filter.as_deref() == Some(k.as_str()));
@@ -79,6 +81,7 @@ pub fn test(o: &TestOpts) -> Result<ExitCode, String> {
             let mut config = QemuConfig::new(image, fw);
             config.kernel_options.extend(pages.as_ref().map(pages::PageFile::option));
             config.disks.push(qemu::swap_disk(&target, name, qemu::SWAP_MIB)?);
+            config.disks.push(files.disk());
             config.ovmf = ovmf.clone();
             config.kvm = o.kvm;
             // tests/Cargo.toml's timeouts count from QEMU's start; under UEFI, OVMF adds ~5 s before the kernel.

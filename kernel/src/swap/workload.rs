@@ -98,55 +98,94 @@ fn write_page(page: u64, data: &[u8; 4096]) {
     unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst, 4096) };
 }
 
+/// A swap workload in progress, one access per [`SwapRun::step`], so another workload (the file
+/// workload of `--workload all`) can be interleaved with it.
+#[derive(Debug)]
+pub struct SwapRun {
+    spec: RunSpec,
+    stream: Workload,
+    sums: Vec<u64>,
+    versions: Vec<u32>,
+    buf: alloc::boxed::Box<[u8; 4096]>,
+    done: u64,
+    mismatches: u64,
+    dirty_zero_fills: u64,
+    start: u64,
+}
+
+impl SwapRun {
+    /// Install the swapper and get ready; nothing is touched yet.
+    pub fn start(spec: &RunSpec) -> Result<Self, SwapError> {
+        super::install(spec.swap)?;
+        let pages = spec.swap.region_pages;
+        Ok(Self {
+            spec: *spec,
+            stream: Workload::new(spec.pattern, pages, spec.accesses, spec.write_every, spec.seed),
+            sums: vec![0; pages as usize],
+            versions: vec![0; pages as usize],
+            buf: alloc::boxed::Box::new([0; 4096]),
+            done: 0,
+            mismatches: 0,
+            dirty_zero_fills: 0,
+            start: rdtsc(),
+        })
+    }
+
+    /// Make the next access; `false` once the stream is done.
+    pub fn step(&mut self) -> bool {
+        let Some(a) = self.stream.next() else { return false };
+        let i = self.done;
+        self.done += 1;
+        let page = a.page as usize;
+        read_page(a.page, &mut self.buf);
+        if i < self.spec.swap.region_pages {
+            // The fill: a never-touched page must read as zeros.
+            if self.buf.iter().any(|&b| b != 0) {
+                self.dirty_zero_fills += 1;
+            }
+            self.spec.source.fill(a.page, &mut self.buf);
+        } else if fnv64(&self.buf[..]) != self.sums[page] {
+            self.mismatches += 1;
+            if self.mismatches <= 5 {
+                log::error!("swap: page {} came back changed (access {i})", a.page);
+            }
+            return true;
+        } else if a.write {
+            self.versions[page] += 1;
+            stamp(&mut self.buf, u64::from(self.versions[page]) | (a.page << 32));
+        } else {
+            return true;
+        }
+        self.sums[page] = fnv64(&self.buf[..]);
+        write_page(a.page, &self.buf);
+        true
+    }
+
+    /// Tear the region down and report.
+    pub fn finish(self) -> Result<RunResult, SwapError> {
+        let cycles = rdtsc() - self.start;
+        let f = super::uninstall().ok_or(SwapError::Busy)?;
+        if let Some(e) = f.error {
+            return Err(e);
+        }
+        Ok(RunResult {
+            spec: self.spec,
+            stats: f.stats,
+            tmem: f.tmem,
+            tmem_after: f.tmem_after,
+            accesses: self.done,
+            mismatches: self.mismatches,
+            dirty_zero_fills: self.dirty_zero_fills,
+            cycles,
+        })
+    }
+}
+
 /// Run `spec` to the end. `Err` when the swap subsystem could not start or its teardown found damage; a
 /// fault the handler cannot resolve is fatal (the access cannot complete) and logged with its reason. A
 /// mismatch is not an error here but a count the caller checks.
 pub fn run(spec: &RunSpec) -> Result<RunResult, SwapError> {
-    super::install(spec.swap)?;
-    let start = rdtsc();
-    let pages = spec.swap.region_pages;
-    let mut sums = vec![0u64; pages as usize];
-    let mut versions: Vec<u32> = vec![0; pages as usize];
-    let mut buf = alloc::boxed::Box::new([0u8; 4096]);
-    let (mut mismatches, mut dirty_zero_fills, mut accesses) = (0u64, 0u64, 0u64);
-    for (i, a) in Workload::new(spec.pattern, pages, spec.accesses, spec.write_every, spec.seed).enumerate() {
-        read_page(a.page, &mut buf);
-        accesses += 1;
-        if (i as u64) < pages {
-            // The fill: a never-touched page must read as zeros.
-            if buf.iter().any(|&b| b != 0) {
-                dirty_zero_fills += 1;
-            }
-            spec.source.fill(a.page, &mut buf);
-        } else if fnv64(&buf[..]) != sums[a.page as usize] {
-            mismatches += 1;
-            if mismatches <= 5 {
-                log::error!("swap: page {} came back changed (access {i})", a.page);
-            }
-            continue;
-        } else if a.write {
-            let v = &mut versions[a.page as usize];
-            *v += 1;
-            stamp(&mut buf, u64::from(*v) | (a.page << 32));
-        } else {
-            continue;
-        }
-        sums[a.page as usize] = fnv64(&buf[..]);
-        write_page(a.page, &buf);
-    }
-    let cycles = rdtsc() - start;
-    let f = super::uninstall().ok_or(SwapError::Busy)?;
-    if let Some(e) = f.error {
-        return Err(e);
-    }
-    Ok(RunResult {
-        spec: *spec,
-        stats: f.stats,
-        tmem: f.tmem,
-        tmem_after: f.tmem_after,
-        accesses,
-        mismatches,
-        dirty_zero_fills,
-        cycles,
-    })
+    let mut r = SwapRun::start(spec)?;
+    while r.step() {}
+    r.finish()
 }

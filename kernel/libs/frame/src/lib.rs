@@ -188,6 +188,8 @@ impl Owner {
     pub const POOL: Owner = Owner(7);
     /// A test workload.
     pub const WORKLOAD: Owner = Owner(8);
+    /// A page of the page cache: a cached page of a file on disk (the `pagecache` crate).
+    pub const PAGE_CACHE: Owner = Owner(9);
 
     /// A short name for tables and panics; `"other"` for numbers this crate does not know.
     pub const fn name(self) -> &'static str {
@@ -201,6 +203,7 @@ impl Owner {
             6 => "kmap test",
             7 => "pool",
             8 => "workload",
+            9 => "page cache",
             _ => "other",
         }
     }

@@ -94,8 +94,9 @@ pub const KNOWN: &[KnownOption] = &[
     KnownOption { key: "deflate_level", values: &[], help: "deflate level 1..=10 when compressor=deflate (default 1)" },
     KnownOption {
         key: "workload",
-        values: &["pools", "swap"],
-        help: "what the demo runs: the pools demo (default) or the swap workload with and without tmem",
+        values: &["pools", "swap", "files", "all"],
+        help: "what the demo runs: the pools demo (default), the swap workload or the file workload with and \
+               without tmem, or both workloads over one tmem",
     },
     KnownOption {
         key: "swap_pattern",
@@ -128,6 +129,23 @@ pub const KNOWN: &[KnownOption] = &[
         key: "tmem_max_pool_percent",
         values: &[],
         help: "most RAM tmem's pools may take, in percent (default 20, as zswap's max_pool_percent)",
+    },
+    KnownOption { key: "files_cache", values: &[], help: "page-cache pages of the file workload (default 256)" },
+    KnownOption { key: "files_factor", values: &[], help: "file set = about factor x the page cache (default 4)" },
+    KnownOption {
+        key: "files_ops",
+        values: &[],
+        help: "file workload operations: a file scan or 16 random reads each (default 300)",
+    },
+    KnownOption {
+        key: "files_invalidate_every",
+        values: &[],
+        help: "invalidate a random file every N file operations (default 25, 0 = never)",
+    },
+    KnownOption {
+        key: "cleancache",
+        values: &["zbud", "zsmalloc"],
+        help: "tmem backend of cleancache's ephemeral pool (default zbud)",
     },
     KnownOption {
         key: "fail_frame_every",

@@ -1,6 +1,7 @@
 //! tmem, transcendent memory: pools of compressed pages named by a key, with a memory limit and an LRU.
 //! Linux's `drivers/staging/zcache/tmem.c` (with the parts of `zcache-main.c` that chose the pools and
-//! kept the pampds); [`frontswap`] puts `mm/frontswap.c` on top of it.
+//! kept the pampds); [`frontswap`] puts `mm/frontswap.c` on top of it, and [`cleancache`] `mm/cleancache.c`:
+//! clean file pages the page cache evicts, in ephemeral pools whose gets are exclusive.
 //!
 //! # Why
 //!
@@ -148,6 +149,7 @@ use zsmalloc::Zsmalloc;
 use zstore::Zstore;
 pub use zstore::{Entry, Policy, StoreError, StoreStats};
 
+pub mod cleancache;
 pub mod frontswap;
 
 #[cfg(test)]
