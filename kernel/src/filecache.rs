@@ -61,7 +61,9 @@ pub enum FileRunError {
     Mount(MountError),
     Fs(FsError),
     /// A file's contents do not match the table's checksum.
-    Checksum { inode: u32 },
+    Checksum {
+        inode: u32,
+    },
     /// The disk has no non-empty file.
     NoFiles,
     Zcache(&'static str),
@@ -232,9 +234,10 @@ impl FileRun {
                     zcache::install(spec.tmem_limit_pages, spec.algorithm).map_err(|_| FileRunError::Zcache("busy"))?;
                     owns_zcache = true;
                 }
-                let fs = zcache::with(|z| z.cleancache.init_fs_backend(&mut z.tmem, Some(backend), zcache::pool_memory()))
-                    .and_then(|r| r.ok())
-                    .ok_or(FileRunError::Zcache("cleancache init_fs refused"))?;
+                let fs =
+                    zcache::with(|z| z.cleancache.init_fs_backend(&mut z.tmem, Some(backend), zcache::pool_memory()))
+                        .and_then(|r| r.ok())
+                        .ok_or(FileRunError::Zcache("cleancache init_fs refused"))?;
                 Some(fs)
             }
         };
@@ -270,7 +273,8 @@ impl FileRun {
         let key = PageKey::new(inode, index as u32);
         let mut out = [0u8; 4096];
         let mut lower = KernelLower { disk: &mut self.lower_disk, fs: self.fs, disk_reads: 0 };
-        let src = self.cache.read(key, &mut out, &mut lower).map_err(|_| FileRunError::Fs(FsError::NoSuchFile { inode }));
+        let src =
+            self.cache.read(key, &mut out, &mut lower).map_err(|_| FileRunError::Fs(FsError::NoSuchFile { inode }));
         self.disk_reads += lower.disk_reads;
         let src = src?;
         self.reads += 1;

@@ -27,11 +27,11 @@ use tmem::Backend;
 
 use crate::arch::tsc::centi_ns;
 use crate::drivers::virtio_blk;
+use crate::filecache::FileSpec;
 use crate::init::BootFacts;
 use crate::mm::frames;
 use crate::println;
 use crate::swap::SwapConfig;
-use crate::filecache::FileSpec;
 use crate::swap::workload::{PageSource, RunResult, RunSpec, run};
 
 fn num(options: &Options, key: &str, default: u64) -> u64 {

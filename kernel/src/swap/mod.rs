@@ -48,10 +48,10 @@ use tmem::{Backend, TmemError};
 use x86_64::structures::paging::PageTableFlags;
 
 use crate::drivers::virtio_blk::{self, BlkDisk, BlkError};
+use crate::mm::frames;
 use crate::mm::frames::BuddyTables;
 use crate::mm::kmap::kmap_local;
 use crate::mm::paging::{self, MapError};
-use crate::mm::frames;
 use crate::zcache;
 
 /// Where the workload region starts: 256 GiB into the lower-half scratch slot, clear of the tests'
@@ -369,7 +369,8 @@ impl Swapper {
         if self.front {
             hit = zcache::with(|z| {
                 z.with_compressor(|tmem, fs, _, c| {
-                    let hit = fs.load(tmem, c, e.ty, e.offset, out).map_err(|_| SwapError::Tmem("frontswap load failed"))?;
+                    let hit =
+                        fs.load(tmem, c, e.ty, e.offset, out).map_err(|_| SwapError::Tmem("frontswap load failed"))?;
                     if hit {
                         fs.invalidate_page(tmem, e.ty, e.offset).map_err(|_| SwapError::Tmem("invalidate failed"))?;
                     }
