@@ -51,12 +51,6 @@ fn spec(cleancache: Option<Backend>) -> FileSpec {
     }
 }
 
-/// Frames owned by `owner` now, by a scan of the whole frame table.
-fn owned(owner: Owner) -> usize {
-    let span = zkernel::mm::facts().expect("mm is up").span;
-    (span.0.0..span.1.0).filter(|&p| frames::info(frame::Pfn(p)).is_some_and(|i| i.owner() == owner)).count()
-}
-
 /// Run and check what every run must satisfy.
 fn checked(spec: &FileSpec) -> FileResult {
     let r = run(spec).unwrap_or_else(|e| panic!("file run failed: {e}"));
@@ -79,8 +73,8 @@ fn checked(spec: &FileSpec) -> FileResult {
         }
         _ => panic!("cleancache stats do not match the configuration"),
     }
-    assert_eq!(owned(Owner::PAGE_CACHE), 0, "the page cache gave its frames back");
-    assert_eq!(owned(Owner::POOL), 0, "tmem gave its frames back");
+    assert_eq!(frames::owned_by(Owner::PAGE_CACHE), 0, "the page cache gave its frames back");
+    assert_eq!(frames::owned_by(Owner::POOL), 0, "tmem gave its frames back");
     r
 }
 
@@ -203,8 +197,8 @@ fn ephemeral_pages_dropped_for_frontswap() {
 }
 
 fn frames_come_back() {
-    assert_eq!(owned(Owner::PAGE_CACHE), 0);
-    assert_eq!(owned(Owner::POOL), 0);
-    assert_eq!(owned(Owner::WORKLOAD), 0);
+    assert_eq!(frames::owned_by(Owner::PAGE_CACHE), 0);
+    assert_eq!(frames::owned_by(Owner::POOL), 0);
+    assert_eq!(frames::owned_by(Owner::WORKLOAD), 0);
     assert!(!zcache::installed());
 }

@@ -102,8 +102,8 @@ fn checked(spec: &RunSpec) -> RunResult {
         assert!(s.swapouts >= REGION - BUDGET);
     }
     assert_eq!(s.slots_used, 0, "teardown frees every slot");
-    assert_eq!(owned(Owner::WORKLOAD), 0, "teardown frees every workload frame");
-    assert_eq!(owned(Owner::POOL), 0, "teardown empties every tmem pool");
+    assert_eq!(frames::owned_by(Owner::WORKLOAD), 0, "teardown frees every workload frame");
+    assert_eq!(frames::owned_by(Owner::POOL), 0, "teardown empties every tmem pool");
     r
 }
 
@@ -189,12 +189,6 @@ fn out_of_swap_is_reported() {
     assert!(s.out_of_swap > 0, "100 slots cannot hold {} swapped pages", REGION - BUDGET);
     assert_eq!(s.peak_slots, 100);
     assert!(s.peak_resident > BUDGET, "victims stay resident over the budget");
-}
-
-/// Frames owned by `owner` now, by a scan of the whole frame table.
-fn owned(owner: Owner) -> usize {
-    let span = zkernel::mm::facts().expect("mm is up").span;
-    (span.0.0..span.1.0).filter(|&p| frames::info(frame::Pfn(p)).is_some_and(|i| i.owner() == owner)).count()
 }
 
 fn frames_come_back() {

@@ -454,20 +454,16 @@ pub fn run_json(r: &FileResult) -> String {
 /// Per-page reference checksums are built from 4 KiB pages; keep the truth table honest about it.
 const _: () = assert!(pagecache::PAGE_SIZE == 4096);
 
-fn num(options: &kopts::Options, key: &str, default: u64) -> u64 {
-    options.get(key).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 /// The file workload the options ask for (`files_cache`, `files_factor`, `files_ops`,
 /// `files_invalidate_every`, `cleancache`), with cleancache off; the caller sets `cleancache`.
 pub fn spec_from(options: &kopts::Options, algorithm: Algorithm, tmem_limit_pages: u64) -> FileSpec {
     FileSpec {
-        cache_pages: num(options, "files_cache", 256).max(1) as usize,
-        set_factor: num(options, "files_factor", 4).max(1),
+        cache_pages: options.number("files_cache", 256).max(1) as usize,
+        set_factor: options.number("files_factor", 4).max(1),
         cleancache: None,
         tmem_limit_pages,
-        ops: num(options, "files_ops", 300),
-        invalidate_every: num(options, "files_invalidate_every", 25),
+        ops: options.number("files_ops", 300),
+        invalidate_every: options.number("files_invalidate_every", 25),
         seed: 42,
         algorithm,
     }
@@ -486,7 +482,7 @@ pub fn backend_from(options: &kopts::Options) -> Backend {
 pub fn run_demo(facts: &crate::init::BootFacts) -> String {
     let options = kopts::Options::new(facts.options);
     let alg = crate::pooldemo::algorithm(&options);
-    let limit = crate::swapdemo::tmem_limit(num(&options, "tmem_max_pool_percent", 20));
+    let limit = crate::swapdemo::tmem_limit(options.number("tmem_max_pool_percent", 20));
     let off = spec_from(&options, alg, limit);
     let on = FileSpec { cleancache: Some(backend_from(&options)), ..off };
     crate::println!(

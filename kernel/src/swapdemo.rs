@@ -34,10 +34,6 @@ use crate::println;
 use crate::swap::SwapConfig;
 use crate::swap::workload::{PageSource, RunResult, RunSpec, run};
 
-fn num(options: &Options, key: &str, default: u64) -> u64 {
-    options.get(key).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 /// The page source the options and the ramdisk ask for.
 pub fn source(facts: &BootFacts, options: &Options) -> PageSource {
     if let Some(pct) = options.get("swap_fresh").and_then(|v| v.parse::<usize>().ok()) {
@@ -149,13 +145,13 @@ pub fn tmem_limit(percent: u64) -> u64 {
 pub fn run_demo(facts: &BootFacts) -> String {
     let options = Options::new(facts.options);
     let alg = crate::pooldemo::algorithm(&options);
-    let budget = num(&options, "swap_budget", 1024).max(1);
-    let region = budget * num(&options, "swap_factor", 3).max(1);
-    let accesses = num(&options, "swap_accesses", 4 * region);
-    let fail_every = num(&options, "fail_frame_every", 0);
+    let budget = options.number("swap_budget", 1024).max(1);
+    let region = budget * options.number("swap_factor", 3).max(1);
+    let accesses = options.number("swap_accesses", 4 * region);
+    let fail_every = options.number("fail_frame_every", 0);
     let capacity = virtio_blk::disk("swap").map_or(0, |d| d.lock().capacity_pages());
-    let slots = num(&options, "swap_slots", capacity).min(capacity);
-    let limit = tmem_limit(num(&options, "tmem_max_pool_percent", 20));
+    let slots = options.number("swap_slots", capacity).min(capacity);
+    let limit = tmem_limit(options.number("tmem_max_pool_percent", 20));
     let patterns: Vec<Pattern> = match options.get("swap_pattern") {
         Some("all") => Pattern::ALL.to_vec(),
         Some(p) => Pattern::parse(p).into_iter().collect(),
@@ -253,9 +249,9 @@ pub fn run_all(facts: &BootFacts) -> String {
 
     let options = Options::new(facts.options);
     let alg = crate::pooldemo::algorithm(&options);
-    let limit = tmem_limit(num(&options, "tmem_max_pool_percent", 1));
-    let budget = num(&options, "swap_budget", 1024).max(1);
-    let region = budget * num(&options, "swap_factor", 3).max(1);
+    let limit = tmem_limit(options.number("tmem_max_pool_percent", 1));
+    let budget = options.number("swap_budget", 1024).max(1);
+    let region = budget * options.number("swap_factor", 3).max(1);
     let capacity = virtio_blk::disk("swap").map_or(0, |d| d.lock().capacity_pages());
     let swap_spec = RunSpec {
         swap: SwapConfig {
@@ -263,11 +259,11 @@ pub fn run_all(facts: &BootFacts) -> String {
             budget_pages: budget,
             tmem: Some(Backend::Zsmalloc),
             tmem_limit_pages: limit,
-            slots: num(&options, "swap_slots", capacity).min(capacity),
+            slots: options.number("swap_slots", capacity).min(capacity),
             algorithm: alg,
         },
         pattern: options.get("swap_pattern").and_then(Pattern::parse).unwrap_or(Pattern::Zipf),
-        accesses: num(&options, "swap_accesses", 4 * region),
+        accesses: options.number("swap_accesses", 4 * region),
         write_every: 4,
         seed: 42,
         source: source(facts, &options),

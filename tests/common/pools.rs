@@ -9,10 +9,10 @@
 
 use alloc::vec::Vec;
 
-use frame::{Owner, Pfn};
+use frame::Owner;
 use pagemem::Limited;
 use zkernel::init::facts;
-use zkernel::mm::{self, KernelMemory, frames};
+use zkernel::mm::{KernelMemory, frames};
 use zkernel::println;
 use zkernel::zcomp::with_stream;
 use zpool::{Handle, MapMode, PoolError, ZPool};
@@ -60,8 +60,7 @@ pub fn memory(limit: u64) -> Mem {
 
 /// Frames in the whole frame table whose owner is a pool.
 pub fn pool_owned_frames() -> u64 {
-    let (start, end) = mm::facts().expect("mm is up").span;
-    (start.0..end.0).filter(|&p| frames::info(Pfn(p)).is_some_and(|f| f.owner() == Owner::POOL)).count() as u64
+    frames::owned_by(Owner::POOL)
 }
 
 /// Store `page` through this CPU's stream for `alg`.

@@ -204,6 +204,11 @@ impl<'a> Options<'a> {
     pub fn get(&self, key: &str) -> Option<&'a str> {
         self.iter().filter_map(Result::ok).filter(|o| o.key == key).last().and_then(|o| o.value)
     }
+
+    /// The value of `key` as a number, or `default` when it is absent or not a number.
+    pub fn number(&self, key: &str, default: u64) -> u64 {
+        self.get(key).and_then(|v| v.parse().ok()).unwrap_or(default)
+    }
 }
 
 fn parse_one(word: &str) -> Result<Opt<'_>, OptError<'_>> {
@@ -309,5 +314,13 @@ mod tests {
                 assert_eq!(Options::new(&s).get(k.key), Some(*v));
             }
         }
+    }
+
+    #[test]
+    fn numbers_fall_back_to_the_default() {
+        let o = Options::new("swap_budget=512 swap_factor=x");
+        assert_eq!(o.number("swap_budget", 1), 512);
+        assert_eq!(o.number("swap_factor", 3), 3);
+        assert_eq!(o.number("swap_slots", 7), 7);
     }
 }
