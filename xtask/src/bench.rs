@@ -71,6 +71,10 @@ const PAGES_ORDER: &[&str] = &[
     "zbud_lz4_store_load_free",
     "zsmalloc_deflate1_store_load_free",
     "zbud_deflate1_store_load_free",
+    "tmem_zsmalloc_lz4_put_get_flush",
+    "tmem_zbud_lz4_put_get_flush",
+    "frontswap_lz4_store_load_invalidate",
+    "cleancache_lz4_put_get",
 ];
 /// Seconds a benchmark kernel may run unless tests/Cargo.toml's `timeouts` names it.
 const KERNEL_TIMEOUT_SECS: u64 = 300;

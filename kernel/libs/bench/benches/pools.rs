@@ -12,6 +12,9 @@
 //! | `lz4_decompress`, `deflate1_decompress` | decompress its stored bytes (made once, beforehand) |
 //! | `zsmalloc_malloc_copy_free`, `zbud_malloc_copy_free` | malloc an object of the page's LZ4-stored size, copy the bytes in, free it |
 //! | `<pool>_<compressor>_store_load_free` | `Zstore::store`, `load`, `free` of the page |
+//! | `tmem_<pool>_lz4_put_get_flush` | `Tmem::put`, `get`, `flush_page` of the page in a persistent pool: tmem's keys and LRU on top of the store |
+//! | `frontswap_lz4_store_load_invalidate` | `Frontswap::store`, `load`, `invalidate_page`: one swap-out and swap-in |
+//! | `cleancache_lz4_put_get` | `Cleancache::put_page`, then `get_page`, which removes it (exclusive): one eviction and re-read |
 //!
 //! The pool benchmarks run on a pool already holding the whole sample (stored once beforehand), so a
 //! malloc finds partly used pages as it would in a working system, rather than an empty pool that
@@ -24,6 +27,9 @@ use std::time::Duration;
 use compress::{Algorithm, Compressor, MAX_STORED, PAGE_SIZE, same_filled};
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime};
 use pagemem::HostMemory;
+use tmem::cleancache::Cleancache;
+use tmem::frontswap::Frontswap;
+use tmem::{Backend, Config, Key, PoolId, PoolKind, Tmem};
 use zbud::Zbud;
 use zpool::{MapMode, ZPool};
 use zsmalloc::Zsmalloc;
@@ -160,5 +166,73 @@ fn store_load_free<P: ZPool>(
     }
 }
 
-criterion_group!(benches, copy_and_compress, pools);
+/// A tmem holding the kept pages in a pool of `kind`, for the tmem benchmarks (keys from 1 << 20 up
+/// are free for the page under test).
+fn tmem_with(kind: PoolKind, backend: Backend, pages: &[&Page], comp: &mut Compressor) -> (Tmem<HostMemory>, PoolId) {
+    let mut t = Tmem::new(Config::new(FRAMES as u64));
+    let pool = t.new_pool(kind, Some(backend), HostMemory::new(FRAMES)).expect("a pool");
+    for (i, p) in pages.iter().enumerate() {
+        t.put(comp, Key::new(pool, 0, i as u32), p).expect("a kept page");
+    }
+    (t, pool)
+}
+
+fn tmem(c: &mut Criterion) {
+    let pages = pages();
+    let threshold = Policy::DEFAULT.threshold;
+    let kept: Vec<&Page> = pages
+        .iter()
+        .zip(stored(&pages, Algorithm::Lz4))
+        .filter(|(_, s)| s.len() <= threshold)
+        .map(|(p, _)| *p)
+        .collect();
+    let mut comp = Compressor::new(Algorithm::Lz4).expect("lz4");
+    let mut out: Box<Page> = Box::new([0; PAGE_SIZE]);
+    let mut g = group(c);
+    for backend in [Backend::Zsmalloc, Backend::Zbud] {
+        let (mut t, pool) = tmem_with(PoolKind::Persistent, backend, &kept, &mut comp);
+        let key = Key::new(pool, 1 << 20, 0);
+        let mut next = cycle(&kept);
+        g.bench_function(format!("tmem_{}_lz4_put_get_flush", backend.name()), |b| {
+            b.iter(|| {
+                t.put(&mut comp, key, black_box(next())).expect("a kept page");
+                t.get(&mut comp, key, &mut out).expect("round trip");
+                t.flush_page(key).expect("a live pool");
+                black_box(&mut out);
+            })
+        });
+    }
+    let mut t = Tmem::new(Config::new(FRAMES as u64));
+    let mut fs = Frontswap::new();
+    fs.init(&mut t, 0, 1 << 16, HostMemory::new(FRAMES)).expect("swapon");
+    for (i, p) in kept.iter().enumerate() {
+        fs.store(&mut t, &mut comp, 0, i as u64, p).expect("a kept page");
+    }
+    let mut next = cycle(&kept);
+    g.bench_function("frontswap_lz4_store_load_invalidate", |b| {
+        b.iter(|| {
+            fs.store(&mut t, &mut comp, 0, 1 << 15, black_box(next())).expect("a kept page");
+            assert!(fs.load(&mut t, &mut comp, 0, 1 << 15, &mut out).expect("a live type"));
+            fs.invalidate_page(&mut t, 0, 1 << 15).expect("a live type");
+            black_box(&mut out);
+        })
+    });
+    let mut t = Tmem::new(Config::new(FRAMES as u64));
+    let mut cc = Cleancache::new();
+    let fsid = cc.init_fs(&mut t, HostMemory::new(FRAMES)).expect("mount");
+    for (i, p) in kept.iter().enumerate() {
+        cc.put_page(&mut t, &mut comp, fsid, 1, i as u32, p).expect("a kept page");
+    }
+    let mut next = cycle(&kept);
+    g.bench_function("cleancache_lz4_put_get", |b| {
+        b.iter(|| {
+            cc.put_page(&mut t, &mut comp, fsid, 2, 0, black_box(next())).expect("a kept page");
+            assert!(cc.get_page(&mut t, &mut comp, fsid, 2, 0, &mut out).expect("a live fs"));
+            black_box(&mut out);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, copy_and_compress, pools, tmem);
 criterion_main!(benches);
