@@ -25,7 +25,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use compress::Algorithm;
-use pagecache::{DiskError, Lower, Page, PageCache, PageCacheStats, PageKey, Source};
+use pagecache::{DiskError, Lower, Page, PageCache, PageCacheError, PageCacheStats, PageKey, Source};
 use pagedata::Rng;
 use swap::pattern::fnv64;
 use tmem::cleancache::{CleancacheStats, FsId};
@@ -67,6 +67,8 @@ pub enum FileRunError {
     /// The disk has no non-empty file.
     NoFiles,
     Zcache(&'static str),
+    /// The page cache could not serve a read (a disk error, or a frame it could not map).
+    PageCache(PageCacheError),
 }
 
 impl core::fmt::Display for FileRunError {
@@ -77,6 +79,7 @@ impl core::fmt::Display for FileRunError {
             FileRunError::Checksum { inode } => write!(f, "file {inode} does not match the table's checksum"),
             FileRunError::NoFiles => write!(f, "the file disk has no non-empty file"),
             FileRunError::Zcache(what) => write!(f, "zcache: {what}"),
+            FileRunError::PageCache(e) => write!(f, "page cache: {e}"),
         }
     }
 }
@@ -234,11 +237,15 @@ impl FileRun {
                     zcache::install(spec.tmem_limit_pages, spec.algorithm).map_err(|_| FileRunError::Zcache("busy"))?;
                     owns_zcache = true;
                 }
-                let fs =
-                    zcache::with(|z| z.cleancache.init_fs_backend(&mut z.tmem, Some(backend), zcache::pool_memory()))
-                        .and_then(|r| r.ok())
-                        .ok_or(FileRunError::Zcache("cleancache init_fs refused"))?;
-                Some(fs)
+                match zcache::init_cleancache_fs(Some(backend)).and_then(|r| r.ok()) {
+                    Some(fs) => Some(fs),
+                    None => {
+                        if owns_zcache {
+                            zcache::uninstall();
+                        }
+                        return Err(FileRunError::Zcache("cleancache init_fs refused"));
+                    }
+                }
             }
         };
         // SAFETY: the page cache reaches only the frames it allocates through this memory.
@@ -273,8 +280,7 @@ impl FileRun {
         let key = PageKey::new(inode, index as u32);
         let mut out = [0u8; 4096];
         let mut lower = KernelLower { disk: &mut self.lower_disk, fs: self.fs, disk_reads: 0 };
-        let src =
-            self.cache.read(key, &mut out, &mut lower).map_err(|_| FileRunError::Fs(FsError::NoSuchFile { inode }));
+        let src = self.cache.read(key, &mut out, &mut lower).map_err(FileRunError::PageCache);
         self.disk_reads += lower.disk_reads;
         let src = src?;
         self.reads += 1;

@@ -299,18 +299,29 @@ pub fn run_all(facts: &BootFacts) -> String {
         let f = files.finish();
         Ok::<_, String>((s, f))
     })();
-    crate::zcache::uninstall();
+    if result.is_err() {
+        // Whatever the failed run left: its region, its pools.
+        crate::swap::uninstall();
+        crate::zcache::force_uninstall();
+    } else {
+        crate::zcache::uninstall();
+    }
     match result {
         Ok((s, f)) => {
             print_run(&s);
             filecache::print_run(&f);
             let drops = f.tmem.map_or(0, |t| t.ephemeral_drops);
+            let for_swap = s.stats.cleancache_dropped;
             println!(
-                "all: tmem dropped {drops} cleancache pages to make room; frontswap stored {} pages, refused {}, \
-                 wrote back {}",
+                "all: tmem dropped {drops} cleancache pages, {for_swap} of them to make room for frontswap's stores; \
+                 frontswap stored {} pages, refused {}, wrote back {}",
                 s.stats.frontswap_stores, s.stats.frontswap_refused, s.stats.written_back
             );
-            format!("{{\"swap\":{},\"files\":{},\"ephemeral_drops\":{drops}}}", run_json(&s), filecache::run_json(&f))
+            format!(
+                "{{\"swap\":{},\"files\":{},\"ephemeral_drops\":{drops},\"dropped_for_frontswap\":{for_swap}}}",
+                run_json(&s),
+                filecache::run_json(&f)
+            )
         }
         Err(e) => {
             println!("all: FAILED: {e}");

@@ -14,9 +14,9 @@
 
 use compress::Algorithm;
 use spin::Mutex;
-use tmem::cleancache::Cleancache;
-use tmem::frontswap::Frontswap;
-use tmem::{Config, Tmem, TmemStats};
+use tmem::cleancache::{Cleancache, CleancacheError, FsId};
+use tmem::frontswap::{Frontswap, FrontswapError};
+use tmem::{Backend, Config, Tmem, TmemStats};
 
 use crate::mm::KernelMemory;
 use crate::zcomp::with_stream;
@@ -55,10 +55,32 @@ pub fn install(limit_pages: u64, algorithm: Algorithm) -> Result<(), ZcacheError
     Ok(())
 }
 
-/// Remove zcache; its pools are dropped with it (their pages must have been flushed: the hooks'
-/// `invalidate_area` / `invalidate_fs`). Returns tmem's last counters.
+/// Remove zcache and return tmem's last counters. Refused (`None`, zcache stays) while any pool is
+/// live: its user still needs it, and its frames would leak. Each user ends its own pool first
+/// (`Frontswap::invalidate_area` and a destroyed pool, `Cleancache::invalidate_fs`).
 pub fn uninstall() -> Option<TmemStats> {
-    ZCACHE.lock().take().map(|z| z.tmem.stats())
+    let mut z = ZCACHE.lock();
+    let stats = z.as_ref()?.tmem.stats();
+    if stats.pools > 0 {
+        log::warn!("zcache: not removed, {} tmem pools are still live", stats.pools);
+        return None;
+    }
+    z.take();
+    Some(stats)
+}
+
+/// Empty every pool its users left behind and remove zcache (the cleanup of an error path).
+pub fn force_uninstall() -> Option<TmemStats> {
+    with(|z| {
+        for ty in 0..tmem::frontswap::MAX_SWAPFILES {
+            let _ = z.frontswap.invalidate_area(&mut z.tmem, ty as u8);
+        }
+        let filesystems: alloc::vec::Vec<FsId> = z.cleancache.filesystems().collect();
+        for fs in filesystems {
+            let _ = z.cleancache.invalidate_fs(&mut z.tmem, fs);
+        }
+    });
+    uninstall()
 }
 
 pub fn installed() -> bool {
@@ -70,16 +92,35 @@ pub fn with<R>(f: impl FnOnce(&mut Zcache) -> R) -> Option<R> {
     ZCACHE.lock().as_mut().map(f)
 }
 
+/// [`with`] for the page-fault path: `None` also when the lock is held. Nothing that holds it may touch
+/// the swap region, so a held lock here is a kernel bug; the fault then fails (fatal) instead of
+/// spinning forever with interrupts off.
+pub fn try_with<R>(f: impl FnOnce(&mut Zcache) -> R) -> Option<R> {
+    ZCACHE.try_lock()?.as_mut().map(f)
+}
+
 /// tmem's counters, if installed.
 pub fn stats() -> Option<TmemStats> {
     with(|z| z.tmem.stats())
 }
 
-/// Memory for a new tmem pool.
-pub fn pool_memory() -> KernelMemory {
-    // SAFETY: each call's value goes to exactly one tmem pool, which reaches only the frames it
-    // allocated through it and frees each once.
+/// Memory for a new tmem pool, handed straight to it.
+fn pool_memory() -> KernelMemory {
+    // SAFETY: the two callers below pass the value straight to one new tmem pool, which reaches only
+    // the frames it allocated through it and frees each once; the value never escapes this module.
     unsafe { KernelMemory::new() }
+}
+
+/// swapon for frontswap: a persistent tmem pool with `backend` for swap type `ty` of `slots` slots.
+/// `None` when zcache is not installed.
+pub fn init_frontswap(ty: u8, slots: u64, backend: Backend) -> Option<Result<(), FrontswapError>> {
+    with(|z| z.frontswap.init_backend(&mut z.tmem, ty, slots, Some(backend), pool_memory()))
+}
+
+/// Mount for cleancache: a new fs with an ephemeral tmem pool (`backend`, or zbud). `None` when zcache
+/// is not installed.
+pub fn init_cleancache_fs(backend: Option<Backend>) -> Option<Result<FsId, CleancacheError>> {
+    with(|z| z.cleancache.init_fs_backend(&mut z.tmem, backend, pool_memory()))
 }
 
 impl Zcache {

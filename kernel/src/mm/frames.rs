@@ -10,7 +10,8 @@
 //!   and changes nothing.
 //! * Freeing is `unsafe`: the allocator can check its books, not whether the frame is still mapped or
 //!   referenced somewhere — that is the caller's promise.
-//! * **Fault injection** (kernel option `fail_frame_every=N`, Linux's `fail_page_alloc`): every Nth
+//! * **Fault injection** ([`set_fail_every`]; the swap demo's option `fail_frame_every=N`; Linux's
+//!   `fail_page_alloc`): every Nth
 //!   allocation for a pool or a workload page fails with `OutOfMemory`. Only those owners: they have a
 //!   fallback (a refused store goes to the swap disk, a fault reclaims and retries); the heap and page
 //!   tables have none here, so failing them would only test the panic path.

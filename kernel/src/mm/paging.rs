@@ -276,7 +276,7 @@ pub fn translate(va: u64) -> Result<(Pfn, PageTableFlags), MapError> {
 // ---- Raw leaf entries, for the swap subsystem -------------------------------------------------------
 //
 // A swapped-out page's PTE is not present but not empty: it holds a swap entry (`swap::entry`). These
-// calls read and write a leaf entry as a raw `u64`, whatever it holds, so `kernel/src/swap.rs` can put a
+// calls read and write a leaf entry as a raw `u64`, whatever it holds, so `kernel/src/swap` can put a
 // swap entry where a mapping was and find it again in the page-fault handler.
 
 /// The raw PT entry of `va`'s page; `0` when no page table covers `va` yet (nothing was ever mapped).

@@ -15,7 +15,9 @@
 //! The region lives in the lower half ([`REGION_BASE`]); its page tables are ordinary ones built by
 //! [`paging::write_leaf`]. Nothing but the page-fault handler maps or unmaps region pages while a
 //! [`Swapper`] is installed, and the handler runs with interrupts off on the faulting CPU, so the state
-//! is one lock ([`SWAP`]) taken only by the handler and by [`install`]/[`uninstall`].
+//! is one lock ([`SWAP`]) taken by the handler (with `try_lock`: a fault under it is fatal, not a
+//! deadlock), by [`install`]/[`uninstall`] and by [`stats`]. The handler takes zcache's lock inside it
+//! (order: swap, then zcache), also with `try_lock`.
 //!
 //! # I/O counted
 //!
@@ -29,7 +31,10 @@
 //! * No free slot: the victim stays resident (`out_of_swap` counted, reported once); the budget is
 //!   exceeded rather than a page dropped.
 //! * A frame allocation that fails (out of memory, or `fail_frame_every`): reclaim once more and retry.
-//! * A disk error on swap-out: the page is mapped back where it was and the error reported.
+//! * A disk error on swap-out: the page is mapped back where it was, the access goes on over budget, and
+//!   the run reports the error at its end ([`Finished::error`]).
+//! * A swap-in gives up nothing until the page is mapped again: only then are its frontswap copy and
+//!   its slot freed ([`Swapper::release_slot`]), as Linux's `do_swap_page` frees the swap entry last.
 
 pub mod workload;
 
@@ -41,7 +46,7 @@ use compress::Algorithm;
 use frame::{FrameError, Owner, Pfn};
 use memmap::layout::SCRATCH_BASE;
 use spin::Mutex;
-use swap::entry::{PRESENT, Pte};
+use swap::entry::Pte;
 use swap::{Clock, SlotError, SwapEntry, SwapMap};
 use tmem::frontswap::FrontswapError;
 use tmem::{Backend, TmemError};
@@ -79,6 +84,7 @@ pub struct SwapConfig {
     pub tmem_limit_pages: u64,
     /// Swap slots to use (at most the disk's pages).
     pub slots: u64,
+    /// The compressor of frontswap's stores (when this run installs zcache).
     pub algorithm: Algorithm,
 }
 
@@ -107,16 +113,21 @@ pub struct SwapStats {
     pub written_back: u64,
     /// Victims kept resident because no swap slot was free.
     pub out_of_swap: u64,
-    /// Frame allocations that failed and were retried after one more reclaim.
-    pub alloc_retries: u64,
-    /// Resident region pages now, and the most ever.
+    /// Frame allocations for a faulting page that failed (each is followed by one more reclaim and a
+    /// retry, up to 8 times).
+    pub alloc_failures: u64,
+    /// Resident region pages now.
     pub resident: u64,
+    /// The most region pages ever resident at once.
     pub peak_resident: u64,
-    /// Swap slots in use now, and the most ever.
+    /// Swap slots in use now.
     pub slots_used: u64,
+    /// The most swap slots ever in use at once.
     pub peak_slots: u64,
-    /// Most pool frames tmem held at once.
+    /// Most pool frames tmem held at once (sampled at each frontswap store).
     pub peak_tmem_pages: u64,
+    /// cleancache (ephemeral) pages tmem dropped to make room for this run's frontswap stores.
+    pub cleancache_dropped: u64,
 }
 
 impl SwapStats {
@@ -129,7 +140,7 @@ impl SwapStats {
         alloc::format!(
             "{{\"faults\":{},\"zero_fills\":{},\"swapins\":{},\"swapouts\":{},\"disk_reads\":{},\"disk_writes\":{},\
              \"frontswap_loads\":{},\"frontswap_stores\":{},\"frontswap_refused\":{},\"written_back_pages\":{},\
-             \"out_of_swap\":{},\"alloc_retries\":{},\"peak_resident\":{},\"peak_slots\":{},\"peak_tmem_pages\":{}}}",
+             \"out_of_swap\":{},\"alloc_failures\":{},\"cleancache_dropped\":{},\"peak_resident\":{},\"peak_slots\":{},\"peak_tmem_pages\":{}}}",
             self.faults,
             self.zero_fills,
             self.swapins,
@@ -141,7 +152,8 @@ impl SwapStats {
             self.frontswap_refused,
             self.written_back,
             self.out_of_swap,
-            self.alloc_retries,
+            self.alloc_failures,
+            self.cleancache_dropped,
             self.peak_resident,
             self.peak_slots,
             self.peak_tmem_pages
@@ -168,6 +180,12 @@ pub enum SwapError {
     BadPte { va: u64, raw: u64 },
     /// A swap entry named a slot that was not in use.
     Slot(SlotError),
+    /// No kmap slot to reach the frame of the page at `va`.
+    Kmap { va: u64, error: crate::mm::kmap::KmapError },
+    /// The frame allocator refused a frame back.
+    FreeFrame(FrameError),
+    /// No swapper is installed.
+    NotInstalled,
     /// tmem or frontswap failed in a way that is not a refusal.
     Tmem(&'static str),
 }
@@ -183,6 +201,9 @@ impl fmt::Display for SwapError {
             SwapError::Disk(e) => write!(f, "swap disk: {e:?}"),
             SwapError::BadPte { va, raw } => write!(f, "PTE of {va:#x} is {raw:#x}: neither a page nor a swap entry"),
             SwapError::Slot(e) => write!(f, "swap slot: {e:?}"),
+            SwapError::Kmap { va, error } => write!(f, "no kmap slot for the frame of {va:#x}: {error:?}"),
+            SwapError::FreeFrame(e) => write!(f, "a freed frame was refused: {e}"),
+            SwapError::NotInstalled => write!(f, "no swap region is installed"),
             SwapError::Tmem(what) => write!(f, "tmem: {what}"),
         }
     }
@@ -205,7 +226,8 @@ struct Swapper {
     /// Whether this swapper installed zcache itself (and removes it at the end).
     owns_zcache: bool,
     stats: SwapStats,
-    /// The first error the fault handler met (it cannot return one); the run reports it.
+    /// The first reclaim error the fault handler met and survived (the access went on over budget); the
+    /// run reports it at its end.
     error: Option<SwapError>,
     reported_oos: bool,
 }
@@ -230,25 +252,24 @@ pub fn install(cfg: SwapConfig) -> Result<(), SwapError> {
     if cfg.region_pages > (1 << 26) {
         return Err(SwapError::BadConfig("region above 256 GiB"));
     }
+    // The swapper's lock first (the documented order: swap, then zcache), so a busy swapper is refused
+    // before zcache is touched.
+    let mut slot = SWAP.lock();
+    if slot.is_some() {
+        return Err(SwapError::Busy);
+    }
     let mut owns_zcache = false;
     if let Some(backend) = cfg.tmem {
         if !zcache::installed() {
             zcache::install(cfg.tmem_limit_pages, cfg.algorithm).map_err(|_| SwapError::Busy)?;
             owns_zcache = true;
         }
-        let r = zcache::with(|z| {
-            z.frontswap.init_backend(&mut z.tmem, SWAP_TYPE, cfg.slots, Some(backend), zcache::pool_memory())
-        });
-        if !matches!(r, Some(Ok(()))) {
+        if !matches!(zcache::init_frontswap(SWAP_TYPE, cfg.slots, backend), Some(Ok(()))) {
             if owns_zcache {
                 zcache::uninstall();
             }
             return Err(SwapError::Tmem("frontswap init refused"));
         }
-    }
-    let mut slot = SWAP.lock();
-    if slot.is_some() {
-        return Err(SwapError::Busy);
     }
     *slot = Some(Box::new(Swapper {
         cfg,
@@ -294,8 +315,11 @@ pub fn stats() -> Option<SwapStats> {
 }
 
 /// Called by the page-fault handler: `true` when the fault was in the region and is resolved (the
-/// access is retried), `false` when it is not ours or cannot be resolved (the handler reports a fatal
-/// fault; the reason is logged and kept for [`error`]).
+/// access is retried), `false` when it is not ours or cannot be resolved (the handler then reports a
+/// fatal fault; the reason is logged first).
+///
+/// The fault runs in the faulting code's context, as a Linux page fault runs in its task's: it uses the
+/// task kmap slots (the interrupted code holds none of them, it was copying region memory).
 pub fn handle_fault(addr: u64) -> bool {
     let Some(mut guard) = SWAP.try_lock() else {
         // A fault while the swap state is held: a fault inside the fault path. Fatal.
@@ -330,31 +354,39 @@ impl Swapper {
             return Err(SwapError::BadPte { va, raw });
         }
         while self.clock.len() as u64 >= self.cfg.budget_pages {
-            if !self.reclaim_one()? {
-                break; // out of swap: go over budget rather than lose a page
+            match self.reclaim_one() {
+                Ok(true) => {}
+                // Out of swap: go over budget rather than lose a page.
+                Ok(false) => break,
+                // A swap-out failed (the victim is back where it was): note it for the run's report and
+                // let this access complete over budget.
+                Err(e) => {
+                    log::error!("swap: reclaim failed: {e}");
+                    self.error.get_or_insert(e);
+                    break;
+                }
             }
         }
         let pfn = self.alloc_frame()?;
-        // SAFETY: the frame was just allocated for this fault; nothing else maps it.
-        let mut m = unsafe { kmap_local(pfn) }.map_err(|_| SwapError::Map(MapError::NotMapped(va)))?;
-        let filled = match pte {
-            Pte::Swap(e) => self.read_in(e, m.bytes()),
-            _ => {
-                m.bytes().fill(0);
-                self.stats.zero_fills += 1;
-                Ok(())
-            }
-        };
-        drop(m);
+        let filled = self.fill(pfn, va, pte);
         if let Err(e) = filled {
-            // SAFETY: the frame was never mapped anywhere but the kmap slot just dropped.
+            // SAFETY: the frame was never mapped anywhere but a kmap slot that is gone.
             let _ = unsafe { frames::free_page(pfn) };
             return Err(e);
         }
         let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
         // SAFETY: the region page belongs to the swapper and the frame was just filled for it; the old
         // entry was empty or a swap entry, so no frame is dropped.
-        unsafe { paging::write_leaf(va, pfn.addr() | flags.bits(), &mut BuddyTables) }?;
+        if let Err(e) = unsafe { paging::write_leaf(va, pfn.addr() | flags.bits(), &mut BuddyTables) } {
+            // The swap entry is still in place and its copy (tmem or disk) still valid: only the frame goes.
+            // SAFETY: the mapping was refused, so the frame is mapped nowhere.
+            let _ = unsafe { frames::free_page(pfn) };
+            return Err(e.into());
+        }
+        // Only now, with the page mapped again, does its swap copy go (Linux's do_swap_page order).
+        if let Pte::Swap(e) = pte {
+            self.release_slot(e)?;
+        }
         self.clock.insert(page);
         self.stats.faults += 1;
         self.stats.resident = self.clock.len() as u64;
@@ -362,23 +394,29 @@ impl Swapper {
         Ok(())
     }
 
-    /// Swap-in: frontswap first, then the disk; then the slot is free (no swap cache here: the page
-    /// is dirty by definition the moment it is mapped writable again).
+    /// Fill a fresh frame for `va`: zeros for a never-touched page, its swapped copy for a swap entry.
+    fn fill(&mut self, pfn: Pfn, va: u64, pte: Pte) -> Result<(), SwapError> {
+        // SAFETY: the frame was just allocated for this fault; nothing else maps it.
+        let mut m = unsafe { kmap_local(pfn) }.map_err(|e| SwapError::Kmap { va, error: e })?;
+        match pte {
+            Pte::Swap(e) => self.read_in(e, m.bytes()),
+            _ => {
+                m.bytes().fill(0);
+                self.stats.zero_fills += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Swap-in: frontswap first, then the disk. Nothing is given up here: the caller maps the page,
+    /// then [`Swapper::release_slot`] drops the swap copy.
     fn read_in(&mut self, e: SwapEntry, out: &mut [u8; 4096]) -> Result<(), SwapError> {
         let mut hit = false;
         if self.front {
-            hit = zcache::with(|z| {
-                z.with_compressor(|tmem, fs, _, c| {
-                    let hit =
-                        fs.load(tmem, c, e.ty, e.offset, out).map_err(|_| SwapError::Tmem("frontswap load failed"))?;
-                    if hit {
-                        fs.invalidate_page(tmem, e.ty, e.offset).map_err(|_| SwapError::Tmem("invalidate failed"))?;
-                    }
-                    Ok::<bool, SwapError>(hit)
-                })
-            })
-            .ok_or(SwapError::Tmem("zcache is gone"))?
-            .map_err(compressor_failed)??;
+            hit = zcache::try_with(|z| z.with_compressor(|tmem, fs, _, c| fs.load(tmem, c, e.ty, e.offset, out)))
+                .ok_or(SwapError::Tmem("zcache is gone or held"))?
+                .map_err(compressor_failed)?
+                .map_err(|_| SwapError::Tmem("frontswap load failed"))?;
         }
         if hit {
             self.stats.frontswap_loads += 1;
@@ -386,8 +424,20 @@ impl Swapper {
             self.disk.lock().read_page(e.offset, out).map_err(SwapError::Disk)?;
             self.stats.disk_reads += 1;
         }
-        self.map.free(e.offset).map_err(SwapError::Slot)?;
         self.stats.swapins += 1;
+        Ok(())
+    }
+
+    /// The page is mapped again: drop its frontswap copy and free its slot (Linux's `swap_free` →
+    /// `frontswap_invalidate_page`). No swap cache here: the page is mapped writable, so it is dirty by
+    /// definition and must be written again on its next swap-out.
+    fn release_slot(&mut self, e: SwapEntry) -> Result<(), SwapError> {
+        if self.front {
+            zcache::try_with(|z| z.frontswap.invalidate_page(&mut z.tmem, e.ty, e.offset))
+                .ok_or(SwapError::Tmem("zcache is gone or held"))?
+                .map_err(|_| SwapError::Tmem("frontswap invalidate failed"))?;
+        }
+        self.map.free(e.offset).map_err(SwapError::Slot)?;
         self.stats.slots_used = self.map.used();
         Ok(())
     }
@@ -399,9 +449,9 @@ impl Swapper {
                 Ok(pfn) => return Ok(pfn),
                 Err(e) => {
                     last = e;
-                    self.stats.alloc_retries += 1;
-                    if !self.clock.is_empty() {
-                        self.reclaim_one()?;
+                    self.stats.alloc_failures += 1;
+                    if self.clock.is_empty() || !self.reclaim_one()? {
+                        break;
                     }
                 }
             }
@@ -420,6 +470,9 @@ impl Swapper {
                 self.clock.insert(victim);
                 Ok(false)
             }
+            // The frame could not be freed, but the page is safely swapped out: it is not resident.
+            Err(e @ SwapError::FreeFrame(_)) => Err(e),
+            // Every other error leaves the page mapped where it was.
             Err(e) => {
                 self.clock.insert(victim);
                 Err(e)
@@ -431,6 +484,11 @@ impl Swapper {
     /// its frame freed. `Ok(false)` when no slot is free (the page stays).
     fn swap_out(&mut self, page: u64) -> Result<bool, SwapError> {
         let va = page_va(page);
+        let raw = paging::read_leaf(va)?;
+        if SwapEntry::classify(raw) != Pte::Present {
+            // The clock only holds resident pages; anything else is a kernel bug, and nothing is touched.
+            return Err(SwapError::BadPte { va, raw });
+        }
         let offset = match self.map.alloc() {
             Ok(s) => s,
             Err(SlotError::Full { slots }) => {
@@ -449,15 +507,19 @@ impl Swapper {
         let entry = SwapEntry::new(SWAP_TYPE, offset).ok_or(SwapError::BadConfig("slot beyond the entry format"))?;
         // SAFETY: the page is the swapper's and no reference into it is live (the workload is stopped
         // in this fault); the frame comes back to us in the old entry.
-        let old = unsafe { paging::write_leaf(va, entry.to_pte(), &mut BuddyTables) }?;
-        if old & PRESENT == 0 {
-            return Err(SwapError::BadPte { va, raw: old });
-        }
+        let old = match unsafe { paging::write_leaf(va, entry.to_pte(), &mut BuddyTables) } {
+            Ok(old) => old,
+            Err(e) => {
+                let _ = self.map.free(offset);
+                return Err(e.into());
+            }
+        };
         let pfn = Pfn::from_addr(old & ADDR_MASK);
         // SAFETY: the frame was this page's and is now unmapped from the region; only this kmap sees it.
-        let mut m = unsafe { kmap_local(pfn) }.map_err(|_| SwapError::Map(MapError::NotMapped(va)))?;
-        let written = self.write_out(offset, m.bytes());
-        drop(m);
+        let written = match unsafe { kmap_local(pfn) } {
+            Ok(mut m) => self.write_out(offset, m.bytes()),
+            Err(error) => Err(SwapError::Kmap { va, error }),
+        };
         if let Err(e) = written {
             // Put the page back where it was: nothing is lost.
             // SAFETY: restoring the mapping just removed, to the same frame.
@@ -466,7 +528,7 @@ impl Swapper {
             return Err(e);
         }
         // SAFETY: the frame's contents are safe in frontswap or on the disk and nothing maps it.
-        unsafe { frames::free_page(pfn) }.map_err(SwapError::OutOfMemory)?;
+        unsafe { frames::free_page(pfn) }.map_err(SwapError::FreeFrame)?;
         self.stats.swapouts += 1;
         self.stats.resident = self.clock.len() as u64;
         self.stats.slots_used = self.map.used();
@@ -480,18 +542,22 @@ impl Swapper {
         if self.front {
             let disk = self.disk;
             let stats = &mut self.stats;
-            let stored = zcache::with(|z| {
+            let stored = zcache::try_with(|z| {
                 z.with_compressor(|tmem, fs, _, c| {
                     for attempt in 0..2 {
+                        let drops = tmem.stats().ephemeral_drops;
                         let r = fs.store(tmem, c, SWAP_TYPE, offset, page);
+                        stats.cleancache_dropped += tmem.stats().ephemeral_drops - drops;
                         stats.peak_tmem_pages = stats.peak_tmem_pages.max(tmem.total_pages());
                         match r {
                             Ok(()) => return true,
                             Err(FrontswapError::Tmem(TmemError::Full)) if attempt == 0 => {
-                                // zswap's shrink: write the oldest pages back to their own slots.
+                                // zswap's shrink: write the oldest pages back to their own slots until
+                                // the pools are below the accept threshold, at most a batch at a time.
                                 let mut sink = |off: u64, p: &[u8; 4096]| disk.lock().write_page(off, p).is_ok();
+                                let accept = tmem.config().accept_pages();
                                 let mut written = 0;
-                                while written < WRITEBACK_BATCH && tmem.is_full() {
+                                while written < WRITEBACK_BATCH && tmem.total_pages() >= accept {
                                     match fs.writeback_oldest(tmem, c, SWAP_TYPE, &mut sink) {
                                         Ok(Some(_)) => written += 1,
                                         _ => break,
@@ -506,7 +572,7 @@ impl Swapper {
                     false
                 })
             })
-            .ok_or(SwapError::Tmem("zcache is gone"))?
+            .ok_or(SwapError::Tmem("zcache is gone or held"))?
             .map_err(compressor_failed)?;
             if stored {
                 self.stats.frontswap_stores += 1;

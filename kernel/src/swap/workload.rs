@@ -164,7 +164,7 @@ impl SwapRun {
     /// Tear the region down and report.
     pub fn finish(self) -> Result<RunResult, SwapError> {
         let cycles = rdtsc() - self.start;
-        let f = super::uninstall().ok_or(SwapError::Busy)?;
+        let f = super::uninstall().ok_or(SwapError::NotInstalled)?;
         if let Some(e) = f.error {
             return Err(e);
         }
