@@ -464,7 +464,7 @@ const _: () = assert!(pagecache::PAGE_SIZE == 4096);
 /// `files_invalidate_every`, `cleancache`), with cleancache off; the caller sets `cleancache`.
 pub fn spec_from(options: &kopts::Options, algorithm: Algorithm, tmem_limit_pages: u64) -> FileSpec {
     FileSpec {
-        cache_pages: options.number("files_cache", 256).max(1) as usize,
+        cache_pages: options.number("files_cache", 192).max(1) as usize,
         set_factor: options.number("files_factor", 4).max(1),
         cleancache: None,
         tmem_limit_pages,
@@ -492,7 +492,7 @@ pub fn run_demo(facts: &crate::init::BootFacts) -> String {
     let off = spec_from(&options, alg, limit);
     let on = FileSpec { cleancache: Some(backend_from(&options)), ..off };
     crate::println!(
-        "files: page cache of {} pages over a file set about {}x its size; {} operations (a file scan or 16 \
+        "files: page cache of {} pages over a file set of up to {}x its size; {} operations (a file scan or 16 \
          random reads each), a file invalidated every {}; tmem limit {limit} pages",
         off.cache_pages,
         off.set_factor,

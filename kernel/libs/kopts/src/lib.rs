@@ -130,7 +130,7 @@ pub const KNOWN: &[KnownOption] = &[
         values: &[],
         help: "most RAM tmem's pools may take, in percent (default 20, as zswap's max_pool_percent)",
     },
-    KnownOption { key: "files_cache", values: &[], help: "page-cache pages of the file workload (default 256)" },
+    KnownOption { key: "files_cache", values: &[], help: "page-cache pages of the file workload (default 192)" },
     KnownOption { key: "files_factor", values: &[], help: "file set = about factor x the page cache (default 4)" },
     KnownOption {
         key: "files_ops",
