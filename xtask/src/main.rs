@@ -133,6 +133,9 @@ pub struct TestOpts {
     /// QEMU instances to run at once (default: the number of CPUs).
     #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
     jobs: usize,
+    /// Print each test kernel's whole serial output, also when it passes (the figures its cases print).
+    #[arg(long)]
+    show_output: bool,
 }
 
 fn main() -> ExitCode {

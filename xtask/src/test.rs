@@ -131,8 +131,10 @@ pub fn test(o: &TestOpts) -> Result<ExitCode, String> {
                         println!("    case {case} ... {}", if *ok { "ok" } else { "FAILED" });
                     }
                     tally(&mut t, v.is_ok());
-                    if v.is_err() {
-                        show_output(&run);
+                    if o.show_output {
+                        show_output(&run, usize::MAX);
+                    } else if v.is_err() {
+                        show_output(&run, 40);
                     }
                 }
                 Some(expected) => {
@@ -149,7 +151,7 @@ pub fn test(o: &TestOpts) -> Result<ExitCode, String> {
                     line("check", name, &format!("{verdict}: must fail as {expected}, reported: {seen} ({took})"));
                     tally(&mut t, ok);
                     if !ok {
-                        show_output(&run);
+                        show_output(&run, 40);
                     }
                 }
             }
@@ -189,10 +191,14 @@ fn tally(t: &mut Tally, ok: bool) {
     }
 }
 
-fn show_output(run: &qemu::Run) {
-    const LAST: usize = 40;
-    println!("    --- serial output (last {LAST} lines) ---");
-    for l in run.lines.iter().skip(run.lines.len().saturating_sub(LAST)) {
+/// Print the last `last` serial lines of a run (all of them with `usize::MAX`) and QEMU's stderr.
+fn show_output(run: &qemu::Run, last: usize) {
+    if last >= run.lines.len() {
+        println!("    --- serial output ---");
+    } else {
+        println!("    --- serial output (last {last} lines) ---");
+    }
+    for l in run.lines.iter().skip(run.lines.len().saturating_sub(last)) {
         println!("    | {l}");
     }
     if !run.stderr.trim().is_empty() {
