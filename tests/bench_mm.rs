@@ -17,7 +17,7 @@ use frame::{Owner, Pfn};
 use zkernel::arch::tsc::{centi_ns, hz, rdtsc};
 use zkernel::mm::{frames, kmap};
 use zkernel::println;
-use zkernel::testing::Case;
+use zkernel::harness::testing::Case;
 
 zkernel::test_kernel!("bench_mm", &[Case::returns("measure", measure)]);
 

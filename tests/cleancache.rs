@@ -14,12 +14,12 @@ use compress::Algorithm;
 use frame::Owner;
 use swap::Pattern;
 use tmem::Backend;
-use zkernel::filecache::{FileResult, FileRun, FileSpec, print_run, run};
+use zkernel::workload::files::{FileResult, FileRun, FileSpec, print_run, run};
 use zkernel::mm::frames;
 use zkernel::println;
 use zkernel::swap::SwapConfig;
-use zkernel::swap::workload::{PageSource, RunSpec, SwapRun};
-use zkernel::testing::Case;
+use zkernel::workload::swap_run::{PageSource, RunSpec, SwapRun};
+use zkernel::harness::testing::Case;
 use zkernel::zcache;
 
 zkernel::test_kernel!(
@@ -121,7 +121,7 @@ fn invalidated_inode_never_served_from_tmem() {
 
 fn gets_are_exclusive() {
     zcache::install(64, Algorithm::Lz4).expect("zcache free");
-    let fs = zcache::init_cleancache_fs(None).expect("installed").expect("init_fs");
+    let fs = zcache::cleancache::init_fs(None).expect("init_fs");
     let mut page = [0u8; 4096];
     pagedata::ratio_page(5, 40, &mut page);
     let mut out = [0u8; 4096];
@@ -182,7 +182,7 @@ fn ephemeral_pages_dropped_for_frontswap() {
     }
     let s = swap.finish().unwrap_or_else(|e| panic!("{e}"));
     let f = files.finish();
-    zkernel::swapdemo::print_run(&s);
+    zkernel::workload::swap::print_run(&s);
     print_run(&f);
     zcache::uninstall();
     let t = f.tmem.expect("tmem stats");

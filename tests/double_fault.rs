@@ -8,9 +8,9 @@
 #![no_main]
 
 use zkernel::arch::gdt::{DOUBLE_FAULT_IST, ist_stack};
-use zkernel::fatal::{Expected, FatalReport};
+use zkernel::harness::fatal::{Expected, FatalReport};
 use zkernel::init::facts;
-use zkernel::testing::Case;
+use zkernel::harness::testing::Case;
 
 zkernel::test_kernel!(
     "double_fault",

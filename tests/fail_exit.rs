@@ -6,7 +6,7 @@
 #![no_std]
 #![no_main]
 
-use zkernel::testing::Case;
+use zkernel::harness::testing::Case;
 
 zkernel::test_kernel!("fail_exit", &[Case::returns("asserts_something_false", asserts_something_false)]);
 

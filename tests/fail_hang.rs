@@ -2,7 +2,7 @@
 #![no_std]
 #![no_main]
 
-use zkernel::testing::Case;
+use zkernel::harness::testing::Case;
 
 zkernel::test_kernel!("fail_hang", &[Case::returns("hangs_forever", hangs_forever)]);
 

@@ -3,7 +3,7 @@
 #![no_std]
 #![no_main]
 
-use zkernel::testing::Case;
+use zkernel::harness::testing::Case;
 
 zkernel::test_kernel!("fail_no_exit", &[Case::returns("resets_without_exit_code", resets)]);
 

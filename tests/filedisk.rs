@@ -14,7 +14,7 @@ use zkernel::drivers::virtio_blk::{self, BlkError, PAGE_SIZE};
 use zkernel::fs::fsimage::{self, ImageError, entry_offset, header_offset};
 use zkernel::fs::{self, FileDisk, FsError, MemDisk, MountError, PageSource};
 use zkernel::println;
-use zkernel::testing::Case;
+use zkernel::harness::testing::Case;
 
 zkernel::test_kernel!(
     "filedisk",

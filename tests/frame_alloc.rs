@@ -11,7 +11,7 @@ use frame::{FrameError, Owner, Pfn};
 use zkernel::mm::kmap::{Kmap, kmap_local};
 use zkernel::mm::{self, frames};
 use zkernel::println;
-use zkernel::testing::Case;
+use zkernel::harness::testing::Case;
 
 /// Map a frame this test allocated and holds.
 fn view(pfn: Pfn) -> Kmap {

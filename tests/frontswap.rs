@@ -19,9 +19,9 @@ use zkernel::init::facts;
 use zkernel::mm::frames;
 use zkernel::println;
 use zkernel::swap::SwapConfig;
-use zkernel::swap::workload::{PageSource, RunResult, RunSpec, run};
-use zkernel::swapdemo::print_run;
-use zkernel::testing::Case;
+use zkernel::workload::swap_run::{PageSource, RunResult, RunSpec, run};
+use zkernel::workload::swap::print_run;
+use zkernel::harness::testing::Case;
 
 zkernel::test_kernel!(
     "frontswap",
@@ -94,7 +94,7 @@ fn checked(spec: &RunSpec) -> RunResult {
         assert_eq!(s.disk_reads, s.swapins);
     } else {
         assert_eq!(s.swapouts, s.frontswap_stores + s.frontswap_refused);
-        assert_eq!(s.disk_writes, s.frontswap_refused + s.written_back);
+        assert_eq!(s.disk_writes, s.frontswap_refused + s.written_back_pages);
         assert_eq!(s.swapins, s.frontswap_loads + s.disk_reads);
     }
     if s.out_of_swap == 0 {
@@ -161,8 +161,8 @@ fn full_tmem_writes_back_oldest() {
     let r = checked(&sp);
     let s = &r.stats;
     let t = r.tmem.expect("tmem stats");
-    assert!(s.written_back > 0, "a tmem of 48 pages must write back");
-    assert_eq!(t.written_back_pages, s.written_back);
+    assert!(s.written_back_pages > 0, "a tmem of 48 pages must write back");
+    assert_eq!(t.written_back_pages, s.written_back_pages);
     assert!(s.peak_tmem_pages <= 48 + 4, "tmem went {} pages over its limit of 48", s.peak_tmem_pages);
 }
 

@@ -14,7 +14,7 @@ use zkernel::arch::interrupts::set_breakpoint_hook;
 use zkernel::arch::probe::{Fault, read_u64};
 use zkernel::mm::kmap::{self, Kmap, KmapError, KmapPair, TASK_SLOTS};
 use zkernel::mm::{KernelMemory, frames};
-use zkernel::testing::Case;
+use zkernel::harness::testing::Case;
 
 zkernel::test_kernel!(
     "kmap",
@@ -169,13 +169,22 @@ fn interrupt_context_has_its_own_slots() {
 }
 
 fn page_memory_on_kmap() {
-    let f = frames(2);
-    // SAFETY: only frames from `frames()`, held by this test, are passed to it.
-    let mut mem = unsafe { KernelMemory::new() };
+    use pagemem::{FrameSource, MemError};
+    let mut mem = KernelMemory::new(Owner::POOL);
+    let f = [mem.alloc_frame(Owner::POOL).unwrap(), mem.alloc_frame(Owner::POOL).unwrap()];
     mem.with_pages2(f[0], f[1], |s| s[4090..4102].copy_from_slice(b"across pages")).unwrap();
     let mut got = [0u8; 12];
     mem.with_page(f[0], |p| got[..6].copy_from_slice(&p[4090..])).unwrap();
     mem.with_page(f[1], |p| got[6..].copy_from_slice(&p[..6])).unwrap();
     assert_eq!(&got, b"across pages");
-    release(f);
+    // A frame of another owner is refused, never mapped: a pool cannot reach the kernel's memory.
+    let other = frames(1);
+    assert_eq!(mem.with_page(other[0], |_| ()).unwrap_err(), MemError::Foreign(other[0]));
+    assert_eq!(mem.with_pages2(f[0], other[0], |_| ()).unwrap_err(), MemError::Foreign(other[0]));
+    assert!(mem.free_frame(other[0]).is_err(), "KernelMemory frees only its owner's frames");
+    assert!(mem.alloc_frame(Owner::WORKLOAD).is_err(), "KernelMemory allocates only for its owner");
+    release(other);
+    for p in f {
+        mem.free_frame(p).unwrap();
+    }
 }

@@ -2,8 +2,8 @@
 #![no_std]
 #![no_main]
 
-use zkernel::fatal::{Expected, FatalKind, FatalReport};
-use zkernel::testing::Case;
+use zkernel::harness::fatal::{Expected, FatalKind, FatalReport};
+use zkernel::harness::testing::Case;
 
 /// A canonical lower-half address nothing maps.
 const UNMAPPED: u64 = 0x0000_7fff_beef_0000;

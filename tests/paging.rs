@@ -15,7 +15,7 @@ use zkernel::arch::probe::{Fault, read_u64, write_u64};
 use zkernel::mm::kmap::{Kmap, kmap_local};
 use zkernel::mm::paging::{self, MapError};
 use zkernel::mm::{frames, heap};
-use zkernel::testing::Case;
+use zkernel::harness::testing::Case;
 
 zkernel::test_kernel!(
     "paging",

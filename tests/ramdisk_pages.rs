@@ -5,7 +5,7 @@
 
 use zkernel::init::facts;
 use zkernel::println;
-use zkernel::testing::Case;
+use zkernel::harness::testing::Case;
 
 zkernel::test_kernel!(
     "ramdisk_pages",
@@ -22,7 +22,7 @@ fn ramdisk_arrived_intact() {
 
 fn pages_are_whole_and_real() {
     let r = facts().ramdisk.unwrap();
-    assert_eq!(r.len % 4096, 0);
+    assert_eq!(r.len() % 4096, 0);
     // The sample's README: 2048 pages of a perl process's private memory, 0.5% of them same-filled.
     assert_eq!(r.pages(), 2048);
     let pages = r.bytes().as_chunks::<4096>().0;

@@ -4,8 +4,8 @@
 
 extern crate alloc;
 
-use zkernel::fatal::{Expected, FatalReport};
-use zkernel::testing::Case;
+use zkernel::harness::fatal::{Expected, FatalReport};
+use zkernel::harness::testing::Case;
 
 zkernel::test_kernel!("should_panic", &[Case::fatal("panic_is_reported", panics, Expected::Panic, check)]);
 

@@ -15,7 +15,7 @@ use zkernel::drivers::virtio_blk::{self, BlkDisk, BlkError, PAGE_SIZE};
 use zkernel::drivers::virtio_hal::{self, BufferDirection, Hal, ZkHal};
 use zkernel::mm::{frames, paging};
 use zkernel::println;
-use zkernel::testing::Case;
+use zkernel::harness::testing::Case;
 
 zkernel::test_kernel!(
     "virtio_blk",

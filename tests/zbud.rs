@@ -14,8 +14,8 @@ use alloc::vec::Vec;
 
 use pools::{DEFLATE_1, DEFLATE_6, LZ4, Mem, TestPool, load, perl_pages, pool_owned_frames, store};
 use zbud::Zbud;
-use zkernel::testing::Case;
-use zkernel::zcomp::with_stream;
+use zkernel::harness::testing::Case;
+use zkernel::zcache::streams::with_stream;
 use zpool::{PoolError, ZPool};
 use zstore::{Entry, Policy, Zstore};
 

@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 
 use pools::{DEFLATE_1, DEFLATE_6, LZ4, Mem, TestPool, load, perl_pages, pool_owned_frames, store};
 use zkernel::mm::kmap;
-use zkernel::testing::Case;
+use zkernel::harness::testing::Case;
 use zpool::{PoolError, ZPool};
 use zsmalloc::{Config, SpanMap, Zsmalloc};
 use zstore::{Policy, Zstore};

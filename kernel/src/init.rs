@@ -11,19 +11,20 @@
 //! The steps of [`init`] run in this order because each needs the one before it.
 
 use alloc::string::String;
-use core::fmt::Write;
 use core::ops::Range;
 
 use bootloader_api::BootInfo;
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::info::MemoryRegionKind;
-use kopts::{OptError, Options};
+use kopts::{LogLevel, MemMap, Settings};
 use memmap::{Firmware, Kind, Region, Summary};
 use spin::Once;
 
+use crate::drivers::console;
 use crate::drivers::fw_cfg::FwCfg;
+pub use crate::drivers::ramdisk::Ramdisk;
 use crate::mm::{self, heap};
-use crate::{arch, console, print, println};
+use crate::{arch, harness, print, println};
 
 pub use memmap::layout::{DYNAMIC_BASE, KERNEL_BASE};
 /// Pages of each guard-paged IST stack.
@@ -57,33 +58,11 @@ pub struct BootFacts {
     pub kernel_stack: Range<u64>,
     /// The kernel options as received (empty when none).
     pub options: &'static str,
+    /// The options, checked against kopts's table and typed: a bad option never gets this far.
+    pub settings: Settings,
     /// The ramdisk the bootloader loaded (page data from `--pages FILE`), if any.
     pub ramdisk: Option<Ramdisk>,
     pub bootloader_version: (u16, u16, u16),
-}
-
-/// The bootloader's ramdisk: where it is mapped and whether its bytes match xtask's checksum.
-#[derive(Debug, Clone, Copy)]
-pub struct Ramdisk {
-    pub addr: u64,
-    pub len: u64,
-    /// `Some(true)` when the FNV-1a checksum matches the `ramdisk_fnv` option, `Some(false)` when it does
-    /// not, `None` when no checksum was given.
-    pub verified: Option<bool>,
-}
-
-impl Ramdisk {
-    /// The ramdisk's bytes.
-    pub fn bytes(&self) -> &'static [u8] {
-        // SAFETY: the bootloader mapped `len` bytes of ramdisk at `addr` for the kernel's lifetime, and no
-        // code in zkernel writes to it.
-        unsafe { core::slice::from_raw_parts(self.addr as *const u8, self.len as usize) }
-    }
-
-    /// Number of whole 4 KiB pages.
-    pub fn pages(&self) -> u64 {
-        self.len / 4096
-    }
 }
 
 static FACTS: Once<BootFacts> = Once::new();
@@ -115,13 +94,29 @@ fn read_options(fw_cfg: Option<&mut FwCfg>) -> &'static str {
     String::leak(text)
 }
 
-fn log_level(options: &Options<'_>) -> log::LevelFilter {
-    match options.get("loglevel") {
-        Some("error") => log::LevelFilter::Error,
-        Some("warn") => log::LevelFilter::Warn,
-        Some("debug") => log::LevelFilter::Debug,
-        Some("trace") => log::LevelFilter::Trace,
-        _ => log::LevelFilter::Info,
+fn log_level(level: LogLevel) -> log::LevelFilter {
+    match level {
+        LogLevel::Error => log::LevelFilter::Error,
+        LogLevel::Warn => log::LevelFilter::Warn,
+        LogLevel::Info => log::LevelFilter::Info,
+        LogLevel::Debug => log::LevelFilter::Debug,
+        LogLevel::Trace => log::LevelFilter::Trace,
+    }
+}
+
+/// Check every option against kopts's table before anything runs. A bad one ends the boot: each error
+/// on its own line, the reason last, and the failure exit code (never a quiet default).
+fn check_options(options: &'static str) -> Settings {
+    match Settings::parse(options) {
+        Ok(s) => s,
+        Err(errors) => {
+            for e in &errors {
+                println!("option error: {e}");
+            }
+            let first = errors.first().map(|e| alloc::format!("{e}")).unwrap_or_default();
+            println!("zkernel: FAILED: {} bad option(s); the first: {first}", errors.len());
+            arch::qemu::exit(arch::qemu::ExitCode::Failed)
+        }
     }
 }
 
@@ -129,11 +124,14 @@ fn log_level(options: &Options<'_>) -> log::LevelFilter {
 pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
     console::init(log::LevelFilter::Info); // serial console on COM1, so every later step can report
     arch::gdt::init(); //                     segments and the TSS with the IST emergency stacks
+    arch::interrupts::set_fatal_handler(harness::fatal::fatal); // where fatal events are reported
+    arch::interrupts::set_page_fault_handler(mm::fault::dispatch); // not-present #PF: the regions of mm
     arch::interrupts::init(); //              IDT: a handler for every CPU exception; PIC masked
     heap::init_boot(); //                     kernel heap: boot arena until mm is up
     let mut fw_cfg = FwCfg::detect(); //      QEMU's fw_cfg: CPU count and kernel options
     let options = read_options(fw_cfg.as_mut());
-    console::set_level(log_level(&Options::new(options)));
+    let settings = check_options(options); // every option checked and typed, or no boot
+    console::set_level(log_level(settings.loglevel()));
     let regions: alloc::vec::Vec<Region> = boot_info // the physical memory map, summarised
         .memory_regions
         .iter()
@@ -145,12 +143,16 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
     let ist = [0; 3].map(|_| mm::stack::alloc_stack(IST_PAGES).expect("no frames for the IST stacks"));
     arch::gdt::move_ist_stacks(ist); //       emergency stacks with guard pages
     crate::drivers::virtio_blk::probe(); //   virtio-blk disks on PCI bus 0 ("swap", "files"), polled
-    let ramdisk = boot_info.ramdisk_addr.into_option().filter(|_| boot_info.ramdisk_len > 0).map(|addr| {
-        let mut r = Ramdisk { addr, len: boot_info.ramdisk_len, verified: None };
-        let expected = Options::new(options).get("ramdisk_fnv").and_then(|h| u64::from_str_radix(h, 16).ok());
-        r.verified = expected.map(|e| kopts::fnv1a64(r.bytes()) == e); // the page data arrived intact?
-        r
-    });
+    let ramdisk = Ramdisk::from_boot_info(boot_info, settings.ramdisk_fnv()); // the page data: intact?
+    if let Some(r) = ramdisk.filter(|r| r.verified == Some(false)) {
+        // The pages are not the ones xtask was given: no figure may be made from them.
+        println!(
+            "zkernel: FAILED: the ramdisk ({} bytes) does not match ramdisk_fnv={:016x}: not the page file given",
+            r.len(),
+            settings.ramdisk_fnv().unwrap_or(0)
+        );
+        arch::qemu::exit(arch::qemu::ExitCode::Failed)
+    }
     let api = &boot_info.api_version;
     FACTS.call_once(|| BootFacts {
         firmware: memmap::detect_firmware(regions.iter().copied()),
@@ -159,6 +161,7 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
         kernel_image: boot_info.kernel_image_offset..boot_info.kernel_image_offset + boot_info.kernel_len,
         kernel_stack: boot_info.kernel_stack_bottom..boot_info.kernel_stack_bottom + boot_info.kernel_stack_len,
         options,
+        settings,
         ramdisk,
         bootloader_version: (api.version_major(), api.version_minor(), api.version_patch()),
         regions,
@@ -191,7 +194,7 @@ impl BootFacts {
             m.bootloader_bytes / 1024,
             m.firmware_bytes >> 20,
         );
-        if Options::new(self.options).get("memmap") == Some("full") {
+        if self.settings.memmap() == MemMap::Full {
             for r in &self.regions {
                 println!(
                     "  {:#014x}..{:#014x} {:>10} KiB  {}",
@@ -216,7 +219,7 @@ impl BootFacts {
                 Some(false) => "CHECKSUM MISMATCH",
                 None => "no checksum given",
             };
-            println!("ramdisk: {} pages ({} KiB) at {:#x}, {check}", r.pages(), r.len / 1024, r.addr);
+            println!("ramdisk: {} pages ({} KiB) at {:#x}, {check}", r.pages(), r.len() / 1024, r.addr());
         }
         self.print_memory();
     }
@@ -262,71 +265,58 @@ impl BootFacts {
     }
 
     fn print_options(&self) {
-        let options = Options::new(self.options);
-        if options.is_empty() {
-            println!("options: (none)");
+        let given = self.options.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+        if given.is_empty() {
+            println!("options: (none; every option at its default)");
             return;
         }
-        println!("options: {}", self.options.trim_end_matches('\0').trim());
-        for opt in options.iter() {
-            match opt {
-                Ok(o) => println!("  {} = {}", o.key, o.value.unwrap_or("(set)")),
-                Err(OptError::Unknown(k)) => println!("  {k}: unknown option, ignored"),
-                Err(OptError::BadValue { key, value }) => println!("  {key}: value {value:?} not accepted, ignored"),
-                Err(OptError::EmptyKey(w) | OptError::BadKey(w)) => println!("  {w:?}: not an option, ignored"),
+        println!("options: {given}");
+        // The value the kernel runs with, for each option given (checked at boot: every one is valid).
+        for word in given.split_whitespace() {
+            let key = word.split_once('=').map_or(word, |(k, _)| k);
+            if let Some(v) = self.settings.get(key) {
+                println!("  {key} = {v}");
             }
         }
     }
 
-    /// The machine-readable report line (`@@stats {json}`) xtask saves to `target/zkernel/report.json`.
-    /// `extra` is more members of the object (`"key":value,…`, or empty), from layers above boot.
-    pub fn stats_json(&self, extra: &str) -> String {
+    /// The boot part of the machine-readable report (`@@stats`, `zstats::Report`): the machine, the options
+    /// and memory now. Workloads add their members and failures; `main` prints it.
+    pub fn report(&self) -> zstats::Report {
         let m = &self.memory;
         let h = heap::stats();
         let f = mm::frames::stats();
         let k = mm::kmap::stats();
         let p = mm::paging::stats();
-        let mut s = String::new();
-        let _ = write!(
-            s,
-            "{{\"firmware\":\"{}\",\"cpus\":{},\"memory\":{{\"regions\":{},\"usable_regions\":{},\
-             \"usable_bytes\":{},\"usable_frames\":{},\"bootloader_bytes\":{},\"firmware_bytes\":{}}},\
-             \"frames\":{{\"managed\":{},\"free\":{},\"used\":{},\"per_cpu\":{},\"free_per_order\":{:?},\
-             \"allocs\":{},\"frees\":{},\"alloc_failures\":{}}},\
-             \"heap\":{{\"size\":{},\"used\":{},\"mapped\":{}}},\
-             \"kmap\":{{\"maps\":{},\"unmaps\":{},\"invlpg\":{},\"max_depth\":{}}},\
-             \"paging\":{{\"maps\":{},\"unmaps\":{},\"invlpg\":{},\"tables\":{}}},\"breakpoints\":{}{}{}}}",
-            self.firmware.name(),
-            self.cpus.map_or(0, u32::from),
-            m.regions,
-            m.usable_regions,
-            m.usable_bytes,
-            m.usable_frames,
-            m.bootloader_bytes,
-            m.firmware_bytes,
-            f.managed,
-            f.free,
-            f.used,
-            f.per_cpu,
-            f.free_per_order,
-            f.allocs,
-            f.frees,
-            f.alloc_failures,
-            h.size,
-            h.used,
-            h.mapped,
-            k.maps,
-            k.unmaps,
-            k.invlpg,
-            k.max_depth,
-            p.maps,
-            p.unmaps,
-            p.invlpg,
-            p.tables,
-            arch::interrupts::breakpoints(),
-            if extra.is_empty() { "" } else { "," },
-            extra,
-        );
-        s
+        zstats::Report {
+            firmware: self.firmware.name().into(),
+            cpus: self.cpus.map_or(0, u64::from),
+            options: self.options.trim_matches(|c: char| c == '\0' || c.is_whitespace()).into(),
+            memory: zstats::MemoryReport {
+                regions: m.regions as u64,
+                usable_regions: m.usable_regions as u64,
+                usable_bytes: m.usable_bytes,
+                usable_frames: m.usable_frames,
+                bootloader_bytes: m.bootloader_bytes,
+                firmware_bytes: m.firmware_bytes,
+                usable_end: m.usable_end,
+                unordered: m.unordered,
+            },
+            frames: zstats::FramesReport {
+                managed: f.managed,
+                free: f.free,
+                used: f.used,
+                per_cpu: f.per_cpu,
+                free_per_order: f.free_per_order.iter().map(|&n| n as u64).collect(),
+                allocs: f.allocs,
+                frees: f.frees,
+                alloc_failures: f.alloc_failures,
+            },
+            heap: zstats::HeapReport { size: h.size as u64, used: h.used as u64, mapped: h.mapped as u64 },
+            kmap: zstats::KmapReport { maps: k.maps, unmaps: k.unmaps, invlpg: k.invlpg, max_depth: k.max_depth as u64 },
+            paging: zstats::PagingReport { maps: p.maps, unmaps: p.unmaps, invlpg: p.invlpg, tables: p.tables },
+            breakpoints: arch::interrupts::breakpoints(),
+            ..Default::default()
+        }
     }
 }

@@ -14,7 +14,7 @@ use pagemem::Limited;
 use zkernel::init::facts;
 use zkernel::mm::{KernelMemory, frames};
 use zkernel::println;
-use zkernel::zcomp::with_stream;
+use zkernel::zcache::streams::with_stream;
 use zpool::{Handle, MapMode, PoolError, ZPool};
 use zstore::{Algorithm, Entry, Policy, StoreError, StoreStats, Zstore};
 
@@ -53,9 +53,7 @@ pub fn perl_pages() -> &'static [Page] {
 
 /// Real frames through kmap, at most `limit` of them held at once.
 pub fn memory(limit: u64) -> Mem {
-    // SAFETY: the `KernelMemory` goes to exactly one pool, which reaches only frames it allocated
-    // through it and frees each once; nothing else in this test kernel touches those frames.
-    Limited::new(unsafe { KernelMemory::new() }, limit)
+    Limited::new(KernelMemory::new(frame::Owner::POOL), limit)
 }
 
 /// Frames in the whole frame table whose owner is a pool.

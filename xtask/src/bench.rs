@@ -20,11 +20,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
+use anyhow::{Context, Result, bail};
 use boot::{Firmware, QemuConfig};
+use cargo_metadata::Metadata;
 use clap::Args;
 use serde_json::{Map, Value, json};
 
-use crate::test::{TESTS_PACKAGE, bench_kernels};
+use crate::test::TESTS_PACKAGE;
 use crate::{cargo, files, make_image, pages, qemu, verdict};
 
 #[derive(Args, Clone, Debug)]
@@ -79,11 +81,11 @@ const PAGES_ORDER: &[&str] = &[
 /// Seconds a benchmark kernel may run unless tests/Cargo.toml's `timeouts` names it.
 const KERNEL_TIMEOUT_SECS: u64 = 300;
 
-pub fn bench(o: &BenchOpts) -> Result<ExitCode, String> {
+pub fn bench(o: &BenchOpts) -> Result<ExitCode> {
     let meta = cargo::metadata()?;
     let target = cargo::target_dir(&meta);
     let out_dir = target.join("zkernel");
-    std::fs::create_dir_all(&out_dir).map_err(|e| format!("creating {}: {e}", out_dir.display()))?;
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let mut report = Map::new();
     if !o.kernel_only {
         report.insert("efficiency".into(), pool_efficiency(&out_dir)?);
@@ -95,7 +97,7 @@ pub fn bench(o: &BenchOpts) -> Result<ExitCode, String> {
         }
         eprintln!("xtask: cargo bench --package zkernel-bench");
         if !cmd.status().is_ok_and(|s| s.success()) {
-            return Err("the host benchmarks failed".into());
+            bail!("the host benchmarks failed");
         }
         let per_page = criterion_group(&criterion_dir(&target).join(PAGES_GROUP), started)?;
         print_per_page(&per_page);
@@ -130,13 +132,13 @@ pub fn bench(o: &BenchOpts) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn save(path: &Path, report: &Map<String, Value>) -> Result<(), String> {
+fn save(path: &Path, report: &Map<String, Value>) -> Result<()> {
     let text = serde_json::to_string_pretty(report).unwrap_or_default() + "\n";
-    std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Run `pool-efficiency` in release (it prints its table) and return the figures it saved.
-fn pool_efficiency(out_dir: &Path) -> Result<Value, String> {
+fn pool_efficiency(out_dir: &Path) -> Result<Value> {
     let json_path = out_dir.join("pool-efficiency.json");
     let _ = std::fs::remove_file(&json_path);
     eprintln!("xtask: cargo run --release --package zkernel-bench --bin pool-efficiency");
@@ -145,12 +147,12 @@ fn pool_efficiency(out_dir: &Path) -> Result<Value, String> {
         .arg("--json")
         .arg(&json_path)
         .status()
-        .map_err(|e| format!("running pool-efficiency: {e}"))?;
+        .context("running pool-efficiency")?;
     if !status.success() {
-        return Err("pool-efficiency failed".into());
+        bail!("pool-efficiency failed");
     }
-    let text = std::fs::read_to_string(&json_path).map_err(|e| format!("reading {}: {e}", json_path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", json_path.display()))
+    let text = std::fs::read_to_string(&json_path).with_context(|| format!("reading {}", json_path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", json_path.display()))
 }
 
 /// Where criterion keeps its results: `$CRITERION_HOME`, else `<target>/criterion`.
@@ -160,26 +162,26 @@ fn criterion_dir(target: &Path) -> PathBuf {
 
 /// The mean (ns per iteration) of every benchmark of the criterion group in `dir` written since `since`,
 /// in [`PAGES_ORDER`].
-fn criterion_group(dir: &Path, since: SystemTime) -> Result<Vec<(String, f64)>, String> {
+fn criterion_group(dir: &Path, since: SystemTime) -> Result<Vec<(String, f64)>> {
     // File times may be kept to the second: allow for one.
     let since = since - Duration::from_secs(1);
     let mut found = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
     for entry in entries.flatten() {
         let file = entry.path().join("new").join("estimates.json");
         let fresh = std::fs::metadata(&file).and_then(|m| m.modified()).is_ok_and(|t| t >= since);
         if !fresh {
             continue;
         }
-        let text = std::fs::read_to_string(&file).map_err(|e| format!("reading {}: {e}", file.display()))?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", file.display()))?;
-        let ns = v["mean"]["point_estimate"].as_f64().ok_or_else(|| format!("{}: no mean", file.display()))?;
+        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        let v: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+        let ns = v["mean"]["point_estimate"].as_f64().with_context(|| format!("{}: no mean", file.display()))?;
         found.push((entry.file_name().to_string_lossy().into_owned(), ns));
     }
     let rank = |id: &str| PAGES_ORDER.iter().position(|o| *o == id).unwrap_or(PAGES_ORDER.len());
     found.sort_by(|a, b| rank(&a.0).cmp(&rank(&b.0)).then_with(|| a.0.cmp(&b.0)));
     if found.is_empty() {
-        return Err(format!("criterion wrote no results under {} in this run", dir.display()));
+        bail!("criterion wrote no results under {} in this run", dir.display());
     }
     Ok(found)
 }
@@ -201,32 +203,31 @@ fn print_per_page(per_page: &[(String, f64)]) {
 type Rounds = BTreeMap<String, BTreeMap<String, BTreeMap<String, Vec<f64>>>>;
 
 /// Build, boot and time every benchmark kernel; print the medians; return the rounds and the medians.
-fn kernels(o: &BenchOpts, meta: &Value, target: &Path) -> Result<(Value, Value), String> {
+fn kernels(o: &BenchOpts, meta: &Metadata, target: &Path) -> Result<(Value, Value)> {
     qemu::ensure_prerequisites(false)?;
     let dir = target.join("zkernel").join("bench");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let ramdisks = metadata_table(meta, "ramdisks");
-    let timeouts = metadata_table(meta, "timeouts");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let table = cargo::kernel_table(meta, TESTS_PACKAGE)?;
     let files = files::prepare(target, None)?;
     let mut results: Rounds = BTreeMap::new();
-    for kernel in bench_kernels(meta) {
+    for kernel in table.benches {
         // The kernel's page file, as `cargo xtask test` hands it to a test kernel.
-        let ramdisk = match ramdisks.get(&kernel).and_then(Value::as_str) {
+        let ramdisk = match table.ramdisks.get(&kernel) {
             Some(file) => {
                 Some(pages::prepare(&cargo::workspace_root().join(file), &target.join("zkernel").join("data"))?)
             }
             None => None,
         };
-        let secs = timeouts.get(&kernel).and_then(Value::as_u64).unwrap_or(KERNEL_TIMEOUT_SECS);
+        let secs = table.timeouts.get(&kernel).copied().unwrap_or(KERNEL_TIMEOUT_SECS);
         let mut images = Vec::new();
         for (mode, features) in MODES {
             let mut extra = vec!["--bin", kernel.as_str()];
             extra.extend_from_slice(features);
             let bins = cargo::build_kernel_bins(TESTS_PACKAGE, true, true, &extra)?;
-            let elf = bins.get(&kernel).ok_or_else(|| format!("cargo built no `{kernel}`"))?;
+            let elf = bins.get(&kernel).with_context(|| format!("cargo built no `{kernel}`"))?;
             // Both modes build to the same path: keep a copy per mode.
             let copy = dir.join(format!("{kernel}-{mode}"));
-            std::fs::copy(elf, &copy).map_err(|e| format!("copying {}: {e}", elf.display()))?;
+            std::fs::copy(elf, &copy).with_context(|| format!("copying {}", elf.display()))?;
             let rd = ramdisk.as_ref().map(|p| p.path.as_path());
             images.push((mode, make_image(target, &format!("{kernel}-{mode}"), &copy, true, Firmware::Bios, rd)?));
         }
@@ -237,12 +238,12 @@ fn kernels(o: &BenchOpts, meta: &Value, target: &Path) -> Result<(Value, Value),
                 config.kernel_options.extend(ramdisk.as_ref().map(pages::PageFile::option));
                 config.disks.push(qemu::swap_disk(target, &kernel, qemu::SWAP_MIB)?);
                 config.disks.push(files.disk());
-                let run = qemu::run(&config.args()?, Duration::from_secs(secs), |_| {})?;
+                let run = qemu::run(&config.args().map_err(anyhow::Error::msg)?, Duration::from_secs(secs), |_| {})?;
                 if let Err(why) = verdict::exit_verdict(run.status, run.timed_out, secs) {
                     for l in &run.lines {
                         eprintln!("    | {l}");
                     }
-                    return Err(format!("benchmark kernel {kernel} ({mode}) failed: {why}"));
+                    bail!("benchmark kernel {kernel} ({mode}) failed: {why}");
                 }
                 for line in &run.lines {
                     let Some(v) = line.strip_prefix("@@bench ").and_then(|j| serde_json::from_str::<Value>(j).ok())
@@ -280,12 +281,4 @@ fn kernels(o: &BenchOpts, meta: &Value, target: &Path) -> Result<(Value, Value),
         }
     }
     Ok((json!(results), json!(medians)))
-}
-
-/// A table of tests/Cargo.toml's `[package.metadata.zkernel]` (`ramdisks`, `timeouts`), empty if absent.
-fn metadata_table(meta: &Value, key: &str) -> Map<String, Value> {
-    cargo::package(meta, TESTS_PACKAGE)
-        .and_then(|p| p["metadata"]["zkernel"][key].as_object())
-        .cloned()
-        .unwrap_or_default()
 }

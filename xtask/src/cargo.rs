@@ -1,11 +1,18 @@
 //! Calling cargo: the kernel and the test kernels for `x86_64-unknown-none`, host tests, metadata.
+//!
+//! What cargo prints for programs is read with the `cargo_metadata` crate's types: `cargo metadata`
+//! as [`Metadata`], `cargo build --message-format json-render-diagnostics` as [`Message`]s (each
+//! `compiler-artifact` of a binary gives a kernel ELF). The one free-form part, tests/Cargo.toml's
+//! `[package.metadata.zkernel]`, is read into [`KernelTable`].
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use serde_json::Value;
+use anyhow::{Context, Result, bail};
+use cargo_metadata::{Message, Metadata, MetadataCommand, Package};
+use serde::Deserialize;
 
 /// The kernel target; its `core`/`alloc` come precompiled with the pinned toolchain's `rustup target`.
 pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
@@ -37,22 +44,24 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
-/// `cargo metadata` of the workspace (no dependencies).
-pub fn metadata() -> Result<Value, String> {
+/// `cargo metadata` of the workspace (no dependencies), parsed by `cargo_metadata`. It runs through
+/// [`cargo`] (not `MetadataCommand::exec`) so it sees the same cleaned environment as every other call.
+pub fn metadata() -> Result<Metadata> {
     let out = cargo()
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .stderr(Stdio::inherit())
         .output()
-        .map_err(|e| format!("running cargo metadata: {e}"))?;
+        .context("running cargo metadata")?;
     if !out.status.success() {
-        return Err("cargo metadata failed".into());
+        bail!("cargo metadata failed");
     }
-    serde_json::from_slice(&out.stdout).map_err(|e| format!("parsing cargo metadata: {e}"))
+    let text = std::str::from_utf8(&out.stdout).context("parsing cargo metadata")?;
+    MetadataCommand::parse(text).context("parsing cargo metadata")
 }
 
 /// The target directory cargo uses.
-pub fn target_dir(meta: &Value) -> PathBuf {
-    meta["target_directory"].as_str().map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+pub fn target_dir(meta: &Metadata) -> PathBuf {
+    meta.target_directory.clone().into_std_path_buf()
 }
 
 /// Build `package`'s binaries for the kernel target; returns binary name → ELF path. `quiet` hides
@@ -62,7 +71,7 @@ pub fn build_kernel_bins(
     release: bool,
     quiet: bool,
     extra: &[&str],
-) -> Result<BTreeMap<String, PathBuf>, String> {
+) -> Result<BTreeMap<String, PathBuf>> {
     let mut cmd = cargo();
     if quiet {
         cmd.arg("--quiet");
@@ -74,41 +83,95 @@ pub fn build_kernel_bins(
     }
     cmd.args(extra);
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
-    let mut child = cmd.spawn().map_err(|e| format!("running cargo build: {e}"))?;
-    let mut bins = BTreeMap::new();
+    let mut child = cmd.spawn().context("running cargo build")?;
     let stdout = child.stdout.take().expect("piped");
-    for line in BufReader::new(stdout).lines() {
-        let line = line.map_err(|e| format!("reading cargo output: {e}"))?;
-        let Ok(msg) = serde_json::from_str::<Value>(&line) else { continue };
-        if msg["reason"] != "compiler-artifact" {
-            continue;
-        }
-        let is_bin = msg["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|x| x == "bin"));
-        if let (true, Some(exe), Some(name)) = (is_bin, msg["executable"].as_str(), msg["target"]["name"].as_str()) {
-            bins.insert(name.to_string(), PathBuf::from(exe));
-        }
-    }
-    let status = child.wait().map_err(|e| format!("waiting for cargo build: {e}"))?;
+    let bins = artifact_bins(BufReader::new(stdout))?;
+    let status = child.wait().context("waiting for cargo build")?;
     if !status.success() {
-        return Err(format!("cargo build --package {package} --target {KERNEL_TARGET} failed"));
+        bail!("cargo build --package {package} --target {KERNEL_TARGET} failed");
+    }
+    Ok(bins)
+}
+
+/// The executables among the `compiler-artifact` messages of `cargo build --message-format json…`:
+/// binary target name → path. Lines that are not cargo messages are passed over.
+fn artifact_bins(stdout: impl BufRead) -> Result<BTreeMap<String, PathBuf>> {
+    let mut bins = BTreeMap::new();
+    for msg in Message::parse_stream(stdout) {
+        if let Message::CompilerArtifact(a) = msg.context("reading cargo output")?
+            && a.target.is_bin()
+            && let Some(exe) = a.executable
+        {
+            bins.insert(a.target.name, exe.into_std_path_buf());
+        }
     }
     Ok(bins)
 }
 
 /// The workspace's host packages: its default members (the kernel crates are not among them).
-pub fn host_packages(meta: &Value) -> Vec<String> {
-    let ids: Vec<&str> =
-        meta["workspace_default_members"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-    meta["packages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p["id"].as_str().is_some_and(|id| ids.contains(&id)))
-        .filter_map(|p| p["name"].as_str().map(String::from))
-        .collect()
+pub fn host_packages(meta: &Metadata) -> Vec<String> {
+    if meta.workspace_default_members.is_missing() {
+        return Vec::new(); // cargo older than 1.71 does not say
+    }
+    meta.workspace_default_packages().into_iter().map(|p| p.name.to_string()).collect()
 }
 
 /// A package's entry in the metadata.
-pub fn package<'a>(meta: &'a Value, name: &str) -> Option<&'a Value> {
-    meta["packages"].as_array()?.iter().find(|p| p["name"] == name)
+pub fn package<'a>(meta: &'a Metadata, name: &str) -> Option<&'a Package> {
+    meta.packages.iter().find(|p| p.name.as_str() == name)
+}
+
+/// The `[package.metadata.zkernel]` table of a package (tests/Cargo.toml has one): what `cargo xtask
+/// test` and `bench` need to know about the test kernels beyond their `[[bin]]` targets. Every key may
+/// be left out.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct KernelTable {
+    /// Harness checks: kernel name → the failure key it must be judged with.
+    pub harness_checks: BTreeMap<String, String>,
+    /// Per-kernel timeouts in seconds.
+    pub timeouts: BTreeMap<String, u64>,
+    /// Benchmark kernels (`cargo xtask bench` runs them; `test` leaves them out).
+    pub benches: Vec<String>,
+    /// Per-kernel page files (paths relative to the workspace root) handed over as ramdisks.
+    pub ramdisks: BTreeMap<String, String>,
+}
+
+/// `package`'s [`KernelTable`]; empty when the package or its table is absent, an error naming the
+/// package when the table does not have the expected shape.
+pub fn kernel_table(meta: &Metadata, package_name: &str) -> Result<KernelTable> {
+    let Some(table) = package(meta, package_name).and_then(|p| p.metadata.get("zkernel")) else {
+        return Ok(KernelTable::default());
+    };
+    KernelTable::deserialize(table).with_context(|| format!("[package.metadata.zkernel] of package {package_name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_binary_artifacts_with_an_executable_are_kept() {
+        let lib = r#"{"reason":"compiler-artifact","package_id":"path+file:///w/k#0.1.0","manifest_path":"/w/k/Cargo.toml","target":{"kind":["lib"],"crate_types":["lib"],"name":"k","src_path":"/w/k/src/lib.rs","edition":"2024","doc":true,"doctest":true,"test":true},"profile":{"opt_level":"0","debuginfo":2,"debug_assertions":true,"overflow_checks":true,"test":false},"features":[],"filenames":["/t/libk.rlib"],"executable":null,"fresh":true}"#;
+        let bin = r#"{"reason":"compiler-artifact","package_id":"path+file:///w/k#0.1.0","manifest_path":"/w/k/Cargo.toml","target":{"kind":["bin"],"crate_types":["bin"],"name":"zkernel","src_path":"/w/k/src/main.rs","edition":"2024","doc":true,"doctest":false,"test":true},"profile":{"opt_level":"0","debuginfo":2,"debug_assertions":true,"overflow_checks":true,"test":false},"features":[],"filenames":["/t/zkernel"],"executable":"/t/zkernel","fresh":false}"#;
+        let done = r#"{"reason":"build-finished","success":true}"#;
+        let out = format!("{lib}\nnot json\n{bin}\n{done}\n");
+        let bins = artifact_bins(out.as_bytes()).unwrap();
+        assert_eq!(bins.into_iter().collect::<Vec<_>>(), [("zkernel".to_string(), PathBuf::from("/t/zkernel"))]);
+    }
+
+    #[test]
+    fn the_kernel_table_is_typed() {
+        let v = serde_json::json!({
+            "harness-checks": { "fail_exit": "kernel-failed" },
+            "timeouts": { "fail_hang": 15 },
+            "benches": ["bench_mm"],
+        });
+        let t = KernelTable::deserialize(&v).unwrap();
+        assert_eq!(t.harness_checks["fail_exit"], "kernel-failed");
+        assert_eq!((t.timeouts["fail_hang"], t.benches.as_slice()), (15, &["bench_mm".to_string()][..]));
+        assert!(t.ramdisks.is_empty());
+        let bad = serde_json::json!({ "timeouts": { "fail_hang": "soon" } });
+        assert!(KernelTable::deserialize(&bad).is_err());
+    }
 }

@@ -14,6 +14,9 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::{Context, Result, anyhow, bail};
+use walkdir::WalkDir;
+
 /// The disk's serial, which the kernel looks it up by (`kernel/src/fs.rs`).
 pub const DISK_NAME: &str = "files";
 /// Files larger than this are left out (a stray binary would swell every test's disk).
@@ -60,7 +63,7 @@ impl FilesImage {
 
 /// Collect, pack and write the file disk under `target/zkernel/disks/`: the default set when `dir` is
 /// `None`, else the files of `dir`.
-pub fn prepare(target: &Path, dir: Option<&Path>) -> Result<FilesImage, String> {
+pub fn prepare(target: &Path, dir: Option<&Path>) -> Result<FilesImage> {
     let mut found = Found::default();
     let out_name = match dir {
         None => {
@@ -81,20 +84,22 @@ pub fn prepare(target: &Path, dir: Option<&Path>) -> Result<FilesImage, String> 
         .files
         .iter()
         .map(|(name, path)| {
-            std::fs::read(path).map(|d| (name.clone(), d)).map_err(|e| format!("reading {}: {e}", path.display()))
+            std::fs::read(path).map(|d| (name.clone(), d)).with_context(|| format!("reading {}", path.display()))
         })
-        .collect::<Result<_, _>>()?;
-    let image = fsimage::pack(&contents).map_err(|e| match e {
-        fsimage::PackError::NameTooLong { index, .. }
-        | fsimage::PackError::EmptyName { index }
-        | fsimage::PackError::NameHasNul { index }
-        | fsimage::PackError::DuplicateName { index, .. } => {
-            format!("packing the file disk: {e} ({})", found.files[index].1.display())
-        }
-        fsimage::PackError::TooManyFiles { .. } => format!("packing the file disk: {e}"),
-    })?;
+        .collect::<Result<_>>()?;
+    let image = fsimage::pack(&contents)
+        .map_err(|e| match e {
+            fsimage::PackError::NameTooLong { index, .. }
+            | fsimage::PackError::EmptyName { index }
+            | fsimage::PackError::NameHasNul { index }
+            | fsimage::PackError::DuplicateName { index, .. } => {
+                anyhow!("{e} ({})", found.files[index].1.display())
+            }
+            fsimage::PackError::TooManyFiles { .. } => anyhow!("{e}"),
+        })
+        .context("packing the file disk")?;
     let disks = target.join("zkernel").join("disks");
-    std::fs::create_dir_all(&disks).map_err(|e| format!("creating {}: {e}", disks.display()))?;
+    std::fs::create_dir_all(&disks).with_context(|| format!("creating {}", disks.display()))?;
     let path = disks.join(out_name);
     write_if_changed(&path, &image)?;
     Ok(FilesImage {
@@ -107,13 +112,13 @@ pub fn prepare(target: &Path, dir: Option<&Path>) -> Result<FilesImage, String> 
 }
 
 /// Write `bytes` to `path` unless it already holds them; through a temporary file and a rename.
-fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<(), String> {
+fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
     if std::fs::read(path).ok().as_deref() == Some(bytes) {
         return Ok(());
     }
     let tmp = path.with_extension(format!("img.tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("renaming {} to {}: {e}", tmp.display(), path.display()))
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
 #[derive(Default)]
@@ -123,7 +128,7 @@ struct Found {
     skipped: Vec<String>,
 }
 
-fn collect_default(root: &Path, found: &mut Found) -> Result<(), String> {
+fn collect_default(root: &Path, found: &mut Found) -> Result<()> {
     for f in DEFAULT_FILES {
         let path = root.join(f);
         if path.is_file() {
@@ -147,66 +152,85 @@ fn collect_default(root: &Path, found: &mut Found) -> Result<(), String> {
 }
 
 /// `--files DIR`: the directory must exist and hold at least one file.
-fn collect_dir_option(dir: &Path, found: &mut Found) -> Result<(), String> {
+fn collect_dir_option(dir: &Path, found: &mut Found) -> Result<()> {
+    let what = || format!("--files {}", dir.display());
     match std::fs::metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!("--files {}: no such directory", dir.display()));
+            return Err(anyhow!("no such directory")).with_context(what);
         }
-        Err(e) => return Err(format!("--files {}: {e}", dir.display())),
-        Ok(m) if !m.is_dir() => return Err(format!("--files {}: not a directory", dir.display())),
+        Err(e) => return Err(e).with_context(what),
+        Ok(m) if !m.is_dir() => return Err(anyhow!("not a directory")).with_context(what),
         Ok(_) => {}
     }
     walk(dir, "", found)?;
     if found.files.is_empty() {
-        return Err(format!(
-            "--files {}: no files to pack (hidden entries, target/ and files over {} MiB are left out)",
-            dir.display(),
+        return Err(anyhow!(
+            "no files to pack (hidden entries, target/ and files over {} MiB are left out)",
             MAX_FILE_BYTES >> 20
-        ));
+        ))
+        .with_context(what);
     }
     Ok(())
 }
 
-/// Every file under `dir`, named `prefix/relative/path`, skipping hidden entries and `target/`.
-fn walk(dir: &Path, prefix: &str, found: &mut Found) -> Result<(), String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| format!("reading {}: {e}", dir.display()))?;
-        let path = entry.path();
-        let Some(file_name) = entry.file_name().to_str().map(String::from) else {
-            found.skipped.push(format!("{} (name not UTF-8)", path.display()));
+/// Every file under `dir`, named `prefix/relative/path`, skipping hidden entries and `target/`
+/// directories. Symbolic links are followed, like `cp -L`; a dangling one is passed over, and so is a
+/// link back to a directory above it (it would never end). Directories are visited in file-name order,
+/// so [`Found::skipped`] comes out the same every time.
+fn walk(dir: &Path, prefix: &str, found: &mut Found) -> Result<()> {
+    let mut entries = WalkDir::new(dir).min_depth(1).follow_links(true).sort_by_file_name().into_iter();
+    while let Some(entry) = entries.next() {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                let path = e.path().unwrap_or(dir).to_path_buf();
+                let passed_over = e.loop_ancestor().is_some() || std::fs::metadata(&path).is_err();
+                if passed_over && path != dir {
+                    continue;
+                }
+                let why = e.into_io_error().map_or_else(|| anyhow!("a symbolic link loop"), anyhow::Error::new);
+                return Err(why).with_context(|| format!("reading {}", path.display()));
+            }
+        };
+        let is_dir = entry.file_type().is_dir();
+        let Some(file_name) = entry.file_name().to_str() else {
+            found.skipped.push(format!("{} (name not UTF-8)", entry.path().display()));
+            if is_dir {
+                entries.skip_current_dir();
+            }
             continue;
         };
-        if file_name.starts_with('.') {
+        if file_name.starts_with('.') || (is_dir && file_name == "target") {
+            if is_dir {
+                entries.skip_current_dir();
+            }
             continue;
         }
-        let name = if prefix.is_empty() { file_name.clone() } else { format!("{prefix}/{file_name}") };
-        // Follows symbolic links, like `cp -L`.
-        let Ok(meta) = std::fs::metadata(&path) else { continue };
-        if meta.is_dir() {
-            if file_name != "target" {
-                walk(&path, &name, found)?;
-            }
-        } else if meta.is_file() {
-            add_file(&path, name, found)?;
+        if !entry.file_type().is_file() {
+            continue; // a directory (walked into next), or a socket, a FIFO, a device
         }
+        // Every component above this one was UTF-8, or it would have been skipped.
+        let relative = entry.path().strip_prefix(dir).expect("walkdir yields paths under its root");
+        let relative: Vec<&str> = relative.components().filter_map(|c| c.as_os_str().to_str()).collect();
+        let name = if prefix.is_empty() { relative.join("/") } else { format!("{prefix}/{}", relative.join("/")) };
+        add_file(entry.path(), name, found)?;
     }
     Ok(())
 }
 
-fn add_file(path: &Path, name: String, found: &mut Found) -> Result<(), String> {
-    let len = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?.len();
+fn add_file(path: &Path, name: String, found: &mut Found) -> Result<()> {
+    let len = std::fs::metadata(path).with_context(|| path.display().to_string())?.len();
     if len > MAX_FILE_BYTES {
         found.skipped.push(format!("{name} ({} MiB)", len >> 20));
         return Ok(());
     }
     if name.len() > fsimage::NAME_LEN {
-        return Err(format!(
+        bail!(
             "{}: its name in the file disk, {name:?}, is {} bytes, at most {} fit",
             path.display(),
             name.len(),
             fsimage::NAME_LEN
-        ));
+        );
     }
     found.files.push((name, path.to_path_buf()));
     Ok(())
@@ -276,14 +300,32 @@ mod tests {
     fn missing_empty_and_non_directories_are_refused() {
         let dir = temp("bad");
         let target = dir.join("target");
-        let err = prepare(&target, Some(&dir.join("nope"))).unwrap_err();
-        assert!(err.starts_with("--files ") && err.ends_with("nope: no such directory"), "{err}");
+        let err = format!("{:#}", prepare(&target, Some(&dir.join("nope"))).unwrap_err());
+        assert_eq!(err, format!("--files {}: no such directory", dir.join("nope").display()));
         std::fs::create_dir_all(dir.join("empty/.git")).unwrap();
         std::fs::write(dir.join("empty/.git/x"), b"x").unwrap();
-        let err = prepare(&target, Some(&dir.join("empty"))).unwrap_err();
-        assert!(err.contains("no files to pack"), "{err}");
+        let err = format!("{:#}", prepare(&target, Some(&dir.join("empty"))).unwrap_err());
+        assert!(err.starts_with(&format!("--files {}: no files to pack", dir.join("empty").display())), "{err}");
         std::fs::write(dir.join("file"), b"x").unwrap();
-        assert!(prepare(&target, Some(&dir.join("file"))).unwrap_err().contains("not a directory"));
+        let err = format!("{:#}", prepare(&target, Some(&dir.join("file"))).unwrap_err());
+        assert_eq!(err, format!("--files {}: not a directory", dir.join("file").display()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn links_are_followed_and_dangling_or_looping_ones_passed_over() {
+        let dir = temp("links");
+        let src = dir.join("src");
+        std::fs::create_dir_all(src.join("real")).unwrap();
+        std::fs::write(src.join("real/f"), b"data").unwrap();
+        std::os::unix::fs::symlink(src.join("real"), src.join("alias")).unwrap();
+        std::os::unix::fs::symlink(src.join("nowhere"), src.join("dangling")).unwrap();
+        std::os::unix::fs::symlink(&src, src.join("real/up")).unwrap();
+        let out = prepare(&dir.join("target"), Some(&src)).unwrap();
+        let bytes = std::fs::read(&out.path).unwrap();
+        let image = fsimage::Image::parse(&bytes).unwrap();
+        let names: Vec<&str> = image.files.iter().map(|f| f.name()).collect();
+        assert_eq!(names, ["alias/f", "real/f"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -293,8 +335,8 @@ mod tests {
         let src = dir.join("src");
         std::fs::create_dir_all(&src).unwrap();
         std::fs::write(src.join("n".repeat(fsimage::NAME_LEN + 1)), b"x").unwrap();
-        let err = prepare(&dir.join("target"), Some(&src)).unwrap_err();
-        assert!(err.contains("at most 104 fit"), "{err}");
+        let err = prepare(&dir.join("target"), Some(&src)).unwrap_err().to_string();
+        assert!(err.ends_with("is 105 bytes, at most 104 fit"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -7,10 +7,11 @@
 //! | `test` | host unit tests, then every test kernel in `tests/`, judged by QEMU's exit status |
 //! | `bench` | criterion benchmarks on the host, then benchmark kernels built with kmap and with a direct map |
 //! | `gdb` | boot stopped at the first instruction with the gdb stub, print the gdb command line |
-//! | `lint` | rustfmt check and clippy (host crates and kernel target), warnings are errors |
+//! | `lint` | the architecture check of `kernel/src` (`archcheck.rs`), then rustfmt check and clippy (host crates and kernel target), warnings are errors |
 //!
 //! See README.md for the options and `verdict.rs` for how a run is judged.
 
+mod archcheck;
 mod bench;
 mod cargo;
 mod files;
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::{Context, Result};
 use boot::{Firmware, QemuConfig};
 use clap::{Args, Parser, Subcommand};
 
@@ -45,8 +47,19 @@ enum Cmd {
     Bench(bench::BenchOpts),
     /// Boot with the gdb stub, stopped before the first instruction.
     Gdb(RunOpts),
-    /// rustfmt --check and clippy on host crates and the kernel target.
-    Lint,
+    /// The architecture check of kernel/src, then rustfmt --check and clippy on host crates and the
+    /// kernel target.
+    Lint(LintOpts),
+}
+
+#[derive(Args, Clone, Debug)]
+struct LintOpts {
+    /// Run only the architecture check (which kernel module may use which).
+    #[arg(long)]
+    arch_only: bool,
+    /// Print the architecture table (xtask/src/archcheck.rs) and stop.
+    #[arg(long, conflicts_with = "arch_only")]
+    arch_table: bool,
 }
 
 #[derive(Args, Clone)]
@@ -149,10 +162,11 @@ fn main() -> ExitCode {
         Cmd::Gdb(o) => run(&o, true),
         Cmd::Test(o) => test::test(&o),
         Cmd::Bench(o) => bench::bench(&o),
-        Cmd::Lint => lint(),
+        Cmd::Lint(o) => lint(&o),
     };
+    // `{:#}` prints the whole chain on one line, outermost context first: `what: why: deeper why`.
     result.unwrap_or_else(|e| {
-        eprintln!("xtask: {e}");
+        eprintln!("xtask: {e:#}");
         ExitCode::FAILURE
     })
 }
@@ -175,24 +189,24 @@ pub fn make_image(
     release: bool,
     fw: Firmware,
     ramdisk: Option<&Path>,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf> {
     let img = image_path(target, name, release, fw);
     let xtask_exe = std::env::current_exe().ok();
-    boot::disk_image(elf, fw, &img, ramdisk, xtask_exe.as_deref())?;
+    boot::disk_image(elf, fw, &img, ramdisk, xtask_exe.as_deref()).map_err(anyhow::Error::msg)?;
     Ok(img)
 }
 
-fn build(o: &BuildOpts, ramdisk: Option<&Path>) -> Result<(PathBuf, PathBuf), String> {
+fn build(o: &BuildOpts, ramdisk: Option<&Path>) -> Result<(PathBuf, PathBuf)> {
     let meta = cargo::metadata()?;
     let bins = cargo::build_kernel_bins("zkernel", o.release, false, &[])?;
-    let elf = bins.get("zkernel").ok_or("cargo built no `zkernel` binary")?.clone();
+    let elf = bins.get("zkernel").context("cargo built no `zkernel` binary")?.clone();
     // An image with a ramdisk gets its own name, so the plain image stays valid.
     let name = if ramdisk.is_some() { "zkernel-ramdisk" } else { "zkernel" };
     let img = make_image(&cargo::target_dir(&meta), name, &elf, o.release, firmware(o.uefi), ramdisk)?;
     Ok((elf, img))
 }
 
-fn run(o: &RunOpts, gdb: bool) -> Result<ExitCode, String> {
+fn run(o: &RunOpts, gdb: bool) -> Result<ExitCode> {
     let ovmf = qemu::ensure_prerequisites(o.build.uefi)?;
     let meta = cargo::metadata()?;
     let pages = match &o.pages {
@@ -225,7 +239,7 @@ fn run(o: &RunOpts, gdb: bool) -> Result<ExitCode, String> {
         eprintln!("xtask: ramdisk {} ({} pages)", p.path.display(), p.pages);
         config.kernel_options.push(p.option());
     }
-    let args = config.args()?;
+    let args = config.args().map_err(anyhow::Error::msg)?;
     let default_timeout = if gdb { 3600 } else { 300 };
     let timeout = Duration::from_secs(o.machine.timeout.unwrap_or(default_timeout));
     if gdb {
@@ -250,7 +264,7 @@ fn run(o: &RunOpts, gdb: bool) -> Result<ExitCode, String> {
             Ok(v) => {
                 let pretty = serde_json::to_string_pretty(&v).unwrap_or(json);
                 std::fs::write(&report_path, pretty + "\n")
-                    .map_err(|e| format!("writing {}: {e}", report_path.display()))?;
+                    .with_context(|| format!("writing {}", report_path.display()))?;
                 eprintln!("xtask: report saved to {}", report_path.display());
             }
             Err(e) => eprintln!("xtask: the kernel's @@stats line is not valid JSON ({e}); not saved"),
@@ -265,12 +279,42 @@ fn run(o: &RunOpts, gdb: bool) -> Result<ExitCode, String> {
             if !r.stderr.trim().is_empty() {
                 eprintln!("QEMU stderr:\n{}", r.stderr.trim_end());
             }
-            Err(why.to_string())
+            Err(why.into())
         }
     }
 }
 
-fn lint() -> Result<ExitCode, String> {
+/// The architecture check of `kernel/src`: every problem on its own line (stdout), then a summary.
+fn arch_check() -> Result<()> {
+    let root = cargo::workspace_root();
+    let shown = Path::new("kernel").join("src");
+    eprintln!("xtask: architecture check of {}", shown.display());
+    let report = archcheck::check(&root.join(&shown), archcheck::TABLE)?;
+    for p in &report.problems {
+        println!("{}", p.render(&shown));
+    }
+    if !report.problems.is_empty() {
+        anyhow::bail!(
+            "architecture check: {} problem(s) in {} ({} files); the table is in xtask/src/archcheck.rs \
+             (`cargo xtask lint --arch-table` prints it)",
+            report.problems.len(),
+            shown.display(),
+            report.files
+        );
+    }
+    println!("archcheck: {} files, {} uses between modules, all allowed", report.files, report.uses.len());
+    Ok(())
+}
+
+fn lint(o: &LintOpts) -> Result<ExitCode> {
+    if o.arch_table {
+        println!("{}", archcheck::render_table(archcheck::TABLE));
+        return Ok(ExitCode::SUCCESS);
+    }
+    arch_check()?;
+    if o.arch_only {
+        return Ok(ExitCode::SUCCESS);
+    }
     let steps: [&[&str]; 3] = [
         &["fmt", "--all", "--", "--check"],
         &[
@@ -302,9 +346,9 @@ fn lint() -> Result<ExitCode, String> {
         eprintln!("xtask: cargo {}", args.join(" "));
         let ok = cargo::cargo().args(args).status().is_ok_and(|s| s.success());
         if !ok {
-            return Err(format!("`cargo {}` failed", args.join(" ")));
+            anyhow::bail!("`cargo {}` failed", args.join(" "));
         }
     }
-    println!("lint: rustfmt and clippy clean");
+    println!("lint: architecture, rustfmt and clippy clean");
     Ok(ExitCode::SUCCESS)
 }

@@ -1,9 +1,15 @@
 //! Page files: raw 4096-byte pages, optionally gzip-compressed, handed to the kernel as the bootloader
 //! ramdisk. xtask unpacks a `.gz` once into `target/zkernel/data/` and passes the FNV-1a checksum of
-//! the bytes as the kernel option `ramdisk_fnv`, so the kernel can prove the pages arrived intact.
+//! the bytes as the kernel option `ramdisk_fnv`, so the kernel can prove the pages arrived intact. The
+//! checksum is the workspace's `fnv1a` crate (kernel/libs/fnv), the one copy the kernel checks with too.
+//!
+//! Errors name the file first: `page file /tmp/bad.pages: 5000 bytes is not a whole number of 4096-byte
+//! pages` (the context, then the cause, as `main` prints an error chain).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
 
 /// A page file ready to be a ramdisk.
 #[derive(Debug, Clone)]
@@ -21,33 +27,32 @@ impl PageFile {
 }
 
 /// Check and (if gzip) unpack `src` into `data_dir`; errors name the file and what is wrong with it.
-pub fn prepare(src: &Path, data_dir: &Path) -> Result<PageFile, String> {
-    let raw = std::fs::read(src).map_err(|e| format!("page file {}: {e}", src.display()))?;
+pub fn prepare(src: &Path, data_dir: &Path) -> Result<PageFile> {
+    let what = || format!("page file {}", src.display());
+    let raw = std::fs::read(src).with_context(what)?;
     let (bytes, path) = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| format!("page file {}: not valid gzip: {e}", src.display()))?;
+        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).context("not valid gzip").with_context(what)?;
         let stem = src.file_stem().and_then(|s| s.to_str()).unwrap_or("pages");
         let path = data_dir.join(stem.trim_end_matches(".pages").to_string() + ".pages");
-        std::fs::create_dir_all(data_dir).map_err(|e| format!("creating {}: {e}", data_dir.display()))?;
+        std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         if std::fs::read(&path).ok().as_deref() != Some(&out[..]) {
-            std::fs::write(&path, &out).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            std::fs::write(&path, &out).with_context(|| format!("writing {}", path.display()))?;
         }
         (out, path)
     } else {
         (raw, src.to_path_buf())
     };
-    check(&bytes).map_err(|why| format!("page file {}: {why}", src.display()))?;
-    Ok(PageFile { path, pages: bytes.len() as u64 / 4096, fnv: kopts::fnv1a64(&bytes) })
+    check(&bytes).with_context(what)?;
+    Ok(PageFile { path, pages: bytes.len() as u64 / 4096, fnv: fnv1a::fnv1a64(&bytes) })
 }
 
-fn check(bytes: &[u8]) -> Result<(), String> {
+fn check(bytes: &[u8]) -> Result<()> {
     if bytes.is_empty() {
-        return Err("it is empty".into());
+        bail!("it is empty");
     }
     if bytes.len() % 4096 != 0 {
-        return Err(format!("{} bytes is not a whole number of 4096-byte pages", bytes.len()));
+        bail!("{} bytes is not a whole number of 4096-byte pages", bytes.len());
     }
     Ok(())
 }
@@ -59,7 +64,8 @@ mod tests {
     #[test]
     fn sizes_are_checked() {
         assert!(check(&[]).is_err());
-        assert!(check(&[0; 4095]).unwrap_err().contains("not a whole number"));
+        assert_eq!(check(&[]).unwrap_err().to_string(), "it is empty");
+        assert_eq!(check(&[0; 4095]).unwrap_err().to_string(), "4095 bytes is not a whole number of 4096-byte pages");
         assert!(check(&[0; 8192]).is_ok());
     }
 
@@ -76,10 +82,21 @@ mod tests {
         std::fs::write(&gz_path, gz.finish().unwrap()).unwrap();
         let a = prepare(&raw, &dir.join("out")).unwrap();
         let b = prepare(&gz_path, &dir.join("out")).unwrap();
-        assert_eq!((a.pages, a.fnv), (3, kopts::fnv1a64(&pages)));
+        assert_eq!((a.pages, a.fnv), (3, fnv1a::fnv1a64(&pages)));
         assert_eq!((b.pages, b.fnv), (a.pages, a.fnv));
         assert_eq!(std::fs::read(&b.path).unwrap(), pages);
-        assert!(prepare(&dir.join("missing"), &dir).unwrap_err().contains("missing"));
+        let missing = dir.join("missing");
+        let err = format!("{:#}", prepare(&missing, &dir).unwrap_err());
+        assert!(err.starts_with(&format!("page file {}: ", missing.display())), "{err}");
+        // The message shape `cargo xtask run --pages` prints: what, then why, on one line.
+        let bad = dir.join("bad.pages");
+        std::fs::write(&bad, vec![0u8; 5000]).unwrap();
+        let err = format!("{:#}", prepare(&bad, &dir).unwrap_err());
+        assert_eq!(err, format!("page file {}: 5000 bytes is not a whole number of 4096-byte pages", bad.display()));
+        let not_gz = dir.join("not.pages.gz");
+        std::fs::write(&not_gz, [0x1f, 0x8b, 0, 0]).unwrap();
+        let err = format!("{:#}", prepare(&not_gz, &dir).unwrap_err());
+        assert!(err.starts_with(&format!("page file {}: not valid gzip: ", not_gz.display())), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

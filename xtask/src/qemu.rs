@@ -7,6 +7,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, Result, anyhow, bail};
+
 pub const QEMU: &str = "qemu-system-x86_64";
 
 /// Debian packages that provide QEMU and OVMF.
@@ -31,7 +33,7 @@ fn have(cmd: &str) -> bool {
 
 /// Make sure QEMU (and OVMF for UEFI) are there: install them with apt-get when running as root on a
 /// Debian-like system, otherwise stop with the exact command to run. Returns the OVMF path for UEFI.
-pub fn ensure_prerequisites(uefi: bool) -> Result<Option<PathBuf>, String> {
+pub fn ensure_prerequisites(uefi: bool) -> Result<Option<PathBuf>> {
     let mut missing = Vec::new();
     if !qemu_works() {
         missing.push(QEMU_PACKAGE);
@@ -53,25 +55,25 @@ pub fn ensure_prerequisites(uefi: bool) -> Result<Option<PathBuf>, String> {
             };
             let ok = run(&["update", "-qq"]) && run(&[&["install", "-y", "-qq"][..], &missing].concat());
             if !ok {
-                return Err(format!(
+                bail!(
                     "installing {} with apt-get failed; run `sudo apt-get update && sudo {install}`",
                     missing.join(" ")
-                ));
+                );
             }
         } else {
-            return Err(format!(
+            bail!(
                 "{} is not installed. Install it with:\n    sudo apt-get update && sudo {install}",
                 missing.join(" and ")
-            ));
+            );
         }
         if !qemu_works() {
-            return Err(format!("{QEMU} still does not run after installing {QEMU_PACKAGE}"));
+            bail!("{QEMU} still does not run after installing {QEMU_PACKAGE}");
         }
     }
     if uefi {
         return boot::find_ovmf()
             .map(Some)
-            .ok_or_else(|| format!("OVMF.fd not found in any of {:?}", boot::OVMF_CANDIDATES));
+            .ok_or_else(|| anyhow!("OVMF.fd not found in any of {:?}", boot::OVMF_CANDIDATES));
     }
     Ok(None)
 }
@@ -83,12 +85,12 @@ pub const SWAP_MIB: u64 = 64;
 /// attached with serial `swap`. The file is truncated and extended with `set_len`, so it is sparse:
 /// making it costs nothing whatever its size. Each kernel has its own file, so test kernels running in
 /// parallel never share a disk.
-pub fn swap_disk(target: &Path, kernel: &str, mib: u64) -> Result<boot::VirtioDisk, String> {
+pub fn swap_disk(target: &Path, kernel: &str, mib: u64) -> Result<boot::VirtioDisk> {
     let dir = target.join("zkernel").join("disks");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(format!("{kernel}-swap.img"));
-    let file = std::fs::File::create(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
-    file.set_len(mib << 20).map_err(|e| format!("sizing {} to {mib} MiB: {e}", path.display()))?;
+    let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    file.set_len(mib << 20).with_context(|| format!("sizing {} to {mib} MiB", path.display()))?;
     Ok(boot::VirtioDisk::new("swap", path))
 }
 
@@ -105,7 +107,7 @@ pub struct Run {
 
 /// Run QEMU with `args`, killing it after `timeout`. Each serial line is passed to `on_line` as it
 /// arrives (to echo it live); all lines are also returned.
-pub fn run(args: &[String], timeout: Duration, mut on_line: impl FnMut(&str)) -> Result<Run, String> {
+pub fn run(args: &[String], timeout: Duration, mut on_line: impl FnMut(&str)) -> Result<Run> {
     let start = Instant::now();
     let mut child = Command::new(QEMU)
         .args(args)
@@ -113,7 +115,7 @@ pub fn run(args: &[String], timeout: Duration, mut on_line: impl FnMut(&str)) ->
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("starting {QEMU}: {e}"))?;
+        .with_context(|| format!("starting {QEMU}"))?;
 
     let (tx, rx) = mpsc::channel::<String>();
     let stdout = child.stdout.take().expect("piped");
@@ -147,12 +149,12 @@ pub fn run(args: &[String], timeout: Duration, mut on_line: impl FnMut(&str)) ->
             on_line(&line);
             lines.push(line);
         }
-        if let Some(status) = child.try_wait().map_err(|e| format!("waiting for QEMU: {e}"))? {
+        if let Some(status) = child.try_wait().context("waiting for QEMU")? {
             break status;
         }
         if start.elapsed() >= timeout {
             let _ = child.kill();
-            let status = child.wait().map_err(|e| format!("waiting for QEMU: {e}"))?;
+            let status = child.wait().context("waiting for QEMU")?;
             // QEMU may have exited on its own between the last poll and the kill: then its status
             // stands. Only a QEMU our kill ended (no exit code) timed out.
             timed_out = status.code().is_none();

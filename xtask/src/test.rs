@@ -9,12 +9,12 @@
 //! that verdict, so every run proves the harness cannot be fooled into a pass. Named by `--filter`
 //! alone, it runs as an ordinary test kernel and shows its failure.
 
-use std::collections::BTreeMap;
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, Result, anyhow, bail};
 use boot::{Firmware, QemuConfig};
-use serde_json::Value;
+use cargo_metadata::Metadata;
 
 use crate::verdict::{self, Failure, Observed};
 use crate::{TestOpts, cargo, files, make_image, pages, qemu};
@@ -35,7 +35,7 @@ fn line(kind: &str, name: &str, result: &str) {
     println!("{label:.<44} {result}");
 }
 
-pub fn test(o: &TestOpts) -> Result<ExitCode, String> {
+pub fn test(o: &TestOpts) -> Result<ExitCode> {
     let started = Instant::now();
     let meta = cargo::metadata()?;
     let matches = |name: &str| o.filter.as_deref().is_none_or(|f| name.contains(f));
@@ -50,11 +50,9 @@ pub fn test(o: &TestOpts) -> Result<ExitCode, String> {
     }
 
     // 2. Test kernels and harness checks.
-    let benches = bench_kernels(&meta);
-    let kernels: Vec<String> = test_kernels(&meta)?.into_iter().filter(|k| !benches.contains(k)).collect();
-    let checks = harness_checks(&meta);
-    let timeouts = kernel_timeouts(&meta);
-    let ramdisks = kernel_ramdisks(&meta);
+    let table = cargo::kernel_table(&meta, TESTS_PACKAGE)?;
+    let kernels: Vec<String> = test_kernels(&meta)?.into_iter().filter(|k| !table.benches.contains(k)).collect();
+    let (checks, timeouts, ramdisks) = (&table.harness_checks, &table.timeouts, &table.ramdisks);
     let wanted: Vec<&String> = kernels.iter().filter(|k| matches(k)).collect();
     t.skipped += kernels.len() - wanted.len();
     if !wanted.is_empty() {
@@ -70,7 +68,7 @@ pub fn test(o: &TestOpts) -> Result<ExitCode, String> {
         // Images and command lines first, then the runs, `jobs` QEMUs at a time.
         let mut queue = Vec::new();
         for (name, expect) in plain.iter().map(|k| (*k, None)).chain(as_checks.iter().map(|k| (*k, checks.get(*k)))) {
-            let elf = bins.get(name.as_str()).ok_or_else(|| format!("cargo built no test kernel `{name}`"))?;
+            let elf = bins.get(name.as_str()).with_context(|| format!("cargo built no test kernel `{name}`"))?;
             let pages = match ramdisks.get(name.as_str()) {
                 Some(file) => {
                     Some(pages::prepare(&cargo::workspace_root().join(file), &target.join("zkernel").join("data"))?)
@@ -87,7 +85,7 @@ pub fn test(o: &TestOpts) -> Result<ExitCode, String> {
             // tests/Cargo.toml's timeouts count from QEMU's start; under UEFI, OVMF adds ~5 s before the kernel.
             let firmware_allowance = if o.uefi { UEFI_ALLOWANCE_SECS } else { 0 };
             let secs = timeouts.get(name.as_str()).map_or(o.timeout, |t| (t + firmware_allowance).min(o.timeout));
-            queue.push((name, expect, config.args()?, secs));
+            queue.push((name, expect, config.args().map_err(anyhow::Error::msg)?, secs));
         }
         let runs = run_parallel(&queue, o.jobs.max(1), |(_, _, args, secs)| {
             qemu::run(args, Duration::from_secs(*secs), |_| {})
@@ -97,7 +95,7 @@ pub fn test(o: &TestOpts) -> Result<ExitCode, String> {
             let run = match run {
                 Ok(run) => run,
                 Err(e) => {
-                    line(if expect.is_some() { "check" } else { "kernel" }, name, &format!("FAILED: {e}"));
+                    line(if expect.is_some() { "check" } else { "kernel" }, name, &format!("FAILED: {e:#}"));
                     t.failed += 1;
                     continue;
                 }
@@ -210,10 +208,10 @@ fn show_output(run: &qemu::Run, last: usize) {
 }
 
 /// Build the host packages' tests once, then run each package and count its tests.
-fn host_tests(packages: &[&String], t: &mut Tally) -> Result<(), String> {
+fn host_tests(packages: &[&String], t: &mut Tally) -> Result<()> {
     let pkg_args: Vec<String> = packages.iter().flat_map(|p| ["--package".to_string(), p.to_string()]).collect();
     let build = cargo::cargo().arg("test").arg("--no-run").args(&pkg_args).stdout(Stdio::null()).output();
-    let build = build.map_err(|e| format!("running cargo test --no-run: {e}"))?;
+    let build = build.context("running cargo test --no-run")?;
     if !build.status.success() {
         print!("{}", String::from_utf8_lossy(&build.stderr));
         line("host", "build", "FAILED: the host tests do not compile");
@@ -224,7 +222,7 @@ fn host_tests(packages: &[&String], t: &mut Tally) -> Result<(), String> {
         let out = cargo::cargo()
             .args(["test", "--package", p])
             .output()
-            .map_err(|e| format!("running cargo test --package {p}: {e}"))?;
+            .with_context(|| format!("running cargo test --package {p}"))?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         let (mut passed, mut failed) = (0, 0);
         for l in stdout.lines().filter_map(|l| l.strip_prefix("test result: ")) {
@@ -259,59 +257,21 @@ fn count(summary: &str, what: &str) -> usize {
 
 /// The test kernels: the `[[bin]]` targets of `tests/Cargo.toml`. Every `tests/*.rs` must be one,
 /// so a new scenario file can never be silently left out.
-fn test_kernels(meta: &Value) -> Result<Vec<String>, String> {
-    let pkg = cargo::package(meta, TESTS_PACKAGE).ok_or("no zkernel-tests package in the workspace")?;
-    let mut names = Vec::new();
-    let mut paths = Vec::new();
-    for target in pkg["targets"].as_array().into_iter().flatten() {
-        if target["kind"].as_array().is_some_and(|k| k.iter().any(|x| x == "bin")) {
-            names.push(target["name"].as_str().unwrap_or_default().to_string());
-            paths.push(std::path::PathBuf::from(target["src_path"].as_str().unwrap_or_default()));
-        }
-    }
+fn test_kernels(meta: &Metadata) -> Result<Vec<String>> {
+    let pkg =
+        cargo::package(meta, TESTS_PACKAGE).ok_or_else(|| anyhow!("no {TESTS_PACKAGE} package in the workspace"))?;
+    let bins: Vec<_> = pkg.targets.iter().filter(|t| t.is_bin()).collect();
     let dir = cargo::workspace_root().join("tests");
-    let entries = std::fs::read_dir(&dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    let entries = std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?;
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.extension().is_some_and(|e| e == "rs") && !paths.contains(&path) {
-            return Err(format!("{} is not listed as a [[bin]] in tests/Cargo.toml", path.display()));
+        if path.extension().is_some_and(|e| e == "rs") && !bins.iter().any(|t| t.src_path == path) {
+            bail!("{} is not listed as a [[bin]] in tests/Cargo.toml", path.display());
         }
     }
+    let mut names: Vec<String> = bins.iter().map(|t| t.name.clone()).collect();
     names.sort();
     Ok(names)
-}
-
-fn zkernel_metadata<'a>(meta: &'a Value, key: &str) -> Option<&'a serde_json::Map<String, Value>> {
-    cargo::package(meta, TESTS_PACKAGE)?["metadata"]["zkernel"][key].as_object()
-}
-
-/// Harness checks: kernel name → the failure key it must be judged with.
-fn harness_checks(meta: &Value) -> BTreeMap<String, String> {
-    zkernel_metadata(meta, "harness-checks")
-        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
-        .unwrap_or_default()
-}
-
-/// Benchmark kernels (`cargo xtask bench` runs them; `test` leaves them out).
-pub fn bench_kernels(meta: &Value) -> Vec<String> {
-    cargo::package(meta, TESTS_PACKAGE)
-        .and_then(|p| p["metadata"]["zkernel"]["benches"].as_array())
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
-        .unwrap_or_default()
-}
-
-/// Per-kernel page files (paths relative to the workspace root) handed over as ramdisks.
-fn kernel_ramdisks(meta: &Value) -> BTreeMap<String, String> {
-    zkernel_metadata(meta, "ramdisks")
-        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
-        .unwrap_or_default()
-}
-
-/// Per-kernel timeouts in seconds.
-fn kernel_timeouts(meta: &Value) -> BTreeMap<String, u64> {
-    zkernel_metadata(meta, "timeouts")
-        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_u64()?))).collect())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

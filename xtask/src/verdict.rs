@@ -59,6 +59,8 @@ impl fmt::Display for Failure {
     }
 }
 
+impl std::error::Error for Failure {}
+
 /// What the harness observed of one run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Observed {

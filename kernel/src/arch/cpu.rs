@@ -1,6 +1,37 @@
-//! Small CPU helpers: halting, reading the stack pointer and control registers.
+//! Small CPU helpers: which CPU this is, interrupt context, halting, the stack pointer and control
+//! registers.
 
 use core::arch::asm;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// Most CPUs zkernel supports; per-CPU tables (kmap slots, frame lists, compression streams) have this
+/// many rows.
+pub const MAX_CPUS: usize = 16;
+
+/// The CPU running this code, `0..MAX_CPUS`. Only the boot CPU runs until SMP bring-up; then this reads
+/// the per-CPU area.
+pub fn id() -> usize {
+    0
+}
+
+/// How deep each CPU is in interrupt or exception handlers that declared themselves ([`in_interrupt`]).
+static IRQ_DEPTH: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+
+/// Run `f` as interrupt context on this CPU: code that must behave differently there (kmap takes its
+/// slots from the CPU's interrupt stack of slots) asks [`interrupt_depth`]. Exception and interrupt
+/// handlers that touch frames call this.
+pub fn in_interrupt<R>(f: impl FnOnce() -> R) -> R {
+    let depth = &IRQ_DEPTH[id()];
+    depth.fetch_add(1, Ordering::SeqCst);
+    let r = f();
+    depth.fetch_sub(1, Ordering::SeqCst);
+    r
+}
+
+/// How many [`in_interrupt`] scopes this CPU is inside now (0: task context).
+pub fn interrupt_depth() -> usize {
+    IRQ_DEPTH[id()].load(Ordering::SeqCst)
+}
 
 /// Stop this CPU for good: interrupts off, `hlt` forever.
 pub fn halt_forever() -> ! {

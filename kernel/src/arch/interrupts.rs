@@ -9,7 +9,11 @@
 //!   probe fixup table, so the handler records the fault and resumes at the probe's fixup — the same idea
 //!   as Linux's exception tables behind `copy_from_user` and `get_kernel_nofault`.
 //!
-//! Every other exception is fatal: [`crate::fatal::fatal`] prints a report (vector, mnemonic, error
+//! A not-present #PF that no probe claims goes to the handler `init` registered
+//! ([`set_page_fault_handler`]: `mm::fault::dispatch`), which may resolve it.
+//!
+//! Every other exception is fatal: the registered fatal path ([`set_fatal_handler`]:
+//! `harness::fatal::fatal`) prints a report (vector, mnemonic, error
 //! code, RIP, RSP, and CR2 plus the decoded error code for a page fault) and exits QEMU with failure — or
 //! with success when a test kernel declared that exact event as its expected outcome.
 //!
@@ -25,10 +29,35 @@ use spin::Once;
 use x86_64::instructions::port::Port;
 use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame, PageFaultErrorCode};
 
+use super::exceptions::{EXCEPTIONS, FatalKind, FatalReport};
 use super::{cpu, gdt, probe};
-use crate::fatal::{FatalKind, FatalReport, fatal};
 
 static IDT: Once<InterruptDescriptorTable> = Once::new();
+/// Where fatal events go: `harness::fatal::fatal`, set by `init` (arch does not depend on the harness).
+static FATAL: Once<fn(&FatalReport<'_>) -> !> = Once::new();
+/// Where not-present page faults go: `mm::fault::dispatch`, set by `init` (arch does not depend on mm).
+static PAGE_FAULT: Once<fn(u64, bool) -> bool> = Once::new();
+
+/// Send every fatal event to `handler` (once, at boot).
+pub fn set_fatal_handler(handler: fn(&FatalReport<'_>) -> !) {
+    FATAL.call_once(|| handler);
+}
+
+/// Send every not-present page fault that no probe claims to `handler(address, write)` (once, at boot).
+pub fn set_page_fault_handler(handler: fn(u64, bool) -> bool) {
+    PAGE_FAULT.call_once(|| handler);
+}
+
+/// Report a fatal event through the registered handler, or, before there is one, print it and exit.
+pub fn fatal(report: &FatalReport<'_>) -> ! {
+    match FATAL.get() {
+        Some(handler) => handler(report),
+        None => {
+            log::error!("FATAL before the fatal path was installed: {:?} at RIP {:#x}", report.kind, report.rip);
+            super::qemu::exit(super::qemu::ExitCode::Failed)
+        }
+    }
+}
 static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
 /// A function the breakpoint handler runs (in interrupt context), for tests of interrupt-context code.
 static BREAKPOINT_HOOK: AtomicUsize = AtomicUsize::new(0);
@@ -43,33 +72,6 @@ pub fn set_breakpoint_hook(hook: Option<fn()>) {
 pub fn breakpoints() -> u64 {
     BREAKPOINTS.load(Ordering::Relaxed)
 }
-
-/// Vector, mnemonic and name of each exception, for reports.
-pub const EXCEPTIONS: &[(u8, &str, &str)] = &[
-    (0, "#DE", "divide error"),
-    (1, "#DB", "debug"),
-    (2, "NMI", "non-maskable interrupt"),
-    (3, "#BP", "breakpoint"),
-    (4, "#OF", "overflow"),
-    (5, "#BR", "bound range exceeded"),
-    (6, "#UD", "invalid opcode"),
-    (7, "#NM", "device not available"),
-    (8, "#DF", "double fault"),
-    (10, "#TS", "invalid TSS"),
-    (11, "#NP", "segment not present"),
-    (12, "#SS", "stack-segment fault"),
-    (13, "#GP", "general protection fault"),
-    (14, "#PF", "page fault"),
-    (16, "#MF", "x87 floating-point error"),
-    (17, "#AC", "alignment check"),
-    (18, "#MC", "machine check"),
-    (19, "#XM", "SIMD floating-point exception"),
-    (20, "#VE", "virtualization exception"),
-    (21, "#CP", "control protection exception"),
-    (28, "#HV", "hypervisor injection exception"),
-    (29, "#VC", "VMM communication exception"),
-    (30, "#SX", "security exception"),
-];
 
 fn report(vector: u8, frame: &InterruptStackFrame, error_code: Option<u64>, cr2: Option<u64>) -> FatalReport<'static> {
     let (mnemonic, name) = EXCEPTIONS.iter().find(|e| e.0 == vector).map_or(("#??", "reserved vector"), |e| (e.1, e.2));
@@ -123,7 +125,7 @@ extern "x86-interrupt" fn breakpoint(frame: InterruptStackFrame) {
     if hook != 0 {
         // SAFETY: the value was stored from a `fn()` by `set_breakpoint_hook` and is never anything else.
         let hook: fn() = unsafe { core::mem::transmute::<usize, fn()>(hook) };
-        crate::mm::kmap::in_interrupt(hook);
+        cpu::in_interrupt(hook);
     }
     log::debug!("#BP breakpoint at {:#x}, continuing", frame.instruction_pointer.as_u64());
 }
@@ -140,8 +142,11 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageF
     if probe::fixup(&mut frame, 14, code.bits(), Some(cr2)) {
         return;
     }
-    // A not-present fault in the swap region: demand paging or a swap-in (kernel/src/swap).
-    if !code.contains(PageFaultErrorCode::PROTECTION_VIOLATION) && crate::swap::handle_fault(cr2) {
+    // A not-present fault: mm's dispatcher hands it to the region that owns the address (demand paging
+    // or a swap-in, kernel/src/swap). A protection fault is never a region's.
+    let not_present = !code.contains(PageFaultErrorCode::PROTECTION_VIOLATION);
+    let write = code.contains(PageFaultErrorCode::CAUSED_BY_WRITE);
+    if not_present && PAGE_FAULT.get().is_some_and(|handler| handler(cr2, write)) {
         return;
     }
     fatal(&report(14, &frame, Some(code.bits()), Some(cr2)))
@@ -211,37 +216,3 @@ pub fn init() {
     IDT.call_once(build).load();
 }
 
-/// Decode a page-fault error code into words, e.g. "not-present write, kernel mode".
-pub fn describe_page_fault(code: u64) -> PageFaultDescription {
-    PageFaultDescription(PageFaultErrorCode::from_bits_truncate(code))
-}
-
-/// Display adaptor for a page-fault error code.
-#[derive(Debug)]
-pub struct PageFaultDescription(PageFaultErrorCode);
-
-impl core::fmt::Display for PageFaultDescription {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        // Error-code bits (Intel SDM vol. 3, 4.7):
-        //   bit 0 P    0 = page not present, 1 = protection violation
-        //   bit 1 W/R  0 = read, 1 = write
-        //   bit 2 U/S  0 = kernel mode, 1 = user mode
-        //   bit 3 RSVD a reserved bit was set in a paging entry
-        //   bit 4 I/D  instruction fetch
-        let c = self.0;
-        let what = if c.contains(PageFaultErrorCode::PROTECTION_VIOLATION) { "protection" } else { "not-present" };
-        let access = if c.contains(PageFaultErrorCode::INSTRUCTION_FETCH) {
-            "instruction fetch"
-        } else if c.contains(PageFaultErrorCode::CAUSED_BY_WRITE) {
-            "write"
-        } else {
-            "read"
-        };
-        let mode = if c.contains(PageFaultErrorCode::USER_MODE) { "user" } else { "kernel" };
-        write!(f, "{what} {access}, {mode} mode")?;
-        if c.contains(PageFaultErrorCode::MALFORMED_TABLE) {
-            write!(f, ", reserved bit set in a page-table entry")?;
-        }
-        Ok(())
-    }
-}

@@ -4,6 +4,7 @@
 //! descriptor tables, port I/O and the probe routines are things the compiler cannot check.
 
 pub mod cpu;
+pub mod exceptions;
 pub mod gdt;
 pub mod interrupts;
 pub mod probe;

@@ -1,8 +1,11 @@
 //! The kernel's frame allocator: the `frame` crate's buddy allocator over real RAM, behind a lock.
 //!
 //! * [`alloc`] / [`free`] take blocks of any order from the buddy lists (one lock).
-//! * [`alloc_page`] / [`free_page`] go through the CPU's per-CPU list of order-0 frames ([`frame::PcpList`]),
-//!   which refills from and drains to the buddy lists in batches, as Linux's pcp lists do.
+//! * [`alloc_page`] / [`free_page`] go through the calling CPU's own list of order-0 frames
+//!   ([`frame::PcpList`], one per CPU, indexed by `kmap::cpu_id`), which refills from and drains to the
+//!   buddy lists in batches, as Linux's pcp lists do. Lock order: the CPU's list, then the buddy lists.
+//! * [`OwnedFrame`] is the safe way to hold one frame: it frees itself on drop and reaches its bytes
+//!   through kmap ([`OwnedFrame::with_bytes`]). Code outside `mm` uses it instead of the raw calls.
 //! * A frame is **scrubbed** (zeroed through kmap) before it reaches an owner other than its last one,
 //!   so no owner can read another's data; in debug builds freed frames are **poisoned** with `0x6b`
 //!   (Linux's `POISON_FREE`) so a use after free reads junk, as xv6's `kfree` does.
@@ -22,11 +25,12 @@ use frame::{FrameAllocator, FrameError, FrameInfo, FrameStats, Owner, PcpList, P
 use spin::Mutex;
 use x86_64::instructions::interrupts::without_interrupts;
 
-use super::kmap::kmap_local;
+use super::kmap::{KmapError, MAX_CPUS, cpu_id, kmap_local};
 use super::paging::TableFrames;
 
 static BUDDY: Mutex<Option<FrameAllocator<'static>>> = Mutex::new(None);
-static PCP: Mutex<PcpList> = Mutex::new(PcpList::new());
+/// One list of cached order-0 frames per CPU, each touched only by its own CPU (and by [`drain_pcp`]).
+static PCP: [Mutex<PcpList>; MAX_CPUS] = [const { Mutex::new(PcpList::new()) }; MAX_CPUS];
 
 /// Poison byte for freed frames (debug builds).
 pub const POISON_FREE: u8 = 0x6b;
@@ -123,7 +127,7 @@ pub unsafe fn free(pfn: Pfn, order: u8) -> Result<(), FrameError> {
 pub fn alloc_page(owner: Owner) -> Result<Pfn, FrameError> {
     inject(0, owner)?;
     without_interrupts(|| {
-        let mut pcp = PCP.lock();
+        let mut pcp = PCP[cpu_id()].lock();
         let mut buddy = BUDDY.lock();
         let b = buddy.as_mut().expect("frame allocator used before mm::init");
         let pfn = pcp.alloc(b, owner)?;
@@ -139,7 +143,7 @@ pub fn alloc_page(owner: Owner) -> Result<Pfn, FrameError> {
 /// As for [`free`].
 pub unsafe fn free_page(pfn: Pfn) -> Result<(), FrameError> {
     without_interrupts(|| {
-        let mut pcp = PCP.lock();
+        let mut pcp = PCP[cpu_id()].lock();
         let mut buddy = BUDDY.lock();
         pcp.free(buddy.as_mut().expect("frame allocator used before mm::init"), pfn)?;
         poison(pfn, 1);
@@ -147,13 +151,15 @@ pub unsafe fn free_page(pfn: Pfn) -> Result<(), FrameError> {
     })
 }
 
-/// Return this CPU's cached frames to the buddy lists (so counts can be compared with boot).
+/// Return every CPU's cached frames to the buddy lists (so counts can be compared with boot).
 pub fn drain_pcp() {
-    without_interrupts(|| {
-        let mut pcp = PCP.lock();
-        let mut buddy = BUDDY.lock();
-        pcp.drain(buddy.as_mut().expect("frame allocator used before mm::init"));
-    })
+    for list in &PCP {
+        without_interrupts(|| {
+            let mut pcp = list.lock();
+            let mut buddy = BUDDY.lock();
+            pcp.drain(buddy.as_mut().expect("frame allocator used before mm::init"));
+        })
+    }
 }
 
 pub fn stats() -> FrameStats {
@@ -184,5 +190,62 @@ pub struct BuddyTables;
 impl TableFrames for BuddyTables {
     fn alloc_table(&mut self) -> Result<Pfn, FrameError> {
         alloc_page(Owner::PAGE_TABLE)
+    }
+}
+
+/// One order-0 frame, owned: allocated by [`OwnedFrame::alloc`], freed when dropped.
+///
+/// Owning the value is owning the frame: nothing else maps it or refers to it (xv6's `kalloc`ed page
+/// with a destructor, Theseus's `AllocatedFrames`). Its bytes are reached through a kmap slot for the
+/// length of a closure, so no reference into the frame outlives the mapping. Handing the frame to a
+/// page table is [`super::region::Region::map`], which consumes the value; taking it back from one
+/// gives a new value.
+#[derive(Debug)]
+pub struct OwnedFrame {
+    pfn: Pfn,
+}
+
+impl OwnedFrame {
+    /// A fresh frame for `owner` (scrubbed if its last owner was another; see [`alloc_page`]).
+    pub fn alloc(owner: Owner) -> Result<OwnedFrame, FrameError> {
+        alloc_page(owner).map(|pfn| OwnedFrame { pfn })
+    }
+
+    /// Take ownership of a frame that was allocated with [`alloc_page`] and that nothing else uses.
+    ///
+    /// # Safety
+    ///
+    /// `pfn` is allocated, mapped nowhere and referenced by nothing; the caller gives up every claim.
+    pub(super) unsafe fn from_pfn(pfn: Pfn) -> OwnedFrame {
+        OwnedFrame { pfn }
+    }
+
+    /// Give up ownership without freeing (the frame now belongs to a page table).
+    pub(super) fn into_pfn(self) -> Pfn {
+        let pfn = self.pfn;
+        core::mem::forget(self);
+        pfn
+    }
+
+    /// The frame's number.
+    pub fn pfn(&self) -> Pfn {
+        self.pfn
+    }
+
+    /// Lend the frame's 4096 bytes to `f` through a kmap slot of this CPU.
+    pub fn with_bytes<R>(&mut self, f: impl FnOnce(&mut [u8; 4096]) -> R) -> Result<R, KmapError> {
+        // SAFETY: this value owns the frame, so no other mapping or reference to it exists; the slot is
+        // released before `with_bytes` returns, and `&mut self` keeps a second call from nesting.
+        let mut m = unsafe { kmap_local(self.pfn) }?;
+        Ok(f(m.bytes()))
+    }
+}
+
+impl Drop for OwnedFrame {
+    fn drop(&mut self) {
+        // SAFETY: the value owned the frame and is going away: nothing maps or references it.
+        if let Err(e) = unsafe { free_page(self.pfn) } {
+            log::error!("frames: owned frame {:#x} refused on free: {e:?}", self.pfn.0);
+        }
     }
 }

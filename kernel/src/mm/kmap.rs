@@ -48,8 +48,7 @@ use memmap::layout::KMAP_BASE;
 use x86_64::VirtAddr;
 use x86_64::structures::paging::{PageTable, PageTableFlags};
 
-/// Most CPUs the window has slots for.
-pub const MAX_CPUS: usize = 16;
+pub use crate::arch::cpu::MAX_CPUS;
 /// Slots in each CPU's task-context stack.
 pub const TASK_SLOTS: usize = 16;
 /// Slots in each CPU's interrupt-context stack.
@@ -76,7 +75,6 @@ pub enum KmapError {
 struct CpuSlots {
     task_top: AtomicUsize,
     irq_top: AtomicUsize,
-    irq_depth: AtomicUsize,
     /// Frame number + 1 mapped in each slot (0 = empty), for the alias check.
     mapped: [AtomicU64; SLOTS_PER_CPU],
 }
@@ -86,7 +84,6 @@ impl CpuSlots {
         Self {
             task_top: AtomicUsize::new(0),
             irq_top: AtomicUsize::new(0),
-            irq_depth: AtomicUsize::new(0),
             mapped: [const { AtomicU64::new(0) }; SLOTS_PER_CPU],
         }
     }
@@ -120,10 +117,7 @@ pub fn stats() -> KmapStats {
     }
 }
 
-/// The CPU running this code. Only the boot CPU runs until SMP bring-up; then this reads the per-CPU area.
-pub(crate) fn cpu_id() -> usize {
-    0
-}
+pub use crate::arch::cpu::{id as cpu_id, in_interrupt};
 
 fn slot_addr(slot: usize) -> u64 {
     KMAP_BASE + (slot as u64) * 4096
@@ -145,16 +139,6 @@ pub(super) fn set_phys_offset(offset: u64) {
     PHYS_OFFSET.store(offset, Ordering::SeqCst);
 }
 
-/// Run `f` as interrupt context: its kmaps use the CPU's interrupt slot stack. Exception and interrupt
-/// handlers that touch frames call this.
-pub fn in_interrupt<R>(f: impl FnOnce() -> R) -> R {
-    let cpu = &CPUS[cpu_id()];
-    cpu.irq_depth.fetch_add(1, Ordering::SeqCst);
-    let r = f();
-    cpu.irq_depth.fetch_sub(1, Ordering::SeqCst);
-    r
-}
-
 /// Reserve `n` slots on the current CPU's stack for this context; returns the first slot index.
 /// Runs with interrupts off, so an interrupt cannot take the same slot between the check and the update.
 fn push(n: usize, pfns: &[Pfn]) -> Result<(usize, bool), KmapError> {
@@ -167,7 +151,7 @@ fn push_locked(n: usize, pfns: &[Pfn]) -> Result<(usize, bool), KmapError> {
     }
     let cpu_index = cpu_id();
     let cpu = &CPUS[cpu_index];
-    let irq = cpu.irq_depth.load(Ordering::SeqCst) > 0;
+    let irq = crate::arch::cpu::interrupt_depth() > 0;
     let (top, cap, base) = if irq {
         (&cpu.irq_top, IRQ_SLOTS, cpu_index * SLOTS_PER_CPU + TASK_SLOTS)
     } else {

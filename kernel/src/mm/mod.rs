@@ -23,10 +23,12 @@
 //! | 5 | buddy + paging | switch the heap to its main arena (mapped on the first allocation), kernel stacks with guard pages |
 
 pub mod early;
+pub mod fault;
 pub mod frames;
 pub mod heap;
 pub mod kmap;
 pub mod paging;
+pub mod region;
 pub mod stack;
 
 use core::mem::size_of;
@@ -196,19 +198,33 @@ pub fn init(regions: &[Region], recursive: u16, phys_offset: Option<u64>) {
 
 /// [`PageMemory`] and [`FrameSource`] for the algorithm crates, on kmap and the frame allocator.
 ///
-/// The pools reach frames only through this type, and only frames they got from its
-/// [`FrameSource::alloc_frame`]; that promise, made once by [`KernelMemory::new`]'s caller, is what
-/// makes its safe methods sound.
+/// Each value serves one frame owner ([`Owner::POOL`] for tmem's pools, [`Owner::PAGE_CACHE`] for the
+/// page cache) and reaches only frames allocated for that owner: every map checks the frame table
+/// first, so a pool handing it a wrong frame number gets [`MemError::Foreign`], never another
+/// subsystem's memory. Those owners' frames are reached by nothing but these values, and each pool
+/// maps one object at a time under its own lock, which is what makes the methods safe (asterinas's
+/// "the frame allocator is a safe plug-in": misuse corrupts only the pool's own frames).
 #[derive(Debug)]
-pub struct KernelMemory(());
+pub struct KernelMemory {
+    owner: Owner,
+}
 
 impl KernelMemory {
-    /// # Safety
-    ///
-    /// Every frame passed to this value's methods was allocated through its `alloc_frame`, is not yet
-    /// freed, and is reached by nothing else (the pool owns it).
-    pub unsafe fn new() -> Self {
-        KernelMemory(())
+    /// Memory for frames of `owner`. Only the owners whose frames nothing else maps may be served.
+    pub fn new(owner: Owner) -> Self {
+        assert!(
+            owner == Owner::POOL || owner == Owner::PAGE_CACHE,
+            "KernelMemory::new: owner {} is not one KernelMemory may serve",
+            owner.name()
+        );
+        KernelMemory { owner }
+    }
+
+    fn check(&self, pfn: Pfn) -> Result<(), MemError> {
+        match frames::info(pfn) {
+            Some(i) if i.owner() == self.owner => Ok(()),
+            _ => Err(MemError::Foreign(pfn)),
+        }
     }
 }
 
@@ -221,13 +237,17 @@ fn mem_err(e: KmapError) -> MemError {
 
 impl PageMemory for KernelMemory {
     fn with_page<R>(&mut self, pfn: Pfn, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, MemError> {
-        // SAFETY: the `KernelMemory::new` contract: the pool owns the frame.
+        self.check(pfn)?;
+        // SAFETY: the frame is allocated to this value's owner, whose frames only `KernelMemory` values
+        // reach, one mapping at a time under the user's lock (type doc); kmap refuses an alias on this CPU.
         let mut m = unsafe { kmap_local(pfn) }.map_err(mem_err)?;
         Ok(f(m.bytes()))
     }
 
     fn with_pages2<R>(&mut self, a: Pfn, b: Pfn, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, MemError> {
-        // SAFETY: the `KernelMemory::new` contract: the pool owns both frames.
+        self.check(a)?;
+        self.check(b)?;
+        // SAFETY: as in `with_page`, for both frames; kmap_pair refuses the same frame twice.
         let mut m = unsafe { kmap_pair(a, b) }.map_err(mem_err)?;
         Ok(f(m.bytes()))
     }
@@ -235,11 +255,16 @@ impl PageMemory for KernelMemory {
 
 impl FrameSource for KernelMemory {
     fn alloc_frame(&mut self, owner: Owner) -> Result<Pfn, FrameError> {
+        if owner != self.owner {
+            return Err(FrameError::Foreign(Pfn(0)));
+        }
         frames::alloc_page(owner)
     }
 
     fn free_frame(&mut self, pfn: Pfn) -> Result<(), FrameError> {
-        // SAFETY: the `KernelMemory::new` contract: the pool owned the frame and frees it once done.
+        self.check(pfn).map_err(|_| FrameError::Foreign(pfn))?;
+        // SAFETY: the frame is this owner's (checked), reached only through `KernelMemory` values, and a
+        // pool frees a frame only once it has stopped using it (the `FrameSource` contract).
         unsafe { frames::free_page(pfn) }
     }
 }

@@ -30,9 +30,10 @@
 //! * Every change is followed by `invlpg` of that page (counted in [`stats`]).
 //! * A walk that meets a huge page stops with [`MapError::HugePage`]: zkernel's regions never use them.
 //! * Unmapping leaves empty intermediate tables in place (they are reused by the next mapping there).
-//! * [`read_leaf`] / [`write_leaf`] read and replace a leaf entry as a raw `u64`, present or not: the
-//!   swap subsystem keeps swap entries in non-present PTEs (`kernel/src/swap`). [`test_and_clear_accessed`]
-//!   is the clock's look at a page's accessed bit.
+//! * [`read_leaf`] / [`write_leaf`] read and replace a leaf entry as a typed [`Pte`], present or not:
+//!   the swap subsystem keeps swap entries in non-present PTEs (`kernel/src/swap`), through the safe
+//!   [`super::region::Region`] API. [`test_and_clear_accessed`] is the clock's look at a page's accessed
+//!   bit.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -273,19 +274,69 @@ pub fn translate(va: u64) -> Result<(Pfn, PageTableFlags), MapError> {
     locked(|| with_present_leaf(page, |e| (entry_pfn(e.addr().as_u64()), e.flags())))
 }
 
-// ---- Raw leaf entries, for the swap subsystem -------------------------------------------------------
+// ---- Leaf entries, for regions (the swap subsystem) -------------------------------------------------
+
+/// A leaf page-table entry (PTE) as the CPU reads it: the frame's address in bits 12–51 and the flag bits
+/// around it (the drawing at the top of this file). Present or not: a non-present entry may carry a
+/// swap entry (`swap::entry`), which only its bit 0 being clear makes invisible to the CPU.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Pte(u64);
+
+impl Pte {
+    /// Bits 12–51: the physical address of the frame.
+    pub const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+    /// The empty entry: nothing mapped, nothing swapped.
+    pub const EMPTY: Pte = Pte(0);
+
+    /// An entry from its raw value.
+    pub const fn from_raw(raw: u64) -> Pte {
+        Pte(raw)
+    }
+
+    /// A present entry mapping `pfn` with `flags` (`PRESENT` is added).
+    pub fn mapping(pfn: Pfn, flags: PageTableFlags) -> Pte {
+        Pte(pfn.addr() & Self::ADDR_MASK | (flags | PageTableFlags::PRESENT).bits())
+    }
+
+    /// The raw value.
+    pub const fn raw(self) -> u64 {
+        self.0
+    }
+
+    /// Bit 0: the CPU may use the entry.
+    pub const fn is_present(self) -> bool {
+        self.0 & 1 != 0
+    }
+
+    /// The frame a present entry maps.
+    pub fn pfn(self) -> Option<Pfn> {
+        self.is_present().then(|| Pfn::from_addr(self.0 & Self::ADDR_MASK))
+    }
+
+    /// The flag bits (everything outside the address).
+    pub fn flags(self) -> PageTableFlags {
+        PageTableFlags::from_bits_retain(self.0 & !Self::ADDR_MASK)
+    }
+}
+
+impl core::fmt::Debug for Pte {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Pte({:#x})", self.0)
+    }
+}
 //
 // A swapped-out page's PTE is not present but not empty: it holds a swap entry (`swap::entry`). These
 // calls read and write a leaf entry as a raw `u64`, whatever it holds, so `kernel/src/swap` can put a
 // swap entry where a mapping was and find it again in the page-fault handler.
 
-/// The raw PT entry of `va`'s page; `0` when no page table covers `va` yet (nothing was ever mapped).
-pub fn read_leaf(va: u64) -> Result<u64, MapError> {
+/// The PT entry of `va`'s page; [`Pte::EMPTY`] when no page table covers `va` yet (nothing was ever
+/// mapped).
+pub fn read_leaf(va: u64) -> Result<Pte, MapError> {
     let page = va & !0xfff;
     check(page)?;
     locked(|| match walk(page, None) {
-        Ok(pt) => Ok(raw(&map_table(pt)?.table()[index(page, 1)])),
-        Err(MapError::NotMapped(_)) => Ok(0),
+        Ok(pt) => Ok(Pte(raw(&map_table(pt)?.table()[index(page, 1)]))),
+        Err(MapError::NotMapped(_)) => Ok(Pte::EMPTY),
         Err(e) => Err(e),
     })
 }
@@ -295,7 +346,7 @@ fn raw(e: &PageTableEntry) -> u64 {
     e.addr().as_u64() | e.flags().bits()
 }
 
-/// Replace the raw PT entry of `va`'s page with `new` (a mapping or a non-present swap entry), creating
+/// Replace the PT entry of `va`'s page with `new` (a mapping or a non-present swap entry), creating
 /// missing tables from `frames`; returns the old raw entry. Counts a map when `new` is present and an
 /// unmap when the old entry was, and flushes the page's TLB entry.
 ///
@@ -303,22 +354,21 @@ fn raw(e: &PageTableEntry) -> u64 {
 ///
 /// As for [`map`] when `new` maps a frame (the caller owns it and the page); as for [`unmap`] when the
 /// old entry was present (no reference into the page is live, and the caller takes over its frame).
-pub unsafe fn write_leaf(va: u64, new: u64, frames: &mut dyn TableFrames) -> Result<u64, MapError> {
+pub unsafe fn write_leaf(va: u64, new: Pte, frames: &mut dyn TableFrames) -> Result<Pte, MapError> {
     check(va)?;
     let old = locked(|| {
         let pt = walk(va, Some(frames))?;
         let mut g = map_table(pt)?;
         let e = &mut g.table()[index(va, 1)];
-        let old = raw(e);
-        const ADDR: u64 = 0x000f_ffff_ffff_f000;
-        e.set_addr(x86_64::PhysAddr::new(new & ADDR), PageTableFlags::from_bits_retain(new & !ADDR));
-        Ok::<u64, MapError>(old)
+        let old = Pte(raw(e));
+        e.set_addr(x86_64::PhysAddr::new(new.raw() & Pte::ADDR_MASK), new.flags());
+        Ok::<Pte, MapError>(old)
     })?;
     invlpg(va);
-    if new & 1 != 0 {
+    if new.is_present() {
         MAPS.fetch_add(1, Ordering::Relaxed);
     }
-    if old & 1 != 0 {
+    if old.is_present() {
         UNMAPS.fetch_add(1, Ordering::Relaxed);
     }
     Ok(old)

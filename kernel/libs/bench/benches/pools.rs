@@ -2,7 +2,7 @@
 //! compress, to decompress, to place in a pool, and to go through the whole store and back.
 //!
 //! Every benchmark is in the group `pages`, one page per iteration, cycling through the sample's 2048
-//! pages (same-filled pages skipped: they never reach a compressor or a pool). `copy_4k`, a plain page
+//! pages (`data/perl-heap.pages.gz`) (same-filled pages skipped: they never reach a compressor or a pool). `copy_4k`, a plain page
 //! copy, is the baseline `cargo xtask bench` divides by.
 //!
 //! | id | one iteration |
@@ -42,9 +42,14 @@ const FRAMES: usize = 4096;
 
 const ALGORITHMS: [(&str, Algorithm); 2] = [("lz4", Algorithm::Lz4), ("deflate1", Algorithm::Deflate { level: 1 })];
 
-/// The sample's pages that are not same-filled.
+/// The sample's pages (`data/perl-heap.pages.gz`, checked by `zkernel_bench::perl_pages`) that are not
+/// same-filled. Without the sample there is nothing to measure: say why and stop.
 fn pages() -> Vec<&'static Page> {
-    pagedata::sample::perl_pages().iter().filter(|p| same_filled(p).is_none()).collect()
+    let sample = zkernel_bench::perl_pages().unwrap_or_else(|e| {
+        eprintln!("benches/pools: {e}");
+        std::process::exit(1)
+    });
+    sample.iter().filter(|p| same_filled(p).is_none()).collect()
 }
 
 /// Each page's stored bytes under `alg` (threshold: none, so every page has them).

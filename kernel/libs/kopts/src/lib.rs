@@ -20,12 +20,38 @@
 //!
 //! # Option grammar
 //!
-//! Options are separated by white space; each is `key=value` or a bare `key` (a flag). Keys are
-//! `[a-z0-9_.-]+`. Known keys are listed in [`KNOWN`]; an unknown key is reported, not fatal.
+//! Options are separated by white space; each is `key=value`. Keys are `[a-z0-9_.-]+`. Every option is
+//! a row of the one option table [`OPTIONS`] (`table.rs`: its values or range, default, who reads it,
+//! help). [`Settings::parse`] (`settings.rs`) checks the whole string against it before anything runs
+//! and returns typed values, or one [`OptionError`] (`error.rs`) per bad option; the typed words are in
+//! `choices.rs`; the README table and `--help-kernel` are rendered from the table (`render.rs`).
 //!
-//! Example: `loglevel=debug memmap=full` → `("loglevel", Some("debug"))`, `("memmap", Some("full"))`.
+//! Example: `loglevel=debug memmap=full` → `Settings` with `loglevel() == LogLevel::Debug`,
+//! `memmap() == MemMap::Full`, every other option at its default.
+//!
+//! The older [`Options`] reader (`get`, `number`) is kept until the kernel uses [`Settings`]; its
+//! [`KNOWN`] list is now derived from [`OPTIONS`].
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod choices;
+mod error;
+mod render;
+mod settings;
+#[cfg(test)]
+mod settings_tests;
+mod table;
+
+pub use choices::{Backend, Compressor, LogLevel, MemMap, SwapPattern, TmemBackends, Workload};
+pub use error::{Accepted, DefaultText, OptionError};
+pub use render::{README_BEGIN, README_END, help_text, markdown_table};
+pub use settings::{
+    SWAP_ACCESSES_PER_REGION_PAGE, Settings, TMEM_POOL_PERCENT_DEFAULT, TMEM_POOL_PERCENT_DEFAULT_ALL, Value,
+    check_value, check_word,
+};
+pub use table::{Kind, NumberDefault, OPTIONS, OptionSpec, SWAP_REGION_MAX_PAGES, UsedBy, spec};
 
 /// fw_cfg key of the 4-byte signature `QEMU`.
 pub const FW_CFG_SIGNATURE: u16 = 0x0000;
@@ -78,86 +104,24 @@ pub struct KnownOption {
     pub help: &'static str,
 }
 
-/// Every option the kernel reads. Add a row here when a subsystem reads a new option.
-pub const KNOWN: &[KnownOption] = &[
-    KnownOption {
-        key: "loglevel",
-        values: &["error", "warn", "info", "debug", "trace"],
-        help: "most verbose log level printed on the serial console (default info)",
-    },
-    KnownOption {
-        key: "ramdisk_fnv",
-        values: &[],
-        help: "FNV-1a 64 of the ramdisk as xtask sent it (hex); the kernel checks the ramdisk against it",
-    },
-    KnownOption { key: "compressor", values: &["lz4", "deflate"], help: "compressor of the pools demo (default lz4)" },
-    KnownOption { key: "deflate_level", values: &[], help: "deflate level 1..=10 when compressor=deflate (default 1)" },
-    KnownOption {
-        key: "workload",
-        values: &["pools", "swap", "files", "all"],
-        help: "what the demo runs: the pools demo (default), the swap workload or the file workload with and \
-               without tmem, or both workloads over one tmem",
-    },
-    KnownOption {
-        key: "swap_pattern",
-        values: &["sequential", "seq", "random", "zipf", "all"],
-        help: "access pattern of the swap workload after its fill (default zipf)",
-    },
-    KnownOption {
-        key: "swap_budget",
-        values: &[],
-        help: "resident budget of the swap workload in pages (default 1024)",
-    },
-    KnownOption { key: "swap_factor", values: &[], help: "swap workload region = factor x budget (default 3)" },
-    KnownOption {
-        key: "swap_accesses",
-        values: &[],
-        help: "swap workload accesses after the fill (default 4 x region)",
-    },
-    KnownOption { key: "swap_slots", values: &[], help: "swap slots to use on the swap disk (default all of it)" },
-    KnownOption {
-        key: "swap_fresh",
-        values: &[],
-        help: "swap workload pages compressing to about N % (default: the ramdisk, else a synthetic mix)",
-    },
-    KnownOption {
-        key: "tmem",
-        values: &["zsmalloc", "zbud", "both"],
-        help: "tmem backend of the swap workload's frontswap run (default zsmalloc)",
-    },
-    KnownOption {
-        key: "tmem_max_pool_percent",
-        values: &[],
-        help: "most RAM tmem's pools may take, in percent (default 20, as zswap's max_pool_percent)",
-    },
-    KnownOption { key: "files_cache", values: &[], help: "page-cache pages of the file workload (default 192)" },
-    KnownOption { key: "files_factor", values: &[], help: "file set = about factor x the page cache (default 4)" },
-    KnownOption {
-        key: "files_ops",
-        values: &[],
-        help: "file workload operations: a file scan or 16 random reads each (default 300)",
-    },
-    KnownOption {
-        key: "files_invalidate_every",
-        values: &[],
-        help: "invalidate a random file every N file operations (default 25, 0 = never)",
-    },
-    KnownOption {
-        key: "cleancache",
-        values: &["zbud", "zsmalloc"],
-        help: "tmem backend of cleancache's ephemeral pool (default zbud)",
-    },
-    KnownOption {
-        key: "fail_frame_every",
-        values: &[],
-        help: "fault injection: every Nth pool or workload frame allocation fails (default 0, off)",
-    },
-    KnownOption {
-        key: "memmap",
-        values: &["summary", "full"],
-        help: "print the memory map as a summary (default) or region by region",
-    },
-];
+/// Every option the kernel reads, for the [`Options`] reader: the rows of [`OPTIONS`] with their words
+/// (`values` is empty for numbers and hex, which this reader takes as free-form).
+pub const KNOWN: &[KnownOption] = &KNOWN_ROWS;
+
+const KNOWN_ROWS: [KnownOption; OPTIONS.len()] = {
+    let mut rows = [KnownOption { key: "", values: &[], help: "" }; OPTIONS.len()];
+    let mut i = 0;
+    while i < OPTIONS.len() {
+        let o = &OPTIONS[i];
+        let values = match o.kind {
+            Kind::Enum { values, .. } => values,
+            Kind::Number { .. } | Kind::Hex64 => &[],
+        };
+        rows[i] = KnownOption { key: o.key, values, help: o.help };
+        i += 1;
+    }
+    rows
+};
 
 /// One parsed option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,12 +197,6 @@ fn parse_one(word: &str) -> Result<Opt<'_>, OptError<'_>> {
     }
 }
 
-/// FNV-1a, 64-bit: the checksum xtask computes over a ramdisk and the kernel recomputes to prove the
-/// bytes arrived intact (cheap, no tables, the same code on both sides).
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,13 +251,7 @@ mod tests {
         assert_eq!(o.get("memmap"), None, "a rejected value is never returned");
     }
 
-    #[test]
-    fn fnv1a64_known_values() {
-        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
-    }
-
+    /// The re-export is FNV-1a 64 (goes with the re-export).
     #[test]
     fn free_form_options_take_any_value() {
         assert_eq!(Options::new("ramdisk_fnv=00ff").get("ramdisk_fnv"), Some("00ff"));

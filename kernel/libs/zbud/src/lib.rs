@@ -83,6 +83,8 @@
 //! | `25..48` | generation, 1..2^23 (0 is never issued) |
 //! | `48..64` | pool tag: a number each [`Zbud::new`] draws from a global counter |
 //!
+//! The packing is `zpool::handle`'s, with zbud's widths in [`HANDLE_LAYOUT`].
+//!
 //! A handle is live if its tag is this pool's, its slot holds a frame, the buddy holds an object, and the
 //! generations agree; anything else is [`PoolError::StaleHandle`]. A slot's buddy reissues a handle only
 //! after 2^23 − 1 releases, and two pools share a tag only after 65,536 pools were created.
@@ -154,10 +156,10 @@ extern crate alloc;
 use alloc::vec::Vec;
 use core::fmt;
 use core::ops::Range;
-use core::sync::atomic::{AtomicU16, Ordering};
 
 use frame::{Owner, Pfn};
 use pagemem::{FrameSource, MemError, PAGE, PageMemory};
+use zpool::handle::{self, FIRST_GENERATION, HandleFields, HandleLayout};
 use zpool::slotlist::{self, Broken, EMPTY, Link, List, NIL, UNLINKED, push_front, unlink};
 use zpool::{Handle, MapMode, PoolError, PoolStats, ZPool};
 
@@ -184,15 +186,9 @@ pub const fn size_to_chunks(size: usize) -> usize {
     size.div_ceil(CHUNK_SIZE)
 }
 
-const SLOT_BITS: u32 = 24;
-const MAX_SLOTS: usize = 1 << SLOT_BITS;
-const BUDDY_SHIFT: u32 = 24;
-const GEN_SHIFT: u32 = 25;
-const GEN_MASK: u32 = (1 << 23) - 1;
-const TAG_SHIFT: u32 = 48;
-
-/// Source of pool tags (see "Handles" in the module header).
-static NEXT_TAG: AtomicU16 = AtomicU16::new(1);
+/// zbud's handle fields (see "Handles" in the module header): slot 24 bits, buddy 1, generation 23.
+pub const HANDLE_LAYOUT: HandleLayout = HandleLayout::new(24, 1, 23);
+const MAX_SLOTS: usize = HANDLE_LAYOUT.max_slots();
 
 /// Which of a page's two places an object occupies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,7 +274,7 @@ struct Page {
 
 impl Page {
     const fn fresh() -> Page {
-        let bud = Bud { size: 0, generation: 1 };
+        let bud = Bud { size: 0, generation: FIRST_GENERATION };
         Page { pfn: None, buds: [bud, bud], class: Class::Buddied, list: UNLINKED, lru: UNLINKED }
     }
 }
@@ -338,11 +334,6 @@ fn header(slot: u32, buds: &[Bud; 2]) -> [u8; CHUNK_SIZE] {
     h
 }
 
-const fn next_generation(g: u32) -> u32 {
-    let n = g.wrapping_add(1) & GEN_MASK;
-    if n == 0 { 1 } else { n }
-}
-
 /// Run `f` on bytes `r` of `pfn`; a page shorter than `r` is `Foreign(pfn)`.
 fn with_bytes<M: PageMemory, R>(
     mem: &mut M,
@@ -392,7 +383,7 @@ impl<M: PageMemory + FrameSource> Zbud<M> {
             unbuddied: [EMPTY; NCHUNKS],
             buddied: EMPTY,
             lru: EMPTY,
-            tag: NEXT_TAG.fetch_add(1, Ordering::Relaxed),
+            tag: handle::new_pool_tag(),
             stats: PoolStats::default(),
             chunks_used: 0,
             objects_evicted: 0,
@@ -505,12 +496,10 @@ impl<M: PageMemory + FrameSource> Zbud<M> {
 
     /// The slot, buddy index and frame of a live handle.
     fn lookup(&self, handle: Handle) -> Result<(u32, usize, Pfn), PoolError> {
-        let raw = handle.raw();
-        let slot = (raw & (MAX_SLOTS as u64 - 1)) as u32;
-        let buddy = ((raw >> BUDDY_SHIFT) & 1) as usize;
-        let generation = ((raw >> GEN_SHIFT) as u32) & GEN_MASK;
+        let HandleFields { tag, generation, sub, slot } = HANDLE_LAYOUT.decode(handle);
+        let buddy = sub as usize;
         let stale = Err(PoolError::StaleHandle(handle));
-        if (raw >> TAG_SHIFT) as u16 != self.tag {
+        if tag != self.tag {
             return stale;
         }
         match self.pages.get(slot as usize) {
@@ -524,12 +513,7 @@ impl<M: PageMemory + FrameSource> Zbud<M> {
     }
 
     fn encode(&self, slot: u32, buddy: usize, generation: u32) -> Handle {
-        Handle::from_raw(
-            u64::from(self.tag) << TAG_SHIFT
-                | u64::from(generation) << GEN_SHIFT
-                | (buddy as u64) << BUDDY_SHIFT
-                | u64::from(slot),
-        )
+        HANDLE_LAYOUT.encode(HandleFields { tag: self.tag, generation, sub: buddy as u32, slot })
     }
 
     fn write_header(&mut self, pfn: Pfn, slot: u32, buds: &[Bud; 2]) -> Result<(), MemError> {
@@ -578,7 +562,7 @@ impl<M: PageMemory + FrameSource> Zbud<M> {
         self.stats.frees += 1;
         self.chunks_used -= chunks(*bud) as u64;
         bud.size = 0;
-        bud.generation = next_generation(bud.generation);
+        bud.generation = HANDLE_LAYOUT.next_generation(bud.generation);
     }
 
     fn fail(&mut self, e: impl Into<PoolError>) -> PoolError {

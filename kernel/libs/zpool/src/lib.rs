@@ -1,6 +1,7 @@
 //! The pool interface: what every compressed-object allocator (zbud, zsmalloc) offers to tmem, and a shared
 //! model-based test harness that holds them all to it (Linux's `mm/zpool.c` and `include/linux/zpool.h`).
-//! [`slotlist`] holds the side-table lists both pools keep their pages on.
+//! [`slotlist`] holds the side-table lists both pools keep their pages on; [`handle`] the one handle
+//! encoding (slot, sub-slot, generation, pool tag) they all pack into a [`Handle`].
 //!
 //! # Why
 //!
@@ -94,6 +95,7 @@ use core::fmt;
 pub use frame::FrameError;
 pub use pagemem::MemError;
 
+pub mod handle;
 pub mod slotlist;
 
 #[cfg(any(test, feature = "testing"))]
@@ -105,7 +107,7 @@ mod tests;
 /// Opaque object handle: encodes the pool's internal location plus a generation, so a stale (freed) or
 /// forged handle is refused. Never exposes a pointer.
 ///
-/// Each pool documents its own encoding; callers only store and compare handles ([`Handle::raw`] and
+/// Each pool packs its fields with [`handle::HandleLayout`] and documents its widths; callers only store and compare handles ([`Handle::raw`] and
 /// [`Handle::from_raw`] let tmem keep one in a `u64`). The ordering is the raw value's and means nothing
 /// beyond letting handles key a `BTreeMap`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

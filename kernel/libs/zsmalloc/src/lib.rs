@@ -67,6 +67,11 @@
 //! | 8 | 119 | 3625 | 3184: 7 pages, 9 objects | 0.778 |
 //! | 16 | 192 | 3833 | 3120: 16 pages, 21 objects | 0.762 |
 //!
+//! The "huge from" column is [`huge_class_size`] (Linux's `zs_huge_class_size`): the size of the largest
+//! class that holds more than one object, less 7 — the smallest object that, with its 8-byte header, no
+//! longer fits that class (N = 4: 3264 − 7 = 3257). zram keeps a page whose compressed size reaches it as
+//! its 4096 raw bytes (zstore's `Policy::zram`), since the pool would give it a whole frame anyway.
+//!
 //! # Zspage layout
 //!
 //! A zspage of class `size` is one byte range over its frames in chain order: byte `b` is byte `b mod 4096`
@@ -110,6 +115,8 @@
 //! | `0..28` | handle slot (at most 2^28 live objects) |
 //! | `28..48` | generation, 1..2^20 (0 is never issued) |
 //! | `48..64` | pool tag: a number each pool draws from a global counter at creation |
+//!
+//! The packing is `zpool::handle`'s, with zsmalloc's widths in [`HANDLE_LAYOUT`].
 //!
 //! A handle is live if its tag is this pool's and its slot holds an object of that generation; anything
 //! else is [`PoolError::StaleHandle`]. Freeing bumps the slot's generation, so a slot reissues a raw
@@ -226,6 +233,17 @@
 //! than the perl sample has (its free places alone are 13 % of the pool), and ≤ 0.77 on the 75 % workload
 //! needs N = 16, which costs 8–12 % more than 4 on the perl sample × 8.
 //!
+//! # Source files
+//!
+//! | file | holds |
+//! |---|---|
+//! | `lib.rs` | this header, the pool and its tables, `malloc`/`free`/`map` and the other [`ZPool`] glue |
+//! | `class.rs` | class math: class indexes, chain sizes, merging, fullness groups ([`SizeClass`], [`chain_size`]) |
+//! | `handle.rs` | the handle table's entry and handle encode/lookup ([`HANDLE_LAYOUT`] over `zpool::handle`) |
+//! | `span.rs` | where an object's bytes are in its frames, and mapping one that spans two ([`SpanMap`]) |
+//! | `compact.rs` | compaction ([`ZPool::compact`]) |
+//! | `verify.rs` | the self-check ([`Zsmalloc::verify`], [`VerifyError`]) |
+//!
 //! # Contracts
 //!
 //! - Every bad input is a typed [`PoolError`], never a panic, and a refused operation changes nothing —
@@ -253,111 +271,40 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 use core::fmt;
-use core::ops::Range;
-use core::sync::atomic::{AtomicU16, Ordering};
 
 use frame::{FrameError, Owner, Pfn};
-use pagemem::{FrameSource, MemError, PAGE, PageMemory};
+use pagemem::{FrameSource, PAGE, PageMemory};
+use zpool::handle::{FIRST_GENERATION, new_pool_tag};
 // `NIL` is "no zspage" in a list link, a handle slot or a back-reference.
 use zpool::slotlist::{self, EMPTY, Link, List, NIL, UNLINKED, push_front, unlink};
 use zpool::{Handle, MapMode, PoolError, PoolStats, ZPool};
 
+mod class;
+mod compact;
+mod handle;
+mod span;
+mod verify;
+
 #[cfg(test)]
 mod tests;
 
-/// The smallest size class, in bytes, header included (Linux's `ZS_MIN_ALLOC_SIZE`).
-pub const ZS_MIN_ALLOC_SIZE: usize = 32;
-/// log2 of the number of size steps in a page (Linux's `CLASS_BITS`).
-const CLASS_BITS: u32 = 8;
-/// Bytes between neighbouring size classes: `PAGE >> 8` = 16 (Linux's `ZS_SIZE_CLASS_DELTA`).
-pub const ZS_SIZE_CLASS_DELTA: usize = PAGE >> CLASS_BITS;
-/// The largest object, in bytes: a whole page, so an incompressible page can be stored as it is.
-pub const ZS_MAX_ALLOC_SIZE: usize = PAGE;
-/// Class indexes: sizes 32, 48, …, 4096 (Linux's `ZS_SIZE_CLASSES`): 255.
-pub const ZS_SIZE_CLASSES: usize = (ZS_MAX_ALLOC_SIZE - ZS_MIN_ALLOC_SIZE).div_ceil(ZS_SIZE_CLASS_DELTA) + 1;
-/// Bytes of the in-object header that names the object's handle (Linux's `ZS_HANDLE_SIZE`).
-pub const ZS_HANDLE_SIZE: usize = 8;
-/// The longest zspage chain [`Config::max_pages_per_zspage`] may ask for (Linux's `ZS_MAX_PAGES_PER_ZSPAGE`
-/// with `CONFIG_ZSMALLOC_CHAIN_SIZE` at its maximum).
-pub const ZS_MAX_PAGES_PER_ZSPAGE: usize = 16;
-/// The chain length [`Config::default`] uses (see "Choosing N" in the module header).
-pub const DEFAULT_PAGES_PER_ZSPAGE: usize = 4;
-/// The most objects any zspage holds, for every chain length up to 16 (classes 48, 80, …, 240).
-pub const MAX_OBJS_PER_ZSPAGE: usize = 256;
-/// Fullness groups: 0 empty, 1..=10 in-use ratio bands of 10 %, 11 full (Linux's `NR_FULLNESS_GROUPS`).
-pub const FULLNESS_GROUPS: usize = 12;
-/// The group of a zspage with no object in use (Linux's `ZS_INUSE_RATIO_0`); such a zspage is freed at once.
-pub const FULLNESS_EMPTY: usize = 0;
-/// The group of a zspage with every object in use (Linux's `ZS_INUSE_RATIO_100`).
-pub const FULLNESS_FULL: usize = FULLNESS_GROUPS - 1;
+pub use class::{
+    DEFAULT_PAGES_PER_ZSPAGE, FULLNESS_EMPTY, FULLNESS_FULL, FULLNESS_GROUPS, MAX_OBJS_PER_ZSPAGE, SizeClass,
+    ZS_HANDLE_SIZE, ZS_MAX_ALLOC_SIZE, ZS_MAX_PAGES_PER_ZSPAGE, ZS_MIN_ALLOC_SIZE, ZS_SIZE_CLASS_DELTA,
+    ZS_SIZE_CLASSES, chain_size, class_index, fullness_group, huge_class_size, index_size,
+};
+pub use handle::HANDLE_LAYOUT;
+pub use span::SpanMap;
+pub use verify::VerifyError;
 
-const SLOT_BITS: u32 = 28;
-const MAX_SLOTS: usize = 1 << SLOT_BITS;
-const GEN_SHIFT: u32 = SLOT_BITS;
-const GEN_MASK: u32 = (1 << 20) - 1;
-const TAG_SHIFT: u32 = 48;
+use class::build_classes;
+use handle::{MAX_SLOTS, Slot};
+use span::{spot, with_bytes};
+
 const BITMAP_WORDS: usize = MAX_OBJS_PER_ZSPAGE / 64;
 
 /// The `group` of a zspage that is on no list (vacant, or isolated by compaction).
 const UNLISTED: u8 = u8::MAX;
-
-/// Source of pool tags (see "Handles" in the module header).
-static NEXT_TAG: AtomicU16 = AtomicU16::new(1);
-
-/// The size of class index `i` (Linux: `ZS_MIN_ALLOC_SIZE + i * ZS_SIZE_CLASS_DELTA`).
-pub const fn index_size(i: usize) -> usize {
-    ZS_MIN_ALLOC_SIZE + i * ZS_SIZE_CLASS_DELTA
-}
-
-/// The class index for `size` bytes, header included (Linux's `get_size_class_index`); sizes above the
-/// last class clamp to it.
-pub const fn class_index(size: usize) -> usize {
-    let i = if size <= ZS_MIN_ALLOC_SIZE { 0 } else { (size - ZS_MIN_ALLOC_SIZE).div_ceil(ZS_SIZE_CLASS_DELTA) };
-    if i < ZS_SIZE_CLASSES { i } else { ZS_SIZE_CLASSES - 1 }
-}
-
-/// Pages per zspage for a class of `size` bytes, chains of at most `max_pages` (Linux's
-/// `calculate_zspage_chain_size`): the chain that wastes the fewest bytes at its end, the shortest on a tie;
-/// a power of two wastes nothing in one page.
-pub const fn chain_size(size: usize, max_pages: usize) -> usize {
-    if size == 0 || size.is_power_of_two() {
-        return 1;
-    }
-    let (mut best, mut waste) = (1, usize::MAX);
-    let mut pages = 1;
-    while pages <= max_pages {
-        let w = pages * PAGE % size;
-        if w < waste {
-            (best, waste) = (pages, w);
-        }
-        pages += 1;
-    }
-    best
-}
-
-/// The fullness group of a zspage with `inuse` of its `objs` objects in use (Linux's `get_fullness_group`):
-/// [`FULLNESS_EMPTY`], then `⌊100·inuse/objs⌋ / 10 + 1` (1..=10), or [`FULLNESS_FULL`].
-pub const fn fullness_group(inuse: usize, objs: usize) -> usize {
-    if inuse == 0 {
-        FULLNESS_EMPTY
-    } else if inuse >= objs {
-        FULLNESS_FULL
-    } else {
-        100 * inuse / objs / 10 + 1
-    }
-}
-
-/// How [`ZPool::map`] reaches an object whose bytes span two frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SpanMap {
-    /// Map both frames as one 8192-byte slice ([`PageMemory::with_pages2`]: two adjacent kmap slots,
-    /// Linux's kmap of a page pair).
-    #[default]
-    Pair,
-    /// Copy the two parts into the pool's 4096-byte buffer, run the closure there, copy back (Linux's
-    /// per-CPU `vm_buf`): no copy-in for [`MapMode::WriteOnly`], no copy-back for [`MapMode::ReadOnly`].
-    Copy,
-}
 
 /// How a pool is built ([`Zsmalloc::with_config`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -394,75 +341,6 @@ impl fmt::Display for ConfigError {
             }
         }
     }
-}
-
-/// One size class after merging (Linux's `struct size_class`, its constant part).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SizeClass {
-    /// The largest class index merged into this class (Linux's `class->index`); its size is [`Self::size`].
-    pub index: usize,
-    /// The smallest class index merged into this class.
-    pub first_index: usize,
-    /// Bytes each object takes in its zspage, header included.
-    pub size: usize,
-    pub pages_per_zspage: usize,
-    pub objs_per_zspage: usize,
-    /// One object in a one-frame zspage: no in-object header (Linux's `ZsHugePage`).
-    pub huge: bool,
-}
-
-impl SizeClass {
-    /// The largest object (as given to `malloc`) this class takes.
-    pub const fn max_object(&self) -> usize {
-        if self.index == ZS_SIZE_CLASSES - 1 { ZS_MAX_ALLOC_SIZE } else { self.size - ZS_HANDLE_SIZE }
-    }
-
-    /// The smallest object (as given to `malloc`) this class takes.
-    pub const fn min_object(&self) -> usize {
-        if self.first_index == 0 { 1 } else { index_size(self.first_index - 1) - ZS_HANDLE_SIZE + 1 }
-    }
-
-    /// Bytes at the end of every zspage that no object can use.
-    pub const fn waste(&self) -> usize {
-        self.pages_per_zspage * PAGE - self.objs_per_zspage * self.size
-    }
-
-    /// Bytes of header each object carries: 8, or 0 in a huge class.
-    pub const fn header(&self) -> usize {
-        if self.huge { 0 } else { ZS_HANDLE_SIZE }
-    }
-}
-
-/// The merged classes for chains of at most `max_pages`, ascending, and the map from class index to them
-/// (Linux's `pool->size_class[]`), built as `zs_create_pool` does: from the largest index down, a class with
-/// the same pages and objects per zspage as the class above it is merged into that one.
-fn build_classes(max_pages: usize) -> (Vec<SizeClass>, [u8; ZS_SIZE_CLASSES]) {
-    let mut classes: Vec<SizeClass> = Vec::new();
-    let mut of_index = [0u8; ZS_SIZE_CLASSES];
-    for i in (0..ZS_SIZE_CLASSES).rev() {
-        let size = index_size(i).min(ZS_MAX_ALLOC_SIZE);
-        let pages = chain_size(size, max_pages);
-        let objs = pages * PAGE / size;
-        match classes.last_mut() {
-            Some(prev) if prev.pages_per_zspage == pages && prev.objs_per_zspage == objs => prev.first_index = i,
-            _ => classes.push(SizeClass {
-                index: i,
-                first_index: i,
-                size,
-                pages_per_zspage: pages,
-                objs_per_zspage: objs,
-                huge: pages == 1 && objs == 1,
-            }),
-        }
-        // Counted from the top for now; flipped below once the number of classes is known.
-        of_index[i] = (classes.len() - 1) as u8;
-    }
-    classes.reverse();
-    let last = classes.len() - 1;
-    for c in &mut of_index {
-        *c = (last - *c as usize) as u8;
-    }
-    (classes, of_index)
 }
 
 /// Where an object is ([`Zsmalloc::locate`]).
@@ -536,25 +414,6 @@ pub struct ZsStats {
     pub frames_lost: u64,
 }
 
-/// What [`Zsmalloc::verify`] found wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VerifyError {
-    /// A frame could not be mapped to read a header.
-    Memory(MemError),
-    /// An object's in-object header does not name its handle.
-    Header { zspage: u32, obj: usize },
-    /// A handle-table slot, or the free-slot list, is inconsistent.
-    Handle { slot: u32 },
-    /// A zspage's entry (frames, bitmap, count, group, back-reference), or the free-zspage list, is
-    /// inconsistent.
-    Zspage { zspage: u32 },
-    /// A fullness list of class `class` (its position in [`Zsmalloc::classes`]) is inconsistent; `usize::MAX`
-    /// when the lists together do not hold every zspage.
-    Lists { class: usize },
-    /// The counters do not match the tables.
-    Counters,
-}
-
 /// A merged class and its changing state.
 #[derive(Debug)]
 struct Class {
@@ -593,100 +452,6 @@ const VACANT: Zspage = Zspage {
     group: UNLISTED,
 };
 
-/// One handle-table entry, 12 bytes.
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    /// Live: the object's zspage. Free: the next free slot, or [`NIL`].
-    zspage: u32,
-    /// The generation of the object here now, or of the next one.
-    generation: u32,
-    /// The object's size as given to `malloc`; 0 while the slot is free.
-    size: u16,
-    /// The object's index in its zspage.
-    obj: u8,
-}
-
-impl Slot {
-    fn live(&self) -> bool {
-        self.size != 0
-    }
-}
-
-/// Bytes `start..start + len` of a zspage's frame `a`, continued from byte 0 of `b` if they go past its end.
-#[derive(Debug, Clone, Copy)]
-struct Spot {
-    a: Pfn,
-    b: Option<Pfn>,
-    start: usize,
-    len: usize,
-}
-
-impl Spot {
-    /// Bytes in `a`.
-    fn head(&self) -> usize {
-        self.len.min(PAGE.saturating_sub(self.start))
-    }
-}
-
-/// Bytes `skip..skip + len` of object `obj` of a zspage of `frames` in class `info`.
-fn spot(frames: &[Pfn], info: &SizeClass, obj: usize, skip: usize, len: usize) -> Result<Spot, MemError> {
-    let off = obj * info.size + skip;
-    let (k, start) = (off / PAGE, off % PAGE);
-    let missing = MemError::Foreign(frames.first().copied().unwrap_or(Pfn(u64::MAX)));
-    let a = *frames.get(k).ok_or(missing)?;
-    let b = if start + len > PAGE { Some(*frames.get(k + 1).ok_or(missing)?) } else { None };
-    Ok(Spot { a, b, start, len })
-}
-
-/// Run `f` on bytes `r` of `pfn`; a page shorter than `r` is `Foreign(pfn)`.
-fn with_bytes<M: PageMemory, R>(
-    mem: &mut M,
-    pfn: Pfn,
-    r: Range<usize>,
-    f: impl FnOnce(&mut [u8]) -> R,
-) -> Result<R, MemError> {
-    mem.with_page(pfn, |p| p.get_mut(r).map(f))?.ok_or(MemError::Foreign(pfn))
-}
-
-/// Copy the bytes at `s` into `buf` (`s.len` bytes), one frame at a time.
-fn read_spot<M: PageMemory>(mem: &mut M, s: Spot, buf: &mut [u8]) -> Result<(), MemError> {
-    let (head, tail) = buf.split_at_mut(s.head().min(buf.len()));
-    with_bytes(mem, s.a, s.start..s.start + head.len(), |p| head.copy_from_slice(p))?;
-    match s.b {
-        Some(b) if !tail.is_empty() => with_bytes(mem, b, 0..tail.len(), |p| tail.copy_from_slice(p)),
-        _ => Ok(()),
-    }
-}
-
-/// Copy `buf` (`s.len` bytes) to the bytes at `s`, one frame at a time.
-fn write_spot<M: PageMemory>(mem: &mut M, s: Spot, buf: &[u8]) -> Result<(), MemError> {
-    let (head, tail) = buf.split_at(s.head().min(buf.len()));
-    with_bytes(mem, s.a, s.start..s.start + head.len(), |p| p.copy_from_slice(head))?;
-    match s.b {
-        Some(b) if !tail.is_empty() => with_bytes(mem, b, 0..tail.len(), |p| p.copy_from_slice(tail)),
-        _ => Ok(()),
-    }
-}
-
-/// [`SpanMap::Copy`]: run `f` on a copy of the bytes at `s` in `buf`.
-fn map_copy<M: PageMemory, R>(
-    mem: &mut M,
-    s: Spot,
-    mode: MapMode,
-    buf: &mut [u8],
-    f: impl FnOnce(&mut [u8]) -> R,
-) -> Result<R, MemError> {
-    let buf = buf.get_mut(..s.len).ok_or(MemError::Foreign(s.a))?;
-    if mode != MapMode::WriteOnly {
-        read_spot(mem, s, buf)?;
-    }
-    let r = f(buf);
-    if mode != MapMode::ReadOnly {
-        write_spot(mem, s, buf)?;
-    }
-    Ok(r)
-}
-
 fn bit(used: &[u64; BITMAP_WORDS], i: usize) -> bool {
     used[i / 64] >> (i % 64) & 1 == 1
 }
@@ -718,20 +483,6 @@ impl slotlist::Chain<Zspage> for Fullness {
     fn link_mut<'a>(&self, zp: &'a mut Zspage) -> &'a mut Link {
         &mut zp.link
     }
-}
-
-const fn next_generation(g: u32) -> u32 {
-    let n = g.wrapping_add(1) & GEN_MASK;
-    if n == 0 { 1 } else { n }
-}
-
-/// Which end of the fullness lists [`Zsmalloc::isolate`] takes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Isolate {
-    /// The fullest non-full zspage: where objects go.
-    Dst,
-    /// The sparsest non-empty zspage: where objects come from.
-    Src,
 }
 
 /// Where `malloc` puts an object.
@@ -809,7 +560,7 @@ impl<M: PageMemory + FrameSource> Zsmalloc<M> {
             handles: Vec::new(),
             free_handle: NIL,
             vm_buf: alloc::vec![0; PAGE],
-            tag: NEXT_TAG.fetch_add(1, Ordering::Relaxed),
+            tag: new_pool_tag(),
             stats: PoolStats::default(),
             objects_migrated: 0,
             span_maps: 0,
@@ -849,6 +600,12 @@ impl<M: PageMemory + FrameSource> Zsmalloc<M> {
             return None;
         }
         Some(self.classes[self.class_of_index[class_index(size + ZS_HANDLE_SIZE)] as usize].info)
+    }
+
+    /// The smallest object that goes to this pool's huge class (Linux's `zs_huge_class_size(pool)`): what
+    /// zram's threshold for storing a page whole is ([`huge_class_size`] of the pool's chain).
+    pub fn huge_class_size(&self) -> usize {
+        class::huge_from(self.cfg.max_pages_per_zspage)
     }
 
     /// Where a live object is.
@@ -921,185 +678,15 @@ impl<M: PageMemory + FrameSource> Zsmalloc<M> {
         bytes as u64
     }
 
-    /// Check the handle table, every zspage (frames, bitmap, count, group, back-reference, the header of
-    /// every object in use), the fullness lists and the counters against each other.
-    pub fn verify(&mut self) -> Result<(), VerifyError> {
-        // The handle table and its free list.
-        let mut free = alloc::vec![false; self.handles.len()];
-        let mut slot = self.free_handle;
-        while slot != NIL {
-            match (free.get_mut(slot as usize), self.handles.get(slot as usize)) {
-                (Some(f), Some(s)) if !*f && !s.live() => (*f, slot) = (true, s.zspage),
-                _ => return Err(VerifyError::Handle { slot }),
-            }
-        }
-        let (mut objects, mut bytes) = (0u64, 0u64);
-        // (zspage, object, handle slot) of every object in use.
-        let mut owners: Vec<(u32, u8, u32)> = Vec::new();
-        for (slot, s) in self.handles.iter().enumerate() {
-            let bad = Err(VerifyError::Handle { slot: slot as u32 });
-            let good_gen = s.generation != 0 && s.generation <= GEN_MASK;
-            if !s.live() {
-                if !free[slot] || !good_gen {
-                    return bad;
-                }
-                continue;
-            }
-            let Some(zp) = self.zspages.get(s.zspage as usize).filter(|z| !z.frames.is_empty()) else { return bad };
-            let Some(k) = self.classes.get(zp.class as usize) else { return bad };
-            let (obj, size) = (s.obj as usize, s.size as usize);
-            let right_class = self.class_for(size).is_some_and(|c| c == k.info);
-            if free[slot] || !good_gen || !right_class || obj >= k.info.objs_per_zspage || !bit(&zp.used, obj) {
-                return bad;
-            }
-            objects += 1;
-            bytes += size as u64;
-            owners.push((s.zspage, s.obj, slot as u32));
-        }
-        owners.sort_unstable();
-        if let Some(w) = owners.windows(2).find(|w| (w[0].0, w[0].1) == (w[1].0, w[1].1)) {
-            return Err(VerifyError::Handle { slot: w[1].2 });
-        }
-
-        // The zspage table and its free list.
-        let mut vacant = alloc::vec![false; self.zspages.len()];
-        let (mut z, mut vacancies) = (self.free_zspage, 0u64);
-        while z != NIL {
-            match (vacant.get_mut(z as usize), self.zspages.get(z as usize)) {
-                (Some(v), Some(zp)) if !*v && zp.frames.is_empty() => (*v, z) = (true, zp.link.next),
-                _ => return Err(VerifyError::Zspage { zspage: z }),
-            }
-            vacancies += 1;
-        }
-        let mut per_class = alloc::vec![(0u64, 0u64); self.classes.len()];
-        let (mut pages, mut live, mut cursor) = (0u64, 0u64, 0usize);
-        for (z, zp) in self.zspages.iter().enumerate() {
-            let bad = Err(VerifyError::Zspage { zspage: z as u32 });
-            if zp.frames.is_empty() {
-                let tidy = zp.used == [0; BITMAP_WORDS] && zp.inuse == 0 && zp.link.prev == NIL && zp.group == UNLISTED;
-                if !tidy || !vacant[z] {
-                    return bad;
-                }
-                continue;
-            }
-            let Some(k) = self.classes.get(zp.class as usize) else { return bad };
-            let info = k.info;
-            let ones: u32 = zp.used.iter().map(|w| w.count_ones()).sum();
-            let beyond = (info.objs_per_zspage..MAX_OBJS_PER_ZSPAGE).any(|i| bit(&zp.used, i));
-            let group = fullness_group(zp.inuse as usize, info.objs_per_zspage);
-            if vacant[z]
-                || zp.frames.len() != info.pages_per_zspage
-                || ones != u32::from(zp.inuse)
-                || zp.inuse == 0
-                || beyond
-                || usize::from(zp.group) != group
-            {
-                return bad;
-            }
-            let start = cursor;
-            while cursor < owners.len() && owners[cursor].0 == z as u32 {
-                cursor += 1;
-            }
-            let mine = &owners[start..cursor];
-            if mine.len() != usize::from(zp.inuse) {
-                return bad;
-            }
-            if info.huge {
-                if zp.huge_handle != mine[0].2 {
-                    return bad;
-                }
-            } else {
-                for &(_, obj, slot) in mine {
-                    let want = self.encode(slot, self.handles[slot as usize].generation).raw().to_le_bytes();
-                    let h = spot(&zp.frames, &info, obj as usize, 0, ZS_HANDLE_SIZE).map_err(VerifyError::Memory)?;
-                    let same = with_bytes(&mut self.mem, h.a, h.start..h.start + h.len, |p| *p == want)
-                        .map_err(VerifyError::Memory)?;
-                    if !same || h.b.is_some() {
-                        return Err(VerifyError::Header { zspage: z as u32, obj: obj as usize });
-                    }
-                }
-            }
-            let pc = &mut per_class[zp.class as usize];
-            pc.0 += 1;
-            pc.1 += u64::from(zp.inuse);
-            pages += zp.frames.len() as u64;
-            live += 1;
-        }
-
-        // The fullness lists: every live zspage on the list of its class and group, exactly once.
-        let mut listed = 0;
-        for (c, k) in self.classes.iter().enumerate() {
-            for (g, list) in k.lists.iter().enumerate() {
-                let bad = Err(VerifyError::Lists { class: c });
-                let member =
-                    |zp: &Zspage| !zp.frames.is_empty() && usize::from(zp.class) == c && usize::from(zp.group) == g;
-                let Ok(n) = slotlist::check(&self.zspages, list, Fullness, member) else { return bad };
-                if g == FULLNESS_EMPTY && n != 0 {
-                    return bad;
-                }
-                listed += n;
-            }
-            if per_class[c] != (k.zspages, k.obj_used) {
-                return Err(VerifyError::Counters);
-            }
-        }
-        if listed != live {
-            return Err(VerifyError::Lists { class: usize::MAX });
-        }
-
-        // The counters.
-        let s = &self.stats;
-        let counters_ok = (s.pages, s.objects, s.object_bytes) == (pages, objects, bytes)
-            && s.allocs - s.frees == s.objects
-            && live + vacancies == self.zspages.len() as u64;
-        if !counters_ok {
-            return Err(VerifyError::Counters);
-        }
-        Ok(())
-    }
-
-    /// The handle slot of a live handle.
-    fn lookup(&self, handle: Handle) -> Result<u32, PoolError> {
-        let raw = handle.raw();
-        let slot = (raw & (MAX_SLOTS as u64 - 1)) as u32;
-        let generation = (raw >> GEN_SHIFT) as u32 & GEN_MASK;
-        match self.handles.get(slot as usize) {
-            Some(s) if (raw >> TAG_SHIFT) as u16 == self.tag && s.live() && s.generation == generation => Ok(slot),
-            _ => Err(PoolError::StaleHandle(handle)),
-        }
-    }
-
-    fn encode(&self, slot: u32, generation: u32) -> Handle {
-        Handle::from_raw(u64::from(self.tag) << TAG_SHIFT | u64::from(generation) << GEN_SHIFT | u64::from(slot))
-    }
-
     fn fail(&mut self, e: impl Into<PoolError>) -> PoolError {
         self.stats.failures += 1;
         e.into()
-    }
-
-    /// Frames compaction could free in class `c` (Linux's `zs_can_compact`): whole zspages' worth of free
-    /// object places.
-    fn freeable(&self, c: usize) -> u64 {
-        let k = &self.classes[c];
-        let objs = k.info.objs_per_zspage as u64;
-        (k.zspages * objs - k.obj_used) / objs * k.info.pages_per_zspage as u64
     }
 
     /// The fullest zspage of class `c` with a free object (Linux's `find_get_zspage`).
     fn find_zspage(&self, c: usize) -> Option<u32> {
         let lists = &self.classes[c].lists;
         (FULLNESS_EMPTY..FULLNESS_FULL).rev().map(|g| lists[g].head).find(|&z| z != NIL)
-    }
-
-    /// Take a zspage off its class's lists for compaction (Linux's `isolate_dst_zspage`/`isolate_src_zspage`).
-    fn isolate(&mut self, c: usize, end: Isolate) -> Option<u32> {
-        let z = (1..FULLNESS_FULL)
-            .map(|i| if end == Isolate::Dst { FULLNESS_FULL - i } else { i })
-            .map(|g| self.classes[c].lists[g].head)
-            .find(|&z| z != NIL)?;
-        self.delist(z);
-        Some(z)
     }
 
     /// Take `z` off its fullness list, if it is on one.
@@ -1204,103 +791,6 @@ impl<M: PageMemory + FrameSource> Zsmalloc<M> {
         }
         (freed, err)
     }
-
-    /// Linux's `__zs_compact` for class `c`.
-    fn compact_class(&mut self, c: usize) -> Result<(), PoolError> {
-        let info = self.classes[c].info;
-        if info.huge {
-            return Ok(());
-        }
-        let mut dst = None;
-        let result = loop {
-            if self.freeable(c) == 0 {
-                break Ok(());
-            }
-            let d = match dst {
-                Some(d) => d,
-                None => match self.isolate(c, Isolate::Dst) {
-                    Some(d) => d,
-                    None => break Ok(()),
-                },
-            };
-            dst = Some(d);
-            let Some(s) = self.isolate(c, Isolate::Src) else { break Ok(()) };
-            let moved = self.migrate(s, d);
-            let src_empty = self.zspages[s as usize].inuse == 0;
-            if src_empty {
-                let (freed, err) = self.retire(s, 0);
-                self.stats.pages_compacted += freed;
-                if let Some(e) = err {
-                    break Err(e.into());
-                }
-            } else {
-                self.relist(s);
-            }
-            if let Err(e) = moved {
-                break Err(e);
-            }
-            if usize::from(self.zspages[d as usize].inuse) == info.objs_per_zspage {
-                self.relist(d);
-                dst = None;
-            } else if !src_empty {
-                // Stopped at an object whose header names no handle of it: leave the class (verify reports it).
-                break Ok(());
-            }
-        };
-        if let Some(d) = dst {
-            self.relist(d);
-        }
-        result
-    }
-
-    /// Move objects from `s` to `d` until `d` is full or `s` is empty (Linux's `migrate_zspage`).
-    fn migrate(&mut self, s: u32, d: u32) -> Result<(), PoolError> {
-        let mut buf = core::mem::take(&mut self.vm_buf);
-        let r = self.migrate_with(s, d, &mut buf);
-        self.vm_buf = buf;
-        r
-    }
-
-    fn migrate_with(&mut self, s: u32, d: u32, buf: &mut [u8]) -> Result<(), PoolError> {
-        let info = self.classes[self.zspages[s as usize].class as usize].info;
-        let objs = info.objs_per_zspage;
-        for obj in 0..objs {
-            if !bit(&self.zspages[s as usize].used, obj) {
-                continue;
-            }
-            let Some(to_obj) = first_free(&self.zspages[d as usize].used, objs) else { break };
-            // Copy the object's whole place out (Linux's `zs_object_copy` copies `class->size` bytes) and
-            // learn its handle from the header.
-            let from = spot(&self.zspages[s as usize].frames, &info, obj, 0, info.size)?;
-            let place = buf.get_mut(..info.size).ok_or(MemError::Foreign(from.a))?;
-            read_spot(&mut self.mem, from, place)?;
-            let mut raw = [0; ZS_HANDLE_SIZE];
-            raw.copy_from_slice(&place[..ZS_HANDLE_SIZE]);
-            let Ok(slot) = self.lookup(Handle::from_raw(u64::from_le_bytes(raw))) else { continue };
-            let entry = self.handles[slot as usize];
-            if entry.zspage != s || usize::from(entry.obj) != obj {
-                continue;
-            }
-            let len = ZS_HANDLE_SIZE + usize::from(entry.size);
-            let to = spot(&self.zspages[d as usize].frames, &info, to_obj, 0, len)?;
-            write_spot(&mut self.mem, to, &place[..len])?;
-            // The copy is complete: only now does the object move.
-            let dz = &mut self.zspages[d as usize];
-            set_bit(&mut dz.used, to_obj);
-            dz.inuse += 1;
-            let sz = &mut self.zspages[s as usize];
-            clear_bit(&mut sz.used, obj);
-            sz.inuse -= 1;
-            let src_left = sz.inuse;
-            let h = &mut self.handles[slot as usize];
-            (h.zspage, h.obj) = (d, to_obj as u8);
-            self.objects_migrated += 1;
-            if usize::from(self.zspages[d as usize].inuse) == objs || src_left == 0 {
-                break;
-            }
-        }
-        Ok(())
-    }
 }
 
 impl<M: PageMemory + FrameSource> ZPool for Zsmalloc<M> {
@@ -1321,7 +811,7 @@ impl<M: PageMemory + FrameSource> ZPool for Zsmalloc<M> {
             NIL => return Err(self.fail(PoolError::OutOfMemory)),
             slot => slot,
         };
-        let generation = self.handles.get(slot as usize).map_or(1, |s| s.generation);
+        let generation = self.handles.get(slot as usize).map_or(FIRST_GENERATION, |s| s.generation);
         let handle = self.encode(slot, generation);
         let (target, obj) = match self.find_zspage(c) {
             Some(z) => match first_free(&self.zspages[z as usize].used, info.objs_per_zspage) {
@@ -1404,7 +894,7 @@ impl<M: PageMemory + FrameSource> ZPool for Zsmalloc<M> {
         }
         self.classes[c].obj_used -= 1;
         self.handles[slot as usize] =
-            Slot { zspage: self.free_handle, generation: next_generation(s.generation), size: 0, obj: 0 };
+            Slot { zspage: self.free_handle, generation: HANDLE_LAYOUT.next_generation(s.generation), size: 0, obj: 0 };
         self.free_handle = slot;
         self.stats.objects -= 1;
         self.stats.object_bytes -= u64::from(s.size);
@@ -1415,28 +905,7 @@ impl<M: PageMemory + FrameSource> ZPool for Zsmalloc<M> {
     /// An object inside one frame is mapped directly; one that spans two frames as [`Config::span`] says.
     fn map<R>(&mut self, handle: Handle, mode: MapMode, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, PoolError> {
         let slot = self.lookup(handle)?;
-        let s = self.handles[slot as usize];
-        let zp = &self.zspages[s.zspage as usize];
-        let info = self.classes[zp.class as usize].info;
-        let d = spot(&zp.frames, &info, s.obj as usize, info.header(), s.size as usize)?;
-        let r = match (d.b, self.cfg.span) {
-            (None, _) => with_bytes(&mut self.mem, d.a, d.start..d.start + d.len, f)?,
-            (Some(b), SpanMap::Pair) => {
-                let r = self.mem.with_pages2(d.a, b, |p| p.get_mut(d.start..d.start + d.len).map(f))?;
-                let r = r.ok_or(MemError::Foreign(d.a))?;
-                self.span_maps += 1;
-                r
-            }
-            (Some(_), SpanMap::Copy) => {
-                let mut buf = core::mem::take(&mut self.vm_buf);
-                let r = map_copy(&mut self.mem, d, mode, &mut buf, f);
-                self.vm_buf = buf;
-                let r = r?;
-                self.span_maps += 1;
-                r
-            }
-        };
-        Ok(r)
+        self.map_slot(slot, mode, f)
     }
 
     fn size_of(&self, handle: Handle) -> Result<usize, PoolError> {

@@ -109,6 +109,38 @@ fn size_classes_follow_linux() {
     assert_eq!(c.waste(), 16);
 }
 
+/// zram's threshold, Linux's `zs_huge_class_size`, for chains of 4 and 8 (Linux's default since 6.3):
+///
+/// - N = 4: class 3264 (index 202) is 4 frames of 5 objects (16384 − 5·3264 = 64 bytes of tail); class 3280
+///   (index 203) wastes 816, 1632, 2448, 3264 bytes in 1..=4 frames, so it takes 1 frame of 1 object:
+///   huge. The answer is 3264 − 7 = 3257: `malloc(3257)` needs 3265 bytes with its header, index 203.
+/// - N = 8: class 3632 (index 225) is 8 frames of 9 objects (32768 − 9·3632 = 80); class 3648 (index
+///   226) wastes 448·k bytes in k = 1..=8 frames, least in one: huge. The answer is 3632 − 7 = 3625.
+#[test]
+fn huge_class_size_is_linux_zs_huge_class_size() {
+    assert_eq!((huge_class_size(4), huge_class_size(8)), (Ok(3257), Ok(3625)));
+    for (n, top, next) in [(4, 3264, 3280), (8, 3632, 3648)] {
+        let z = pool_with(1, n, SpanMap::Pair);
+        assert_eq!(z.huge_class_size(), top - 7);
+        let below = z.class_for(top - 8).unwrap();
+        assert_eq!((below.size, below.huge), (top, false), "N = {n}: the largest object outside the huge class");
+        let at = z.class_for(top - 7).unwrap();
+        assert!(at.huge && at.min_object() == top - 7, "N = {n}: {at:?}");
+        assert_eq!((class_index(top + 1), index_size(class_index(top + 1))), (class_index(top) + 1, next));
+        assert_eq!((chain_size(next, n), chain_size(top, n)), (1, n));
+    }
+    // Every valid chain: the answer is where the pool's huge class begins.
+    for n in 1..=ZS_MAX_PAGES_PER_ZSPAGE {
+        let z = pool_with(1, n, SpanMap::Pair);
+        let huge = z.classes().into_iter().find(|c| c.huge).unwrap();
+        assert_eq!(huge_class_size(n), Ok(huge.min_object()), "N = {n}");
+        assert_eq!(z.huge_class_size(), huge.min_object(), "N = {n}");
+    }
+    for n in [0, 17, usize::MAX] {
+        assert_eq!(huge_class_size(n), Err(ConfigError::MaxPagesPerZspage(n)));
+    }
+}
+
 #[test]
 fn worked_example_from_the_header() {
     let mut z = pool(64);

@@ -12,7 +12,8 @@
 //!    no pool memory (zswap's and zram's *same-filled* pages, [`StoreStats::same_pages`]).
 //! 2. A page that does not shrink below a threshold is not worth a pool object: it is refused
 //!    ([`PoorPage::Reject`], counted as zswap's `reject_compress_poor`) or kept whole, uncompressed
-//!    ([`PoorPage::StoreWhole`], zram's `huge_pages`). Which, and where the threshold is, is [`Policy`].
+//!    ([`PoorPage::StoreWhole`], zram's `huge_pages`). Which, and where the threshold is, is [`Policy`];
+//!    [`Policy::zram`] is zram's own rule (below).
 //! 3. Everything else is compressed into the caller's per-CPU [`Compressor`] (which allocates nothing),
 //!    copied into a fresh pool object through a [`MapMode::WriteOnly`] mapping, and described by an
 //!    [`Entry`]: Linux zcache's *pampd*, the pool's handle plus what is needed to decode it.
@@ -51,6 +52,32 @@
 //!
 //! `stored_pages` is then 2 and `orig_data_size` 8192. The test `worked_example_from_the_header`
 //! replays it.
+//!
+//! # zram's rule and zram's `mm_stat`
+//!
+//! zram never refuses a page. `zram_write_page` (drivers/block/zram/zram_drv.c) compresses it, and if
+//! `comp_len >= huge_class_size` — zsmalloc's `zs_huge_class_size()`, the smallest object its huge class
+//! takes (`zsmalloc::huge_class_size`: 3257 bytes at chain 4, 3625 at chain 8) — it stores the page's 4096
+//! raw bytes instead: in the huge class the object would take a whole frame anyway, and raw bytes need no
+//! decompression. [`Policy::zram`]`(huge_class_size)` is that rule: threshold `huge_class_size − 1`,
+//! [`PoorPage::StoreWhole`]. One difference stays: zram compares the bare compressor output, this store its
+//! stored bytes, which carry the 5-byte frame ([`compress::OVERHEAD`]: algorithm id and Adler-32). That is
+//! the right comparison for our pool (the frame is part of the object `malloc` places), and it moves only
+//! pages whose stream ends within 5 bytes below the threshold.
+//!
+//! [`StoreStats`] holds zram's `/sys/block/zram<id>/mm_stat` fields with zram's meaning (`mm_stat_show`):
+//!
+//! | `mm_stat` field | here | counts |
+//! |---|---|---|
+//! | `orig_data_size` | [`StoreStats::orig_data_size`] | 4096 × pages held, same-filled and whole pages included (zram: `pages_stored << PAGE_SHIFT`) |
+//! | `compr_data_size` | [`StoreStats::compr_data_size`] | bytes of the pool objects held: the stored bytes of each compressed page (zram: the bare stream; here 5 bytes more a page), 4096 per whole page, 0 per same-filled page |
+//! | `mem_used_total` | [`StoreStats::mem_used_total`] | the pool's frames × 4096, everything it holds: data, headers, class rounding, free places, zspage tails (zram: `zs_get_total_pages() << PAGE_SHIFT`) |
+//! | `same_pages` | [`StoreStats::same_pages`] | same-filled pages held, as one word and no pool object |
+//! | `huge_pages` | [`StoreStats::huge_pages`] | pages held whole ([`Entry::Whole`]) |
+//! | `pages_compacted` | [`StoreStats::pages_compacted`] | frames the pool's compaction freed, ever |
+//!
+//! (`mem_limit`, `mem_used_max` and `huge_pages_since` have no counterpart here.) `mem_used_total ÷
+//! compr_data_size` is then the pool's cost over the ideal, as zram's documentation suggests.
 //!
 //! # Contracts
 //!
@@ -101,6 +128,14 @@ pub struct Policy {
 impl Policy {
     /// zcache's choice: 3584 bytes (7/8 of a page), poor pages rejected.
     pub const DEFAULT: Policy = Policy { threshold: PAGE_SIZE / 8 * 7, poor: PoorPage::Reject };
+
+    /// zram's rule (`zram_write_page`, see "zram's rule and zram's `mm_stat`" in the module header): a page
+    /// whose stored bytes reach `huge_class_size` is kept whole, every other page compressed; nothing is
+    /// refused for its size. Pass the pool's huge class size (zsmalloc's `huge_class_size`, Linux's
+    /// `zs_huge_class_size`). A `huge_class_size` of 0 keeps every page whole, as zram would.
+    pub const fn zram(huge_class_size: usize) -> Policy {
+        Policy { threshold: huge_class_size.saturating_sub(1), poor: PoorPage::StoreWhole }
+    }
 }
 
 impl Default for Policy {
@@ -191,12 +226,14 @@ impl fmt::Display for StoreError {
 pub struct StoreStats {
     /// Pages held (every kind of entry).
     pub stored_pages: u64,
-    /// `stored_pages` × 4096: what the held pages would take uncompressed (zram `orig_data_size`).
+    /// `stored_pages` × 4096, same-filled and whole pages included: what the held pages would take
+    /// uncompressed (zram `orig_data_size`).
     pub orig_data_size: u64,
-    /// Bytes of pool objects held: stored bytes of compressed pages plus 4096 per whole page (zram
-    /// `compr_data_size`).
+    /// Bytes of pool objects held: stored bytes (frame included) of compressed pages plus 4096 per whole
+    /// page; nothing for same-filled pages (zram `compr_data_size`, where a compressed page counts its bare
+    /// stream).
     pub compr_data_size: u64,
-    /// The pool's frames × 4096 (zram `mem_used_total`).
+    /// The pool's frames × 4096, read from the pool when [`Zstore::stats`] is called (zram `mem_used_total`).
     pub mem_used_total: u64,
     /// Same-filled pages held, as one word each (zram and zswap `same_pages`/`same_filled_pages`).
     pub same_pages: u64,

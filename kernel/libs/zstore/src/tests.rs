@@ -313,3 +313,110 @@ impl<P: ZPool> Store for Zstore<P> {
         Zstore::stats(self)
     }
 }
+
+/// A chain-8 zsmalloc pool (Linux's default since 6.3) with zram's rule at its huge class size.
+fn zram_store(frames: usize) -> Zstore<Zsmalloc<HostMemory>> {
+    let config = zsmalloc::Config { max_pages_per_zspage: 8, ..zsmalloc::Config::default() };
+    let pool = Zsmalloc::with_config(HostMemory::new(frames), config).unwrap();
+    let policy = Policy::zram(pool.huge_class_size());
+    Zstore::new(pool, policy)
+}
+
+#[test]
+fn zram_policy_keeps_a_page_whole_from_the_huge_class_size_on() {
+    assert_eq!(Policy::zram(3625), Policy { threshold: 3624, poor: PoorPage::StoreWhole });
+    assert_eq!(Policy::zram(0), Policy { threshold: 0, poor: PoorPage::StoreWhole });
+    assert_eq!(zram_store(1).policy(), Policy::zram(3625), "chain 8: zs_huge_class_size is 3625");
+
+    // zram's test is `comp_len >= huge_class_size`: a page of exactly that many stored bytes is whole, and
+    // with the threshold one byte higher the same page is compressed.
+    let mut c = Compressor::new(LZ4).unwrap();
+    let mut page = [0u8; PAGE_SIZE];
+    ratio_page(3, THREE_QUARTERS_FRESH, &mut page);
+    let size = c.compress(&page, compress::MAX_STORED).unwrap().len();
+    assert!(size > 2048 && size < 3584, "a 75 % page: {size}");
+
+    let mut at = zs_store(16, Policy::zram(size));
+    let e = at.store(&mut c, &page).unwrap();
+    assert!(matches!(e, Entry::Whole { .. }), "{e:?}");
+    let s = at.stats();
+    assert_eq!((s.huge_pages, s.compr_data_size, s.mem_used_total, s.reject_compress_poor), (1, 4096, 4096, 0));
+    let mut back = [0u8; PAGE_SIZE];
+    at.load(&mut c, &e, &mut back).unwrap();
+    assert!(back == page);
+
+    let mut above = zs_store(16, Policy::zram(size + 1));
+    let e = above.store(&mut c, &page).unwrap();
+    assert!(matches!(e, Entry::Compressed { len, .. } if len as usize == size), "{e:?}");
+    assert_eq!((above.stats().huge_pages, above.stats().compr_data_size), (0, size as u64));
+
+    // Nothing is refused for its size: a random page, which no compressor shrinks, is kept whole too.
+    let e = above.store(&mut c, &noise(4)).unwrap();
+    assert!(matches!(e, Entry::Whole { .. }), "{e:?}");
+    assert_eq!(above.stats().reject_compress_poor, 0);
+}
+
+/// The `mm_stat` fields mean what zram's mean (module header): three pages, one of each kind.
+#[test]
+fn mm_stat_fields_count_as_zram_counts_them() {
+    let mut c = Compressor::new(LZ4).unwrap();
+    let mut z = zram_store(64);
+    let same = z.store(&mut c, &[0x5a; PAGE_SIZE]).unwrap();
+    let compressed = z.store(&mut c, perl_page()).unwrap();
+    let whole = z.store(&mut c, &noise(5)).unwrap();
+    assert_eq!(same, Entry::Same { word: 0x5a5a_5a5a_5a5a_5a5a });
+    assert!(matches!(compressed, Entry::Compressed { len: 1781, .. }), "{compressed:?}");
+    assert!(matches!(whole, Entry::Whole { .. }), "{whole:?}");
+
+    // 1781 stored bytes + the 8-byte header = 1789 go to class 1792, which at chain 8 is 7 frames of 16
+    // objects (7 · 4096 = 16 · 1792, no tail); the whole page takes one frame of the huge class.
+    let class = z.pool().class_for(1781).unwrap();
+    assert_eq!((class.size, class.pages_per_zspage, class.objs_per_zspage), (1792, 7, 16));
+    let s = z.stats();
+    assert_eq!(s.orig_data_size, 3 * 4096, "zram's pages_stored counts same-filled pages too");
+    assert_eq!(s.compr_data_size, 1781 + 4096, "the stored bytes, and 4096 for the whole page");
+    assert_eq!(s.mem_used_total, (7 + 1) * 4096, "the pool's frames");
+    assert_eq!((s.same_pages, s.huge_pages, s.stored_pages), (1, 1, 3));
+    assert_eq!((s.reject_compress_poor, s.reject_alloc_fail), (0, 0));
+    invariants(&s);
+
+    for e in [same, compressed, whole] {
+        z.free(e).unwrap();
+    }
+    let s = z.stats();
+    let fields = (s.orig_data_size, s.compr_data_size, s.mem_used_total, s.same_pages, s.huge_pages);
+    assert_eq!(fields, (0, 0, 0, 0, 0));
+}
+
+/// The perl sample under zram's rule at chain 8: every page kept, and as many same-filled and whole
+/// pages as Linux 6.18's zram counted on the same pages (`shared/anchors.md`: same_pages 10, huge_pages 1).
+#[test]
+fn the_perl_sample_under_zrams_rule_keeps_every_page() {
+    let mut c = Compressor::new(LZ4).unwrap();
+    let mut z = zram_store(4096);
+    let pages = perl_pages();
+    let mut stored_bytes = 0u64;
+    let mut entries = Vec::new();
+    for p in pages {
+        let e = z.store(&mut c, p).unwrap();
+        stored_bytes += e.stored_len() as u64;
+        entries.push(e);
+    }
+    let s = z.stats();
+    assert_eq!((s.stored_pages, s.orig_data_size), (2048, 2048 * 4096));
+    assert_eq!((s.same_pages, s.huge_pages), (10, 1));
+    assert_eq!(s.compr_data_size, stored_bytes);
+    // Counted apart: the compressed pages' own sizes, and 4096 for the one whole page.
+    let mut check = Compressor::new(LZ4).unwrap();
+    let compressed: u64 = pages
+        .iter()
+        .filter(|p| compress::same_filled(p).is_none())
+        .map(|p| check.compress(p, compress::MAX_STORED).unwrap().len() as u64)
+        .filter(|&len| len < 3625)
+        .sum();
+    assert_eq!(s.compr_data_size, compressed + 4096);
+    for e in entries {
+        z.free(e).unwrap();
+    }
+    assert_eq!(z.stats().mem_used_total, 0);
+}

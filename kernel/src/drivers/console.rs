@@ -89,14 +89,14 @@ pub fn force_unlock() {
 /// Print to the serial console.
 #[macro_export]
 macro_rules! print {
-    ($($arg:tt)*) => ($crate::console::_print(format_args!($($arg)*)));
+    ($($arg:tt)*) => ($crate::drivers::console::_print(format_args!($($arg)*)));
 }
 
 /// Print a line to the serial console.
 #[macro_export]
 macro_rules! println {
     () => ($crate::print!("\n"));
-    ($($arg:tt)*) => ($crate::console::_print(format_args!("{}\n", format_args!($($arg)*))));
+    ($($arg:tt)*) => ($crate::drivers::console::_print(format_args!("{}\n", format_args!($($arg)*))));
 }
 
 struct Logger;

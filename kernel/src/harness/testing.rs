@@ -20,7 +20,7 @@
 use spin::Mutex;
 
 use crate::arch::qemu::{ExitCode, exit};
-use crate::fatal::{Check, Expected};
+use super::fatal::{Check, Expected};
 use crate::println;
 
 /// How a case is expected to end.
@@ -101,16 +101,4 @@ pub fn run(kernel: &str, cases: &[Case]) -> ! {
     }
     println!("test kernel {kernel}: all {} case(s) passed", cases.len());
     exit(ExitCode::Success)
-}
-
-/// Declare a test kernel: its entry point boots the kernel (`init::init`) and runs the cases.
-#[macro_export]
-macro_rules! test_kernel {
-    ($name:expr, $cases:expr) => {
-        bootloader_api::entry_point!(__test_kernel_main, config = &$crate::BOOTLOADER_CONFIG);
-        fn __test_kernel_main(boot_info: &'static mut bootloader_api::BootInfo) -> ! {
-            $crate::init::init(boot_info);
-            $crate::testing::run($name, $cases)
-        }
-    };
 }

@@ -1,6 +1,6 @@
 //! Swap workloads: touch a region larger than the resident budget and check every page on every access.
 //!
-//! A run installs a swapper ([`super::install`]), writes every page of the region once (its contents
+//! A run installs a swapper ([`crate::swap::install`]), writes every page of the region once (its contents
 //! come from a [`PageSource`]), then makes `accesses` accesses in a [`Pattern`]. Each access copies the
 //! page out of the region — faulting it in if it was swapped out — and compares its FNV-1a checksum with
 //! the one recorded when the page was last written; one access in `write_every` then changes the page
@@ -10,11 +10,15 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use swap::Pattern;
-use swap::pattern::{Workload, fnv64, stamp};
+use alloc::sync::Arc;
 
-use super::{REGION_BASE, SwapConfig, SwapError, SwapStats};
+use fnv1a::fnv1a64;
+use swap::Pattern;
+use swap::pattern::{Workload, stamp};
+
 use crate::arch::tsc::rdtsc;
+use crate::mm::region::Region;
+use crate::swap::{SwapConfig, SwapError, SwapStats};
 
 /// Where the region's initial page contents come from.
 #[derive(Debug, Clone, Copy)]
@@ -42,13 +46,7 @@ impl PageSource {
             PageSource::Sample(pages) if !pages.is_empty() => *out = pages[(i % pages.len() as u64) as usize],
             PageSource::Sample(_) => out.fill(0),
             PageSource::Fresh(pct) => pagedata::ratio_page(i, pct, out),
-            PageSource::Mixed => {
-                if i % 10 == 0 {
-                    out.fill(0)
-                } else {
-                    pagedata::ratio_page(i, 10 + (i as usize * 37) % 91, out)
-                }
-            }
+            PageSource::Mixed => pagedata::mixed_page(i, out),
         }
     }
 }
@@ -84,25 +82,12 @@ pub struct RunResult {
     pub cycles: u64,
 }
 
-/// Copy page `page` of the region out (faulting it in if needed).
-fn read_page(page: u64, out: &mut [u8; 4096]) {
-    let src = (REGION_BASE + page * 4096) as *const u8;
-    // SAFETY: the region page is mapped on demand by the installed swapper's fault handler; this is the
-    // only code that touches region memory while it runs, and `out` is a separate buffer.
-    unsafe { core::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), 4096) };
-}
-
-fn write_page(page: u64, data: &[u8; 4096]) {
-    let dst = (REGION_BASE + page * 4096) as *mut u8;
-    // SAFETY: as for `read_page`.
-    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst, 4096) };
-}
-
 /// A swap workload in progress, one access per [`SwapRun::step`], so another workload (the file
 /// workload of `--workload all`) can be interleaved with it.
 #[derive(Debug)]
 pub struct SwapRun {
     spec: RunSpec,
+    region: Arc<Region>,
     stream: Workload,
     sums: Vec<u64>,
     versions: Vec<u32>,
@@ -116,10 +101,12 @@ pub struct SwapRun {
 impl SwapRun {
     /// Install the swapper and get ready; nothing is touched yet.
     pub fn start(spec: &RunSpec) -> Result<Self, SwapError> {
-        super::install(spec.swap)?;
+        crate::swap::install(spec.swap)?;
+        let region = crate::swap::region().ok_or(SwapError::NotInstalled)?;
         let pages = spec.swap.region_pages;
         Ok(Self {
             spec: *spec,
+            region,
             stream: Workload::new(spec.pattern, pages, spec.accesses, spec.write_every, spec.seed),
             sums: vec![0; pages as usize],
             versions: vec![0; pages as usize],
@@ -137,14 +124,19 @@ impl SwapRun {
         let i = self.done;
         self.done += 1;
         let page = a.page as usize;
-        read_page(a.page, &mut self.buf);
+        // Copies through the region's addresses: a page that is not present faults in on the way.
+        if let Err(e) = self.region.read(a.page, &mut self.buf) {
+            log::error!("swap: page {} unreadable: {e:?}", a.page);
+            self.mismatches += 1;
+            return true;
+        }
         if i < self.spec.swap.region_pages {
             // The fill: a never-touched page must read as zeros.
             if self.buf.iter().any(|&b| b != 0) {
                 self.dirty_zero_fills += 1;
             }
             self.spec.source.fill(a.page, &mut self.buf);
-        } else if fnv64(&self.buf[..]) != self.sums[page] {
+        } else if fnv1a64(&self.buf[..]) != self.sums[page] {
             self.mismatches += 1;
             if self.mismatches <= 5 {
                 log::error!("swap: page {} came back changed (access {i})", a.page);
@@ -156,15 +148,20 @@ impl SwapRun {
         } else {
             return true;
         }
-        self.sums[page] = fnv64(&self.buf[..]);
-        write_page(a.page, &self.buf);
+        self.sums[page] = fnv1a64(&self.buf[..]);
+        if let Err(e) = self.region.write(a.page, &self.buf) {
+            log::error!("swap: page {} unwritable: {e:?}", a.page);
+            self.mismatches += 1;
+        }
         true
     }
 
     /// Tear the region down and report.
     pub fn finish(self) -> Result<RunResult, SwapError> {
         let cycles = rdtsc() - self.start;
-        let f = super::uninstall().ok_or(SwapError::NotInstalled)?;
+        // Let go of the region before the swapper tears it down, so its claim ends with the swapper.
+        drop(self.region);
+        let f = crate::swap::uninstall().ok_or(SwapError::NotInstalled)?;
         if let Some(e) = f.error {
             return Err(e);
         }

@@ -7,14 +7,14 @@
 //! Options: `compressor=lz4|deflate`, `deflate_level=1..10` (default 1).
 
 use alloc::borrow::Cow;
-use alloc::string::String;
+use alloc::format;
 use alloc::vec::Vec;
-use core::fmt::Write;
 
 use compress::Algorithm;
-use kopts::Options;
+use kopts::{Compressor, Settings};
 use zbud::Zbud;
-use zpool::ZPool;
+use zpool::{MapMode, ZPool};
+use zstats::{PoolReport, Report};
 use zsmalloc::Zsmalloc;
 use zstore::{Entry, Policy, StoreError, StoreStats, Zstore};
 
@@ -22,7 +22,9 @@ use crate::arch::tsc::{centi_ns, rdtsc};
 use crate::init::BootFacts;
 use crate::mm::KernelMemory;
 use crate::println;
-use crate::zcomp::with_stream;
+use crate::zcache::streams::with_stream;
+
+use super::report::Failures;
 
 type Page = [u8; 4096];
 
@@ -49,21 +51,16 @@ fn pages(facts: &BootFacts) -> (Cow<'static, [Page]>, &'static str) {
     }
     let mut v = alloc::vec![[0u8; 4096]; 2048];
     for (i, p) in v.iter_mut().enumerate() {
-        if i % 10 != 0 {
-            pagedata::ratio_page(i as u64, 10 + (i * 37) % 91, p);
-        }
+        pagedata::mixed_page(i as u64, p);
     }
     (Cow::Owned(v), "2048 synthetic pages (10 % zero, the rest compressing to 10-100 %)")
 }
 
 /// The compressor the options ask for (`compressor=lz4|deflate`, `deflate_level=N`).
-pub fn algorithm(options: &Options) -> Algorithm {
-    match options.get("compressor") {
-        Some("deflate") => {
-            let level = options.get("deflate_level").and_then(|l| l.parse().ok()).unwrap_or(1);
-            Algorithm::Deflate { level }
-        }
-        _ => Algorithm::Lz4,
+pub fn algorithm(settings: &Settings) -> Algorithm {
+    match settings.compressor() {
+        Compressor::Lz4 => Algorithm::Lz4,
+        Compressor::Deflate => Algorithm::Deflate { level: settings.deflate_level() },
     }
 }
 
@@ -71,7 +68,10 @@ fn ns_per(cycles: u64, n: usize) -> u64 {
     centi_ns(cycles / n.max(1) as u64) / 100
 }
 
-fn run_one<P: ZPool>(pool: P, alg: Algorithm, pages: &[Page]) -> Result<PoolRun, StoreError> {
+/// Store every page in `pool`, read each back, free two thirds and compact, read the rest back, free
+/// them. `corrupt`: flip a byte of the Nth stored object first (the `corrupt_stored` test option), so
+/// the read-back must catch it.
+fn run_one<P: ZPool>(pool: P, alg: Algorithm, pages: &[Page], corrupt: Option<u64>) -> Result<PoolRun, StoreError> {
     let mut z = Zstore::new(pool, Policy::DEFAULT);
     let mut entries: Vec<(usize, Entry)> = Vec::with_capacity(pages.len());
     let t = rdtsc();
@@ -84,6 +84,9 @@ fn run_one<P: ZPool>(pool: P, alg: Algorithm, pages: &[Page]) -> Result<PoolRun,
     }
     let store_ns = ns_per(rdtsc() - t, pages.len());
     let full = z.stats();
+    if let Some(n) = corrupt {
+        corrupt_one(&mut z, &entries, n)?;
+    }
     let mut out = [0u8; 4096];
     let mut mismatches = 0;
     let t = rdtsc();
@@ -113,23 +116,34 @@ fn run_one<P: ZPool>(pool: P, alg: Algorithm, pages: &[Page]) -> Result<PoolRun,
     Ok(PoolRun { pool: z.pool().name(), full, mismatches, sparse_pages, compacted_pages, store_ns, load_ns })
 }
 
-/// Run the demo on both pools, print the human lines, and return the `"pools":…` JSON member.
-pub fn run(facts: &BootFacts) -> String {
-    let options = Options::new(facts.options);
-    let alg = algorithm(&options);
+/// The `corrupt_stored=N` test option: flip one byte of the Nth (1-based) object stored in the pool.
+fn corrupt_one<P: ZPool>(z: &mut Zstore<P>, entries: &[(usize, Entry)], n: u64) -> Result<(), StoreError> {
+    let handle = entries.iter().filter_map(|(_, e)| e.handle()).nth(n.saturating_sub(1) as usize);
+    let Some(h) = handle else {
+        println!("  corrupt_stored={n}: fewer objects than that in the pool; nothing corrupted");
+        return Ok(());
+    };
+    z.pool_mut().map(h, MapMode::ReadWrite, |b| b[b.len() / 2] ^= 0x5a)?;
+    println!("  corrupt_stored={n}: flipped a byte of pool object {h:?}");
+    Ok(())
+}
+
+/// Run the demo on both pools, print the human lines, and fill the report's `pools`. A pool that fails,
+/// and every page that does not read back intact, is a failure of the run.
+pub fn run(facts: &BootFacts, report: &mut Report, failures: &mut Failures) {
+    let settings = &facts.settings;
+    let alg = algorithm(settings);
     let (pages, source) = pages(facts);
     println!("pools: {} pages from {source}, compressor {alg:?}, policy {:?}", pages.len(), Policy::DEFAULT);
-    // SAFETY: this KernelMemory goes to one pool, which reaches only the frames it allocated through it.
-    let zsmalloc = Zsmalloc::new(unsafe { KernelMemory::new() });
-    // SAFETY: as above, for the zbud pool.
-    let zbud = Zbud::new(unsafe { KernelMemory::new() });
-    let runs = [run_one(zsmalloc, alg, &pages), run_one(zbud, alg, &pages)];
-    let mut json = String::from("[");
-    for r in runs {
+    let corrupt = settings.corrupt_stored();
+    let zsmalloc = Zsmalloc::new(KernelMemory::new(frame::Owner::POOL));
+    let zbud = Zbud::new(KernelMemory::new(frame::Owner::POOL));
+    let runs = [run_one(zsmalloc, alg, &pages, corrupt), run_one(zbud, alg, &pages, corrupt)];
+    for (name, r) in ["zsmalloc", "zbud"].into_iter().zip(runs) {
         let r = match r {
             Ok(r) => r,
             Err(e) => {
-                println!("  pool demo failed: {e}");
+                failures.add(format!("pools: {name}: {e}"));
                 continue;
             }
         };
@@ -161,33 +175,24 @@ pub fn run(facts: &BootFacts) -> String {
             r.load_ns,
             r.mismatches
         );
-        if json.len() > 1 {
-            json.push(',');
-        }
-        let _ = write!(
-            json,
-            "{{\"pool\":\"{}\",\"compressor\":\"{}\",\"pages\":{},\"stored_pages\":{},\"same_pages\":{},\
-             \"huge_pages\":{},\"reject_compress_poor\":{},\"reject_alloc_fail\":{},\"orig_data_size\":{},\
-             \"compr_data_size\":{},\"mem_used_total\":{},\"pages_after_freeing_two_thirds\":{},\
-             \"pages_compacted\":{},\"store_ns\":{},\"load_ns\":{},\"mismatches\":{}}}",
-            r.pool,
-            alg.name(),
-            pages.len(),
-            s.stored_pages,
-            s.same_pages,
-            s.huge_pages,
-            s.reject_compress_poor,
-            s.reject_alloc_fail,
-            s.orig_data_size,
-            s.compr_data_size,
-            s.mem_used_total,
-            r.sparse_pages,
-            r.compacted_pages,
-            r.store_ns,
-            r.load_ns,
-            r.mismatches
-        );
+        failures.nonzero(r.mismatches, || format!("pools: {}: {} pages did not read back intact", r.pool, r.mismatches));
+        report.pools.push(PoolReport {
+            pool: r.pool.into(),
+            compressor: alg.name().into(),
+            pages: pages.len() as u64,
+            stored_pages: s.stored_pages,
+            same_pages: s.same_pages,
+            huge_pages: s.huge_pages,
+            reject_compress_poor: s.reject_compress_poor,
+            reject_alloc_fail: s.reject_alloc_fail,
+            orig_data_size: s.orig_data_size,
+            compr_data_size: s.compr_data_size,
+            mem_used_total: s.mem_used_total,
+            sparse_pages: r.sparse_pages,
+            pages_compacted: r.compacted_pages,
+            store_ns: r.store_ns,
+            load_ns: r.load_ns,
+            mismatches: r.mismatches,
+        });
     }
-    json.push(']');
-    json
 }

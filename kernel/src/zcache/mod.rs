@@ -6,20 +6,33 @@
 //! room, tmem drops ephemeral (cleancache) pages first, since they can be read from disk again. With
 //! `cargo xtask run --workload all` those drops can be watched under swap pressure.
 //!
+//! # The room
+//!
+//! | file | what |
+//! |---|---|
+//! | `mod.rs` | the one [`Zcache`] (tmem + the state of both hooks) behind one lock; install/uninstall |
+//! | [`frontswap`] | the frontswap glue the swap subsystem calls: init, store (with zswap-style writeback), load, invalidate |
+//! | [`cleancache`] | the cleancache glue the page cache calls: init_fs, put, get, invalidate page/inode/fs |
+//! | [`streams`] | per-CPU compression streams (zram's zcomp) |
+//!
 //! # Locking
 //!
 //! One lock, [`ZCACHE`]. The swap fault handler takes it while holding the swapper's lock (order: swap,
 //! then zcache); the page cache takes it alone. Nothing holding it touches the swap region, so it can
 //! never be wanted by a fault taken under it.
 
+pub mod cleancache;
+pub mod frontswap;
+pub mod streams;
+
 use compress::Algorithm;
 use spin::Mutex;
 use tmem::cleancache::{Cleancache, CleancacheError, FsId};
 use tmem::frontswap::{Frontswap, FrontswapError};
-use tmem::{Backend, Config, Tmem, TmemStats};
+use tmem::{Config, Tmem, TmemStats};
 
 use crate::mm::KernelMemory;
-use crate::zcomp::with_stream;
+use streams::with_stream;
 
 /// tmem and the state of both hooks.
 #[derive(Debug)]
@@ -33,11 +46,34 @@ pub struct Zcache {
 
 static ZCACHE: Mutex<Option<Zcache>> = Mutex::new(None);
 
-/// Why zcache could not be set up.
+/// Why a zcache operation could not be done (a refusal by tmem is not an error: see each call).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ZcacheError {
     /// It is already installed.
     Busy,
+    /// zcache is not installed.
+    NotInstalled,
+    /// The lock is held: on the fault path that is a fault inside the fault path.
+    Held,
+    /// No compression stream for zcache's algorithm.
+    NoStream(compress::CompressError),
+    /// frontswap failed in a way that is not a refusal.
+    Frontswap(FrontswapError),
+    /// cleancache failed in a way that is not a refusal.
+    Cleancache(CleancacheError),
+}
+
+impl core::fmt::Display for ZcacheError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ZcacheError::Busy => write!(f, "zcache is already installed"),
+            ZcacheError::NotInstalled => write!(f, "zcache is not installed"),
+            ZcacheError::Held => write!(f, "zcache's lock is held (a fault inside the fault path?)"),
+            ZcacheError::NoStream(e) => write!(f, "no compression stream: {e:?}"),
+            ZcacheError::Frontswap(e) => write!(f, "frontswap: {e:?}"),
+            ZcacheError::Cleancache(e) => write!(f, "cleancache: {e:?}"),
+        }
+    }
 }
 
 /// Install zcache with a limit of `limit_pages` pool frames.
@@ -104,23 +140,9 @@ pub fn stats() -> Option<TmemStats> {
     with(|z| z.tmem.stats())
 }
 
-/// Memory for a new tmem pool, handed straight to it.
+/// Memory for a new tmem pool: pool frames only (see [`KernelMemory`]).
 fn pool_memory() -> KernelMemory {
-    // SAFETY: the two callers below pass the value straight to one new tmem pool, which reaches only
-    // the frames it allocated through it and frees each once; the value never escapes this module.
-    unsafe { KernelMemory::new() }
-}
-
-/// swapon for frontswap: a persistent tmem pool with `backend` for swap type `ty` of `slots` slots.
-/// `None` when zcache is not installed.
-pub fn init_frontswap(ty: u8, slots: u64, backend: Backend) -> Option<Result<(), FrontswapError>> {
-    with(|z| z.frontswap.init_backend(&mut z.tmem, ty, slots, Some(backend), pool_memory()))
-}
-
-/// Mount for cleancache: a new fs with an ephemeral tmem pool (`backend`, or zbud). `None` when zcache
-/// is not installed.
-pub fn init_cleancache_fs(backend: Option<Backend>) -> Option<Result<FsId, CleancacheError>> {
-    with(|z| z.cleancache.init_fs_backend(&mut z.tmem, backend, pool_memory()))
+    KernelMemory::new(frame::Owner::POOL)
 }
 
 impl Zcache {

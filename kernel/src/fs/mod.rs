@@ -1,4 +1,5 @@
-//! The file disk: read-only files on the virtio-blk disk with serial `files`, read a page at a time.
+//! The file system room: the file disk (this file: read-only files on the virtio-blk disk with serial
+//! `files`, read a page at a time) and the page cache over it with cleancache below ([`pagecache`]).
 //!
 //! # Why
 //!
@@ -35,6 +36,8 @@
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
+
+pub mod pagecache;
 
 pub use fsimage;
 pub use fsimage::{FileEntry, Header, ImageError};
@@ -256,11 +259,11 @@ impl<S: PageSource> FileDisk<S> {
     /// Read the whole file and compare its FNV-1a 64 with the table's: `Ok(true)` when they match.
     pub fn verify(&mut self, inode: u32) -> Result<bool, FsError> {
         let e = *self.entry(inode)?;
-        let mut hash = fsimage::Fnv64::new();
+        let mut hash = fnv1a::Fnv1a::new();
         let mut page = [0u8; PAGE_SIZE];
         for index in 0..e.pages() {
             self.read_page(inode, index, &mut page)?;
-            hash.update(&page[..e.bytes_in_page(index)]);
+            hash = hash.write(&page[..e.bytes_in_page(index)]);
         }
         let ok = hash.finish() == e.fnv;
         self.stats.files_verified += 1;

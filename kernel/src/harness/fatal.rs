@@ -8,34 +8,14 @@
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use super::testing;
+use crate::arch::exceptions::describe_page_fault;
+use crate::arch::gdt;
 use crate::arch::qemu::{ExitCode, exit};
-use crate::arch::{gdt, interrupts};
-use crate::{console, println, testing};
+use crate::drivers::console;
+use crate::println;
 
-/// What ended the kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FatalKind {
-    /// A CPU exception with no way to continue.
-    Exception { vector: u8, mnemonic: &'static str, name: &'static str },
-    /// A Rust panic.
-    Panic,
-}
-
-/// Everything the report prints; test checks read it too.
-#[derive(Debug, Clone, Copy)]
-pub struct FatalReport<'a> {
-    pub kind: FatalKind,
-    pub error_code: Option<u64>,
-    /// Instruction pointer of the interrupted code (exceptions only).
-    pub rip: u64,
-    /// Stack pointer of the interrupted code (exceptions only).
-    pub rsp: u64,
-    /// Faulting address, for a page fault.
-    pub cr2: Option<u64>,
-    /// Where the handler itself runs: tells whether an IST stack was used.
-    pub handler_rsp: u64,
-    pub panic: Option<&'a PanicInfo<'a>>,
-}
+pub use crate::arch::exceptions::{FatalKind, FatalReport};
 
 /// The event a test case expects to end it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +93,7 @@ fn print_report(r: &FatalReport<'_>) {
             }
             println!("  RIP {:#018x}  RSP {:#018x}", r.rip, r.rsp);
             if let (Some(cr2), Some(code)) = (r.cr2, r.error_code) {
-                println!("  CR2 {cr2:#018x}: {}", interrupts::describe_page_fault(code));
+                println!("  CR2 {cr2:#018x}: {}", describe_page_fault(code));
             }
             let df = gdt::ist_stack(gdt::DOUBLE_FAULT_IST);
             if df.contains(&r.handler_rsp) {

@@ -1,0 +1,290 @@
+//! The option table: every kernel option in one place, with what it accepts, its default, who reads it
+//! and its help line. The parser ([`crate::Settings::parse`]), the README table and `--help-kernel`
+//! ([`crate::markdown_table`], [`crate::help_text`]) and xtask's host-side check all read this table.
+//!
+//! # Why
+//!
+//! Option names, defaults and ranges used to live in three places: a list of keys for the help, the
+//! README prose, and the `number("swap_budget", 1024).max(1)` calls spread over the kernel. They drifted
+//! (the README said `deflate_level=1..10`, the kernel silently turned `swap_budget=0` into 1 and
+//! `swap_budget=abc` into 1024). One table fixes that: a row per option, and everything else derived.
+//!
+//! # Vocabulary
+//!
+//! | term | meaning |
+//! |---|---|
+//! | key | the name before `=` (`swap_budget`) |
+//! | kind | what the value may be: a word from a list ([`Kind::Enum`]), a decimal in `min..=max` ([`Kind::Number`]), or 16 hex digits ([`Kind::Hex64`]) |
+//! | default | the value when the key is absent: a number, a word, or text saying how the kernel derives it ([`NumberDefault`]) |
+//! | used by | which kernels read it ([`UsedBy`]): every kernel at boot, some workloads of the demo kernel, or only test kernels |
+//! | test only | read only by test kernels (for example fault injection that makes a run fail on purpose) |
+//! | derived value | a value computed from options, such as the swap region (`swap_budget x swap_factor`); checked at parse time, see [`crate::Settings`] |
+//!
+//! # Layout of a row
+//!
+//! | field | example |
+//! |---|---|
+//! | `key` | `"swap_budget"` |
+//! | `kind` | `Number { min: 1, max: 1048576, default: Value(1024) }` |
+//! | `used_by` | `Workloads(&[Swap, All])` |
+//! | `help` | `"resident budget of the swap workload in pages"` |
+//!
+//! # Worked example
+//!
+//! `swap_accesses` is `Number { min: 0, max: 4294967296, default: Derived("4 x swap region") }`: absent, it is
+//! 4 x 3072 = 12288 with the default budget 1024 and factor 3; `swap_accesses=0` is accepted (only the
+//! fill runs); `swap_accesses=4294967297` is `OutOfRange`. The README row reads
+//! ``| `swap_accesses` | `0..=4294967296` | 4 x swap region | swap, all | … |``.
+//!
+//! # Contracts
+//!
+//! - Keys are unique and match `[a-z0-9_.-]+`; every `Enum` default is one of its values; every `Number`
+//!   has `min <= max` and a `Value` default inside the range. The host tests check all of it.
+//! - Adding an option means: a row here, a field in [`crate::Settings`] (the tests fail until the
+//!   field exists), and the README table regenerated (a test compares it).
+
+use crate::choices::{Backend, Compressor, LogLevel, MemMap, SwapPattern, TmemBackends, Workload};
+
+/// The most pages the swap region (`swap_budget x swap_factor`) may have: the kernel's swapper refuses
+/// a region above 2^26 pages (256 GiB of virtual addresses).
+pub const SWAP_REGION_MAX_PAGES: u64 = 1 << 26;
+
+/// What an option's value may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// One word of `values` (case-sensitive); `default` is one of them.
+    Enum { values: &'static [&'static str], default: &'static str },
+    /// A decimal number in `min..=max`: digits only, no sign, no `_`, no `0x`.
+    Number { min: u64, max: u64, default: NumberDefault },
+    /// Exactly 16 hex digits (a 64-bit checksum); no default: absent means "not given".
+    Hex64,
+}
+
+/// The default of a [`Kind::Number`] option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberDefault {
+    /// This number.
+    Value(u64),
+    /// Computed from other options or from the machine; the text says how (for the README and help).
+    Derived(&'static str),
+    /// Absent means the feature is off; the text says what happens instead.
+    Off(&'static str),
+}
+
+/// Which kernels read an option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsedBy {
+    /// Every kernel, the test kernels too, during boot.
+    Boot,
+    /// The demo kernel, when it runs one of these workloads.
+    Workloads(&'static [Workload]),
+    /// Only test kernels (`cargo xtask test`); the demo ignores it.
+    TestKernels,
+}
+
+/// One row of the option table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionSpec {
+    pub key: &'static str,
+    pub kind: Kind,
+    pub used_by: UsedBy,
+    /// One line, no trailing full stop; the README and `--help-kernel` print it.
+    pub help: &'static str,
+}
+
+impl OptionSpec {
+    /// True for options only test kernels read.
+    pub const fn test_only(&self) -> bool {
+        matches!(self.used_by, UsedBy::TestKernels)
+    }
+}
+
+/// The row of `key`, if it is an option.
+pub fn spec(key: &str) -> Option<&'static OptionSpec> {
+    OPTIONS.iter().find(|o| o.key == key)
+}
+
+const SWAP: &[Workload] = &[Workload::Swap, Workload::All];
+const SWAP_ONLY: &[Workload] = &[Workload::Swap];
+const FILES: &[Workload] = &[Workload::Files, Workload::All];
+const TMEM: &[Workload] = &[Workload::Swap, Workload::Files, Workload::All];
+/// 2^32: the cap of the counts (accesses, operations, "every N") — hours of TCG time, far above any run.
+const COUNT_MAX: u64 = 1 << 32;
+
+/// Every kernel option. Add a row here when a subsystem reads a new option.
+pub const OPTIONS: &[OptionSpec] = &[
+    OptionSpec {
+        key: "loglevel",
+        kind: Kind::Enum { values: LogLevel::NAMES, default: "info" },
+        used_by: UsedBy::Boot,
+        help: "most verbose log level printed on the serial console",
+    },
+    OptionSpec {
+        key: "memmap",
+        kind: Kind::Enum { values: MemMap::NAMES, default: "summary" },
+        used_by: UsedBy::Boot,
+        help: "print the memory map as a summary or region by region",
+    },
+    OptionSpec {
+        key: "ramdisk_fnv",
+        kind: Kind::Hex64,
+        used_by: UsedBy::Boot,
+        help: "FNV-1a 64 of the ramdisk as xtask sent it (xtask sets it with --pages); the kernel checks the \
+               ramdisk against it",
+    },
+    OptionSpec {
+        key: "workload",
+        kind: Kind::Enum { values: Workload::NAMES, default: "pools" },
+        used_by: UsedBy::Workloads(Workload::EVERY),
+        help: "what the demo runs: the pools demo, the swap workload or the file workload without and with \
+               tmem, or both workloads over one tmem",
+    },
+    OptionSpec {
+        key: "compressor",
+        kind: Kind::Enum { values: Compressor::NAMES, default: "lz4" },
+        used_by: UsedBy::Workloads(Workload::EVERY),
+        help: "compressor of the pools and of tmem",
+    },
+    OptionSpec {
+        key: "deflate_level",
+        kind: Kind::Number { min: 1, max: 10, default: NumberDefault::Value(1) },
+        used_by: UsedBy::Workloads(Workload::EVERY),
+        help: "deflate level when compressor=deflate (10 is miniz_oxide's slowest)",
+    },
+    OptionSpec {
+        key: "swap_pattern",
+        kind: Kind::Enum { values: SwapPattern::NAMES, default: "zipf" },
+        used_by: UsedBy::Workloads(SWAP),
+        help: "access pattern of the swap workload after its fill; all = each in turn (not with workload=all)",
+    },
+    OptionSpec {
+        key: "swap_budget",
+        kind: Kind::Number { min: 1, max: 1 << 20, default: NumberDefault::Value(1024) },
+        used_by: UsedBy::Workloads(SWAP),
+        help: "resident budget of the swap workload in pages",
+    },
+    OptionSpec {
+        key: "swap_factor",
+        kind: Kind::Number { min: 1, max: 1024, default: NumberDefault::Value(3) },
+        used_by: UsedBy::Workloads(SWAP),
+        help: "swap region = factor x budget pages, at most 67108864 (256 GiB)",
+    },
+    OptionSpec {
+        key: "swap_accesses",
+        kind: Kind::Number { min: 0, max: COUNT_MAX, default: NumberDefault::Derived("4 x swap region") },
+        used_by: UsedBy::Workloads(SWAP),
+        help: "swap workload accesses after the fill",
+    },
+    OptionSpec {
+        key: "swap_slots",
+        kind: Kind::Number {
+            min: 0,
+            max: SWAP_REGION_MAX_PAGES,
+            default: NumberDefault::Derived("all of the swap disk"),
+        },
+        used_by: UsedBy::Workloads(SWAP),
+        help: "swap slots to use on the swap disk, at most its size (fewer, to see running out of swap)",
+    },
+    OptionSpec {
+        key: "swap_fresh",
+        kind: Kind::Number { min: 0, max: 100, default: NumberDefault::Off("the ramdisk, else a synthetic mix") },
+        used_by: UsedBy::Workloads(SWAP),
+        help: "swap workload pages compressing to about N % of a page",
+    },
+    OptionSpec {
+        key: "tmem",
+        kind: Kind::Enum { values: TmemBackends::NAMES, default: "zsmalloc" },
+        used_by: UsedBy::Workloads(SWAP_ONLY),
+        help: "tmem backend of the swap workload's frontswap run, or a run with each",
+    },
+    OptionSpec {
+        key: "tmem_max_pool_percent",
+        kind: Kind::Number { min: 1, max: 100, default: NumberDefault::Derived("20; 1 with workload=all") },
+        used_by: UsedBy::Workloads(TMEM),
+        help: "most RAM tmem's pools may take, in percent (as zswap's max_pool_percent)",
+    },
+    OptionSpec {
+        key: "files_cache",
+        kind: Kind::Number { min: 1, max: 1 << 20, default: NumberDefault::Value(192) },
+        used_by: UsedBy::Workloads(FILES),
+        help: "page-cache pages of the file workload",
+    },
+    OptionSpec {
+        key: "files_factor",
+        kind: Kind::Number { min: 1, max: 1024, default: NumberDefault::Value(4) },
+        used_by: UsedBy::Workloads(FILES),
+        help: "file set = about factor x the page cache",
+    },
+    OptionSpec {
+        key: "files_ops",
+        kind: Kind::Number { min: 0, max: COUNT_MAX, default: NumberDefault::Value(300) },
+        used_by: UsedBy::Workloads(FILES),
+        help: "file workload operations: a file scan or 16 random reads each",
+    },
+    OptionSpec {
+        key: "files_invalidate_every",
+        kind: Kind::Number { min: 0, max: COUNT_MAX, default: NumberDefault::Value(25) },
+        used_by: UsedBy::Workloads(FILES),
+        help: "invalidate a random file every N file operations (0 = never)",
+    },
+    OptionSpec {
+        key: "cleancache",
+        kind: Kind::Enum { values: Backend::NAMES, default: "zbud" },
+        used_by: UsedBy::Workloads(FILES),
+        help: "tmem backend of cleancache's ephemeral pool",
+    },
+    OptionSpec {
+        key: "fail_frame_every",
+        kind: Kind::Number { min: 0, max: COUNT_MAX, default: NumberDefault::Value(0) },
+        used_by: UsedBy::Workloads(SWAP_ONLY),
+        help: "fault injection: every Nth pool or workload frame allocation fails (0 = off)",
+    },
+    OptionSpec {
+        key: "corrupt_stored",
+        kind: Kind::Number { min: 1, max: 1_000_000_000, default: NumberDefault::Off("off") },
+        used_by: UsedBy::TestKernels,
+        help: "test only: corrupt the Nth stored pool object after it is stored, to prove a failed run fails",
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_unique_and_well_formed() {
+        for (i, o) in OPTIONS.iter().enumerate() {
+            assert!(!o.key.is_empty());
+            assert!(o.key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b)));
+            assert!(OPTIONS[..i].iter().all(|p| p.key != o.key), "{} twice", o.key);
+            assert_eq!(spec(o.key), Some(o));
+        }
+        assert_eq!(spec("nothing"), None);
+    }
+
+    #[test]
+    fn defaults_lie_inside_what_is_accepted() {
+        for o in OPTIONS {
+            assert!(!o.help.is_empty() && !o.help.ends_with('.') && !o.help.contains('\n'), "{}", o.key);
+            match o.kind {
+                Kind::Enum { values, default } => {
+                    assert!(!values.is_empty());
+                    assert!(values.contains(&default), "{}: default {default} not a value", o.key);
+                }
+                Kind::Number { min, max, default } => {
+                    assert!(min <= max, "{}", o.key);
+                    if let NumberDefault::Value(d) = default {
+                        assert!((min..=max).contains(&d), "{}: default {d} outside {min}..={max}", o.key);
+                    }
+                }
+                Kind::Hex64 => {}
+            }
+        }
+    }
+
+    #[test]
+    fn test_only_options_are_only_for_test_kernels() {
+        let test_only: Vec<_> = OPTIONS.iter().filter(|o| o.test_only()).map(|o| o.key).collect();
+        assert_eq!(test_only, ["corrupt_stored"]);
+    }
+}

@@ -1,0 +1,230 @@
+//! Regions: ranges of lower-half virtual pages that one subsystem owns and fills on demand, and the safe
+//! calls it edits their page-table entries with.
+//!
+//! # Why
+//!
+//! The swap subsystem maps workload pages, swaps a present PTE for a swap entry, and reads the accessed
+//! bit: page-table edits that `mm::paging` can only offer as `unsafe` (a mapping is a claim on a frame
+//! and an address range). A [`Region`] makes the claim once: while it lives, its pages and every frame
+//! mapped in them belong to it alone, so each edit can be safe. Frames move in and out as
+//! [`OwnedFrame`] values, never as raw frame numbers.
+//!
+//! # Vocabulary
+//!
+//! | term | meaning |
+//! |---|---|
+//! | region | `[base, base + pages·4096)` in the lower half, claimed by [`Region::claim`] |
+//! | page | an index `0..pages` into the region |
+//! | entry | the page's leaf PTE ([`Pte`]): empty, present (mapping a frame the region owns) or another non-present value (a swap entry) |
+//!
+//! # Calls
+//!
+//! | call | entry before | entry after | frame |
+//! |---|---|---|---|
+//! | [`Region::map`]`(p, frame, flags)` | not present | present | the region takes it |
+//! | [`Region::unmap`]`(p, entry)` | present | `entry` (not present) | given back as an [`OwnedFrame`] |
+//! | [`Region::set_entry`]`(p, entry)` | not present | `entry` (not present) | — |
+//! | [`Region::test_and_clear_accessed`]`(p)` | present | accessed bit clear | — |
+//! | [`Region::read`] / [`Region::write`] | any | as the fault handler leaves it | copies through the virtual address, faulting like any access |
+//!
+//! # Worked example
+//!
+//! The swapper claims 3072 pages at `REGION_BASE` with its fault handler. The workload writes page 7:
+//! the #PF reaches `mm::fault::dispatch` → the swapper, which allocates an [`OwnedFrame`], zeroes it
+//! through kmap and calls `map(7, frame, WRITABLE | NO_EXECUTE)`. Later reclaim picks page 7 and calls
+//! `unmap(7, swap_entry)`: the PTE now holds the swap entry and the swapper holds the frame again, to
+//! copy it out and drop it (freeing it).
+//!
+//! # Contracts
+//!
+//! * Regions never overlap each other and lie in the lower half, outside everything the kernel maps
+//!   itself (`paging`'s `Reserved` check).
+//! * Region memory is reached only by [`Region::read`]/[`Region::write`] (copies, never references), so
+//!   no Rust reference into a region page can be live when an entry changes. One CPU at a time edits a
+//!   region (the owner's lock); on SMP, an unmap must also be shot down on the other CPUs' TLBs before
+//!   the frame is reused (not needed while only the boot CPU runs).
+//! * Dropping a region frees every frame still mapped in it and clears every entry; non-present entries
+//!   are the owner's to release first (a swap entry names a slot only the owner knows).
+
+use core::ops::Range;
+
+use frame::FrameError;
+use x86_64::structures::paging::PageTableFlags;
+
+use super::fault::{self, FaultError, FaultHandler};
+use super::frames::{BuddyTables, OwnedFrame};
+use super::paging::{self, MapError, Pte};
+
+/// Why a region operation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegionError {
+    /// The range is not in the lower half, not page aligned, or reserved.
+    BadRange { base: u64, pages: u64 },
+    /// A page index outside the region.
+    OutOfRange { page: u64 },
+    /// The fault dispatcher refused the range.
+    Fault(FaultError),
+    /// The entry was not in the state the call needs.
+    Entry { page: u64, found: Pte },
+    /// The page tables refused the change.
+    Map(MapError),
+    /// A frame was refused on free.
+    Frame(FrameError),
+}
+
+impl From<MapError> for RegionError {
+    fn from(e: MapError) -> Self {
+        RegionError::Map(e)
+    }
+}
+
+/// A claimed range of pages. See the module header.
+#[derive(Debug)]
+pub struct Region {
+    base: u64,
+    pages: u64,
+}
+
+impl Region {
+    /// Claim `pages` pages at `base` and send their faults to `handler`.
+    pub fn claim(base: u64, pages: u64, handler: FaultHandler) -> Result<Region, RegionError> {
+        let bad = RegionError::BadRange { base, pages };
+        let end = pages.checked_mul(4096).and_then(|b| base.checked_add(b)).ok_or(bad)?;
+        if pages == 0 || !base.is_multiple_of(4096) || end > memmap::layout::DYNAMIC_BASE.min(1 << 47) {
+            return Err(bad);
+        }
+        // Both ends must be pages the page tables may change.
+        paging::read_leaf(base).map_err(|_| bad)?;
+        paging::read_leaf(end - 4096).map_err(|_| bad)?;
+        fault::register(base..end, handler).map_err(RegionError::Fault)?;
+        Ok(Region { base, pages })
+    }
+
+    /// The first address.
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// Pages in the region.
+    pub fn pages(&self) -> u64 {
+        self.pages
+    }
+
+    /// The addresses the region covers.
+    pub fn range(&self) -> Range<u64> {
+        self.base..self.base + self.pages * 4096
+    }
+
+    /// The page that holds `addr`, if the region does.
+    pub fn page_of(&self, addr: u64) -> Option<u64> {
+        self.range().contains(&addr).then(|| (addr - self.base) / 4096)
+    }
+
+    fn va(&self, page: u64) -> Result<u64, RegionError> {
+        if page < self.pages { Ok(self.base + page * 4096) } else { Err(RegionError::OutOfRange { page }) }
+    }
+
+    /// The page's entry now.
+    pub fn entry(&self, page: u64) -> Result<Pte, RegionError> {
+        Ok(paging::read_leaf(self.va(page)?)?)
+    }
+
+    /// Map `frame` at `page`, whose entry must not be present; returns the entry it replaced (empty or a
+    /// swap entry). On refusal the frame comes back with the reason.
+    pub fn map(
+        &self,
+        page: u64,
+        frame: OwnedFrame,
+        flags: PageTableFlags,
+    ) -> Result<Pte, (RegionError, OwnedFrame)> {
+        let va = match self.va(page) {
+            Ok(va) => va,
+            Err(e) => return Err((e, frame)),
+        };
+        match paging::read_leaf(va) {
+            Ok(old) if !old.is_present() => {}
+            Ok(found) => return Err((RegionError::Entry { page, found }, frame)),
+            Err(e) => return Err((e.into(), frame)),
+        }
+        let new = Pte::mapping(frame.pfn(), flags);
+        // SAFETY: the region owns the page (it is claimed and not present, so no reference into it is
+        // live) and the frame (an `OwnedFrame`); the page tables take the frame over below.
+        match unsafe { paging::write_leaf(va, new, &mut BuddyTables) } {
+            Ok(old) => {
+                let _ = frame.into_pfn();
+                Ok(old)
+            }
+            Err(e) => Err((e.into(), frame)),
+        }
+    }
+
+    /// Replace `page`'s present mapping with the non-present `entry`, and take its frame back.
+    pub fn unmap(&self, page: u64, entry: Pte) -> Result<OwnedFrame, RegionError> {
+        let va = self.va(page)?;
+        if entry.is_present() {
+            return Err(RegionError::Entry { page, found: entry });
+        }
+        let found = paging::read_leaf(va)?;
+        let Some(_) = found.pfn() else { return Err(RegionError::Entry { page, found }) };
+        // SAFETY: the page is present, so the region mapped its frame with `map` and owns it; region
+        // memory is only copied through `read`/`write`, never referenced, so no reference into it is live.
+        let old = unsafe { paging::write_leaf(va, entry, &mut BuddyTables) }?;
+        let pfn = old.pfn().ok_or(RegionError::Entry { page, found: old })?;
+        // SAFETY: the frame was mapped only here and is unmapped now (the TLB entry was flushed).
+        Ok(unsafe { OwnedFrame::from_pfn(pfn) })
+    }
+
+    /// Replace `page`'s non-present entry with another non-present one (a swap entry or empty).
+    pub fn set_entry(&self, page: u64, entry: Pte) -> Result<Pte, RegionError> {
+        let va = self.va(page)?;
+        let found = paging::read_leaf(va)?;
+        if found.is_present() || entry.is_present() {
+            return Err(RegionError::Entry { page, found });
+        }
+        // SAFETY: neither entry maps a frame, so no frame or reference changes hands.
+        Ok(unsafe { paging::write_leaf(va, entry, &mut BuddyTables) }?)
+    }
+
+    /// The page's accessed bit, cleared on the way (Linux's `ptep_test_and_clear_young`).
+    pub fn test_and_clear_accessed(&self, page: u64) -> Result<bool, RegionError> {
+        Ok(paging::test_and_clear_accessed(self.va(page)?)?)
+    }
+
+    /// Copy `page`'s bytes out through its virtual address. A page that is not present faults and is
+    /// filled by the region's handler first.
+    pub fn read(&self, page: u64, out: &mut [u8; 4096]) -> Result<(), RegionError> {
+        let va = self.va(page)?;
+        // SAFETY: `va` is a page of this region, mapped or resolved by its fault handler on access; the
+        // copy goes through the address (volatile-free memcpy) and forms no lasting reference into it.
+        unsafe { core::ptr::copy_nonoverlapping(va as *const u8, out.as_mut_ptr(), 4096) };
+        Ok(())
+    }
+
+    /// Copy `data` into `page` through its virtual address (faulting it in as [`Region::read`] does).
+    pub fn write(&self, page: u64, data: &[u8; 4096]) -> Result<(), RegionError> {
+        let va = self.va(page)?;
+        // SAFETY: as for `read`; region memory is never referenced, so the write aliases nothing.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), va as *mut u8, 4096) };
+        Ok(())
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        fault::unregister(self.base);
+        for page in 0..self.pages {
+            let Ok(va) = self.va(page) else { continue };
+            match paging::read_leaf(va) {
+                Ok(e) if e.is_present() => {
+                    if let Ok(frame) = self.unmap(page, Pte::EMPTY) {
+                        drop(frame);
+                    }
+                }
+                Ok(e) if e != Pte::EMPTY => {
+                    let _ = self.set_entry(page, Pte::EMPTY);
+                }
+                _ => {}
+            }
+        }
+    }
+}

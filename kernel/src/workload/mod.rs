@@ -1,0 +1,39 @@
+//! The workloads: what `cargo xtask run` shows. Nothing else in the kernel depends on this room.
+//!
+//! | file | `--workload` | what |
+//! |---|---|---|
+//! | [`pools`] | `pools` (default) | store pages in zsmalloc and zbud on real frames, read them back, compact |
+//! | [`swap`] + [`swap_run`] | `swap` | the same swap workload without and with tmem behind frontswap |
+//! | [`files`] | `files` | the page cache over the file disk without and with cleancache |
+//! | [`all`] | `all` | both workloads at once over one tmem |
+//! | [`report`] | — | the kernel's counters as `zstats` objects; the failures a run ends with |
+//!
+//! Every workload checks its own results (pages intact, nothing stale, nothing left behind) and adds a
+//! line to the failures for each thing that does not hold; a run with any failure exits QEMU with the
+//! failure code, so `cargo xtask run` fails too.
+
+pub mod all;
+pub mod files;
+pub mod pools;
+pub mod report;
+pub mod swap;
+pub mod swap_run;
+
+use kopts::Workload;
+use zstats::Report;
+
+use crate::init::BootFacts;
+use report::Failures;
+
+/// Run the workload the options ask for; its figures go into `report`, and every check that did not
+/// hold into `report.failures`.
+pub fn run(facts: &BootFacts, report: &mut Report) {
+    let mut failures = Failures::default();
+    match facts.settings.workload() {
+        Workload::Pools => pools::run(facts, report, &mut failures),
+        Workload::Swap => swap::run_demo(facts, report, &mut failures),
+        Workload::Files => files::run_demo(facts, report, &mut failures),
+        Workload::All => all::run_all(facts, report, &mut failures),
+    }
+    report.failures = failures.0;
+}

@@ -1,0 +1,229 @@
+//! The swap part of the demo (`cargo xtask run --workload swap`): the same workload twice in one boot,
+//! once with every swap-out going to the virtio-blk swap disk and once with frontswap keeping pages
+//! compressed in tmem, then the disk I/O each needed and the share tmem avoided (zcache's headline
+//! figure: 58-72 % on a kernel build).
+//!
+//! The options (`swap_pattern`, `swap_budget`, `swap_factor`, `swap_accesses`, `tmem`,
+//! `tmem_max_pool_percent`, `swap_slots`, `swap_fresh`, `fail_frame_every`, `compressor`) are rows of
+//! kopts's table: `cargo xtask run --help-kernel` lists them with their ranges and defaults.
+//!
+//! A run fails (and so does `cargo xtask run`) when a page comes back changed, a fresh page does not
+//! read as zeros, a swap run cannot start or finish, or its teardown leaves tmem pages behind.
+
+use alloc::format;
+use alloc::vec::Vec;
+
+use kopts::{Settings, SwapPattern, TmemBackends};
+use swap::Pattern;
+use tmem::Backend;
+use zstats::{IoAvoidedReport, Report, SwapReport, SwapRunReport};
+
+use super::report::{self, Failures};
+use super::swap_run::{PageSource, RunResult, RunSpec, run};
+use crate::arch::tsc::centi_ns;
+use crate::drivers::virtio_blk;
+use crate::init::BootFacts;
+use crate::mm::frames;
+use crate::println;
+use crate::swap::SwapConfig;
+
+/// The page source the options and the ramdisk ask for.
+pub fn source(facts: &BootFacts) -> PageSource {
+    if let Some(pct) = facts.settings.swap_fresh() {
+        return PageSource::Fresh(usize::from(pct));
+    }
+    // A ramdisk that does not match its checksum never gets here: boot refuses it.
+    if let Some(r) = facts.ramdisk.as_ref().filter(|r| r.pages() > 0) {
+        return PageSource::Sample(r.bytes().as_chunks::<4096>().0);
+    }
+    PageSource::Mixed
+}
+
+/// The swap workload's pattern (`swap_pattern`; `all` is expanded by the caller).
+pub fn pattern(p: SwapPattern) -> Pattern {
+    match p {
+        SwapPattern::Sequential => Pattern::Sequential,
+        SwapPattern::Random => Pattern::Random,
+        SwapPattern::Zipf | SwapPattern::All => Pattern::Zipf,
+    }
+}
+
+/// tmem's backend from the option's word.
+pub fn backend(b: kopts::Backend) -> Backend {
+    match b {
+        kopts::Backend::Zsmalloc => Backend::Zsmalloc,
+        kopts::Backend::Zbud => Backend::Zbud,
+    }
+}
+
+pub fn backend_name(b: Option<Backend>) -> &'static str {
+    match b {
+        None => "off",
+        Some(Backend::Zsmalloc) => "zsmalloc",
+        Some(Backend::Zbud) => "zbud",
+    }
+}
+
+/// The swap slots to use: the option's count (which must fit on the disk), else the whole disk.
+pub fn slots(settings: &Settings, failures: &mut Failures) -> Option<u64> {
+    let capacity = virtio_blk::disk("swap").map_or(0, |d| d.lock().capacity_pages());
+    match settings.swap_slots() {
+        Some(n) if n > capacity => {
+            failures.add(format!("option swap_slots={n}: the swap disk has only {capacity} pages"));
+            None
+        }
+        Some(n) => Some(n),
+        None => Some(capacity),
+    }
+}
+
+/// One line per run, for people.
+pub fn print_run(r: &RunResult) {
+    let s = &r.stats;
+    println!(
+        "  {:<10} {:<8} I/O {:>6} (reads {:>5}, writes {:>5}) | swap-outs {:>5}, swap-ins {:>5}, frontswap \
+         stores {:>5} refused {:>4} loads {:>5}, written back {:>4} | mismatches {} | {} ms",
+        r.spec.pattern.name(),
+        backend_name(r.spec.swap.tmem),
+        s.io(),
+        s.disk_reads,
+        s.disk_writes,
+        s.swapouts,
+        s.swapins,
+        s.frontswap_stores,
+        s.frontswap_refused,
+        s.frontswap_loads,
+        s.written_back_pages,
+        r.mismatches,
+        centi_ns(r.cycles) / 100_000_000,
+    );
+    if let Some(t) = &r.tmem {
+        let pooled = t.stored_pages.saturating_sub(t.same_pages);
+        let ratio = (pooled * 4096) as f64 / t.compr_data_size.max(1) as f64;
+        println!(
+            "  {:<19} tmem at the end: {} pages stored ({} same-filled) in {} pool pages, peak {} of limit {}; \
+             compression ratio {ratio:.2}, {:.3} pool pages per pooled page; ephemeral drops {}, full refusals {}",
+            "",
+            t.stored_pages,
+            t.same_pages,
+            t.pool_pages,
+            r.stats.peak_tmem_pages,
+            t.limit_pages,
+            t.pool_pages as f64 / pooled.max(1) as f64,
+            t.ephemeral_drops,
+            t.refused_full,
+        );
+    }
+    if s.out_of_swap > 0 {
+        println!(
+            "  {:<19} OUT OF SWAP: {} victims kept resident (peak resident {})",
+            "", s.out_of_swap, s.peak_resident
+        );
+    }
+}
+
+/// One run as a report object.
+pub fn run_report(r: &RunResult) -> SwapRunReport {
+    SwapRunReport {
+        pattern: r.spec.pattern.name().into(),
+        tmem: backend_name(r.spec.swap.tmem).into(),
+        region_pages: r.spec.swap.region_pages,
+        budget_pages: r.spec.swap.budget_pages,
+        accesses: r.accesses,
+        mismatches: r.mismatches,
+        dirty_zero_fills: r.dirty_zero_fills,
+        io: r.stats.io(),
+        ms: centi_ns(r.cycles) / 100_000_000,
+        swap: report::swap_stats(&r.stats),
+        tmem_stats: r.tmem.as_ref().map(report::tmem),
+    }
+}
+
+/// What must hold at the end of every swap run, as failures: every page intact, every fresh page zero,
+/// tmem emptied by the teardown.
+pub fn check_run(r: &RunResult, failures: &mut Failures) {
+    let what = format!("swap {} with tmem {}", r.spec.pattern.name(), backend_name(r.spec.swap.tmem));
+    failures.nonzero(r.mismatches, || format!("{what}: {} pages came back changed", r.mismatches));
+    failures.nonzero(r.dirty_zero_fills, || format!("{what}: {} fresh pages were not zero", r.dirty_zero_fills));
+    if let Some(t) = r.tmem_after.filter(|t| t.stored_pages != 0 || t.pool_pages != 0) {
+        failures.add(format!("{what}: tmem kept {} pages in {} pool pages after teardown", t.stored_pages, t.pool_pages));
+    }
+}
+
+/// Run the swap demo and fill the report's `swap` member.
+pub fn run_demo(facts: &BootFacts, report: &mut Report, failures: &mut Failures) {
+    let settings = &facts.settings;
+    let alg = super::pools::algorithm(settings);
+    let budget = settings.swap_budget();
+    let region = settings.swap_region_pages();
+    let accesses = settings.swap_accesses();
+    let fail_every = settings.fail_frame_every().unwrap_or(0);
+    let Some(slots) = slots(settings, failures) else { return };
+    let limit = settings.tmem_limit_pages(frames::stats().managed);
+    let patterns: Vec<Pattern> = match settings.swap_pattern() {
+        SwapPattern::All => Pattern::ALL.to_vec(),
+        p => alloc::vec![pattern(p)],
+    };
+    let backends: Vec<Backend> = match settings.tmem() {
+        TmemBackends::Zsmalloc => alloc::vec![Backend::Zsmalloc],
+        TmemBackends::Zbud => alloc::vec![Backend::Zbud],
+        TmemBackends::Both => alloc::vec![Backend::Zsmalloc, Backend::Zbud],
+    };
+    let source = source(facts);
+    println!(
+        "swap: region {region} pages over a resident budget of {budget}; {accesses} accesses after the fill; \
+         {slots} swap slots on the virtio-blk disk; tmem limit {limit} pages; {}; compressor {alg:?}",
+        source.name()
+    );
+    if fail_every > 0 {
+        println!("swap: fault injection: every {fail_every}th pool or workload frame allocation fails");
+    }
+    let mut out = SwapReport::default();
+    for &pattern in &patterns {
+        let mut io_off = None;
+        let configs = core::iter::once(None).chain(backends.iter().copied().map(Some));
+        for tmem in configs {
+            frames::set_fail_every(fail_every);
+            let spec = RunSpec {
+                swap: SwapConfig { region_pages: region, budget_pages: budget, tmem, tmem_limit_pages: limit, slots, algorithm: alg },
+                pattern,
+                accesses,
+                write_every: 4,
+                seed: 42,
+                source,
+            };
+            let result = run(&spec);
+            frames::set_fail_every(0);
+            match result {
+                Ok(r) => {
+                    print_run(&r);
+                    check_run(&r, failures);
+                    out.runs.push(run_report(&r));
+                    match tmem {
+                        None => io_off = Some(r.stats.io()),
+                        Some(b) => {
+                            if let Some(off) = io_off {
+                                let on = r.stats.io();
+                                out.io_avoided.push(IoAvoidedReport {
+                                    pattern: pattern.name().into(),
+                                    tmem: backend_name(Some(b)).into(),
+                                    io_without: off,
+                                    io_with: on,
+                                    percent: zstats::percent_avoided(off, on),
+                                });
+                            }
+                        }
+                    }
+                }
+                Err(e) => failures.add(format!("swap {} with tmem {}: {e}", pattern.name(), backend_name(tmem))),
+            }
+        }
+    }
+    for a in &out.io_avoided {
+        println!(
+            "swap: {} with tmem ({}): {} disk I/Os instead of {}: {:.1} % of swap I/O avoided",
+            a.pattern, a.tmem, a.io_with, a.io_without, a.percent
+        );
+    }
+    report.swap = Some(out);
+}

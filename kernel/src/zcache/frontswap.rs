@@ -1,0 +1,111 @@
+//! The frontswap glue: what the swap subsystem (`kernel/src/swap`) calls to keep a swapped-out page in
+//! tmem instead of writing it to the swap disk (Linux's `mm/frontswap.c` calling zcache's
+//! `zcache_frontswap_*`).
+//!
+//! # Calls
+//!
+//! | call | Linux | does |
+//! |---|---|---|
+//! | [`init`]`(ty, slots, backend)` | `frontswap_init` at swapon | a persistent tmem pool for swap type `ty` |
+//! | [`store`]`(ty, offset, page, sink)` | `frontswap_store` | compress and keep the page; a full tmem first writes its oldest pages back through `sink` (zswap's shrink), then tries once more |
+//! | [`load`]`(ty, offset, out)` | `frontswap_load` | `Ok(true)` with the page in `out`, `Ok(false)` if tmem does not hold it |
+//! | [`invalidate_page`]`(ty, offset)` | `frontswap_invalidate_page` at `swap_free` | drop tmem's copy |
+//! | [`invalidate_area`]`(ty)` | `frontswap_invalidate_area` at swapoff | drop every page of `ty` |
+//!
+//! Every call runs on the page-fault path and so takes zcache's lock with `try_lock`: a held lock there
+//! is a fault inside the fault path ([`ZcacheError::Held`]), never a wait with interrupts off.
+
+use tmem::frontswap::FrontswapError;
+use tmem::{Backend, TmemError};
+
+use super::{ZcacheError, pool_memory, try_with, with};
+
+/// Most tmem pages written back to the disk per tmem-full event.
+pub const WRITEBACK_BATCH: u64 = 32;
+
+/// What one [`store`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreOutcome {
+    /// tmem kept the page; `false`: refused (incompressible, pool out of frames, tmem full), so the
+    /// caller writes it to the disk.
+    pub stored: bool,
+    /// tmem pages written back through the sink to make room (each is one disk write).
+    pub written_back: u64,
+    /// cleancache (ephemeral) pages tmem dropped to make room for this store.
+    pub cleancache_dropped: u64,
+    /// Pool frames tmem held after the store.
+    pub tmem_pages: u64,
+}
+
+/// swapon: a persistent tmem pool with `backend` for swap type `ty` of `slots` slots.
+pub fn init(ty: u8, slots: u64, backend: Backend) -> Result<(), ZcacheError> {
+    with(|z| z.frontswap.init_backend(&mut z.tmem, ty, slots, Some(backend), pool_memory()))
+        .ok_or(ZcacheError::NotInstalled)?
+        .map_err(ZcacheError::Frontswap)
+}
+
+/// frontswap_store of `page` at (`ty`, `offset`). When tmem is full, its oldest pages of `ty` are
+/// written back through `sink(offset, page) -> written` until the pools are below the accept threshold
+/// (at most [`WRITEBACK_BATCH`]), and the store is tried once more.
+pub fn store(
+    ty: u8,
+    offset: u64,
+    page: &[u8; 4096],
+    sink: &mut dyn FnMut(u64, &[u8; 4096]) -> bool,
+) -> Result<StoreOutcome, ZcacheError> {
+    try_with(|z| {
+        z.with_compressor(|tmem, fs, _, c| {
+            let mut out = StoreOutcome::default();
+            for attempt in 0..2 {
+                let drops = tmem.stats().ephemeral_drops;
+                let r = fs.store(tmem, c, ty, offset, page);
+                out.cleancache_dropped += tmem.stats().ephemeral_drops - drops;
+                out.tmem_pages = tmem.total_pages();
+                match r {
+                    Ok(()) => {
+                        out.stored = true;
+                        return out;
+                    }
+                    Err(FrontswapError::Tmem(TmemError::Full)) if attempt == 0 => {
+                        let accept = tmem.config().accept_pages();
+                        while out.written_back < WRITEBACK_BATCH && tmem.total_pages() >= accept {
+                            match fs.writeback_oldest(tmem, c, ty, sink) {
+                                Ok(Some(_)) => out.written_back += 1,
+                                _ => break,
+                            }
+                        }
+                    }
+                    Err(_) => return out,
+                }
+            }
+            out
+        })
+    })
+    .ok_or(ZcacheError::Held)?
+    .map_err(ZcacheError::NoStream)
+}
+
+/// frontswap_load of (`ty`, `offset`) into `out`: `Ok(true)` on a hit. The copy stays in tmem
+/// (persistent pool) until [`invalidate_page`].
+pub fn load(ty: u8, offset: u64, out: &mut [u8; 4096]) -> Result<bool, ZcacheError> {
+    try_with(|z| z.with_compressor(|tmem, fs, _, c| fs.load(tmem, c, ty, offset, out)))
+        .ok_or(ZcacheError::Held)?
+        .map_err(ZcacheError::NoStream)?
+        .map_err(ZcacheError::Frontswap)
+}
+
+/// frontswap_invalidate_page: drop tmem's copy of (`ty`, `offset`), if any.
+pub fn invalidate_page(ty: u8, offset: u64) -> Result<(), ZcacheError> {
+    try_with(|z| z.frontswap.invalidate_page(&mut z.tmem, ty, offset))
+        .ok_or(ZcacheError::Held)?
+        .map(|_| ())
+        .map_err(ZcacheError::Frontswap)
+}
+
+/// frontswap_invalidate_area: drop every page of swap type `ty` (swapoff).
+pub fn invalidate_area(ty: u8) -> Result<(), ZcacheError> {
+    with(|z| z.frontswap.invalidate_area(&mut z.tmem, ty))
+        .ok_or(ZcacheError::NotInstalled)?
+        .map(|_| ())
+        .map_err(ZcacheError::Frontswap)
+}
