@@ -15,9 +15,9 @@ use core::hint::black_box;
 
 use frame::{Owner, Pfn};
 use zkernel::arch::tsc::{centi_ns, hz, rdtsc};
+use zkernel::harness::testing::Case;
 use zkernel::mm::{frames, kmap};
 use zkernel::println;
-use zkernel::harness::testing::Case;
 
 zkernel::test_kernel!("bench_mm", &[Case::returns("measure", measure)]);
 

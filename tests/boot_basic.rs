@@ -12,9 +12,9 @@ use core::fmt::Write;
 use zkernel::arch::interrupts::breakpoints;
 use zkernel::arch::probe::{self, Fault};
 use zkernel::drivers::console;
+use zkernel::harness::testing::Case;
 use zkernel::init::{KERNEL_BASE, facts};
 use zkernel::mm::heap;
-use zkernel::harness::testing::Case;
 
 /// A canonical lower-half address nothing maps (the bootloader maps only the kernel's upper half and a
 /// few identity-mapped pages below 4 GiB).

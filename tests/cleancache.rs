@@ -14,12 +14,12 @@ use compress::Algorithm;
 use frame::Owner;
 use swap::Pattern;
 use tmem::Backend;
-use zkernel::workload::files::{FileResult, FileRun, FileSpec, print_run, run};
+use zkernel::harness::testing::Case;
 use zkernel::mm::frames;
 use zkernel::println;
 use zkernel::swap::SwapConfig;
+use zkernel::workload::files::{FileResult, FileRun, FileSpec, print_run, run};
 use zkernel::workload::swap_run::{PageSource, RunSpec, SwapRun};
-use zkernel::harness::testing::Case;
 use zkernel::zcache;
 
 zkernel::test_kernel!(

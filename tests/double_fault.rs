@@ -9,8 +9,8 @@
 
 use zkernel::arch::gdt::{DOUBLE_FAULT_IST, ist_stack};
 use zkernel::harness::fatal::{Expected, FatalReport};
-use zkernel::init::facts;
 use zkernel::harness::testing::Case;
+use zkernel::init::facts;
 
 zkernel::test_kernel!(
     "double_fault",

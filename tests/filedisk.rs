@@ -13,8 +13,8 @@ use zkernel::arch::tsc;
 use zkernel::drivers::virtio_blk::{self, BlkError, PAGE_SIZE};
 use zkernel::fs::fsimage::{self, ImageError, entry_offset, header_offset};
 use zkernel::fs::{self, FileDisk, FsError, MemDisk, MountError, PageSource};
-use zkernel::println;
 use zkernel::harness::testing::Case;
+use zkernel::println;
 
 zkernel::test_kernel!(
     "filedisk",

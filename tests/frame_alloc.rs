@@ -8,10 +8,10 @@ extern crate alloc;
 use alloc::vec::Vec;
 
 use frame::{FrameError, Owner, Pfn};
+use zkernel::harness::testing::Case;
 use zkernel::mm::kmap::{Kmap, kmap_local};
 use zkernel::mm::{self, frames};
 use zkernel::println;
-use zkernel::harness::testing::Case;
 
 /// Map a frame this test allocated and holds.
 fn view(pfn: Pfn) -> Kmap {

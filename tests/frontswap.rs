@@ -15,13 +15,13 @@ use compress::Algorithm;
 use frame::Owner;
 use swap::Pattern;
 use tmem::Backend;
+use zkernel::harness::testing::Case;
 use zkernel::init::facts;
 use zkernel::mm::frames;
 use zkernel::println;
 use zkernel::swap::SwapConfig;
-use zkernel::workload::swap_run::{PageSource, RunResult, RunSpec, run};
 use zkernel::workload::swap::print_run;
-use zkernel::harness::testing::Case;
+use zkernel::workload::swap_run::{PageSource, RunResult, RunSpec, run};
 
 zkernel::test_kernel!(
     "frontswap",

@@ -12,9 +12,9 @@ use memmap::layout::KMAP_BASE;
 use pagemem::PageMemory;
 use zkernel::arch::interrupts::set_breakpoint_hook;
 use zkernel::arch::probe::{Fault, read_u64};
+use zkernel::harness::testing::Case;
 use zkernel::mm::kmap::{self, Kmap, KmapError, KmapPair, TASK_SLOTS};
 use zkernel::mm::{KernelMemory, frames};
-use zkernel::harness::testing::Case;
 
 zkernel::test_kernel!(
     "kmap",

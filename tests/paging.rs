@@ -12,10 +12,10 @@ use memmap::layout::SCRATCH_BASE;
 use x86_64::structures::paging::PageTableFlags as F;
 use zkernel::arch::gdt::{DOUBLE_FAULT_IST, ist_stack};
 use zkernel::arch::probe::{Fault, read_u64, write_u64};
+use zkernel::harness::testing::Case;
 use zkernel::mm::kmap::{Kmap, kmap_local};
 use zkernel::mm::paging::{self, MapError};
 use zkernel::mm::{frames, heap};
-use zkernel::harness::testing::Case;
 
 zkernel::test_kernel!(
     "paging",

@@ -3,9 +3,9 @@
 #![no_std]
 #![no_main]
 
+use zkernel::harness::testing::Case;
 use zkernel::init::facts;
 use zkernel::println;
-use zkernel::harness::testing::Case;
 
 zkernel::test_kernel!(
     "ramdisk_pages",

@@ -13,9 +13,9 @@ use x86_64::structures::paging::PageTableFlags;
 use zkernel::arch::tsc;
 use zkernel::drivers::virtio_blk::{self, BlkDisk, BlkError, PAGE_SIZE};
 use zkernel::drivers::virtio_hal::{self, BufferDirection, Hal, ZkHal};
+use zkernel::harness::testing::Case;
 use zkernel::mm::{frames, paging};
 use zkernel::println;
-use zkernel::harness::testing::Case;
 
 zkernel::test_kernel!(
     "virtio_blk",

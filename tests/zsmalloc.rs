@@ -12,8 +12,8 @@ mod pools;
 use alloc::vec::Vec;
 
 use pools::{DEFLATE_1, DEFLATE_6, LZ4, Mem, TestPool, load, perl_pages, pool_owned_frames, store};
-use zkernel::mm::kmap;
 use zkernel::harness::testing::Case;
+use zkernel::mm::kmap;
 use zpool::{PoolError, ZPool};
 use zsmalloc::{Config, SpanMap, Zsmalloc};
 use zstore::{Policy, Zstore};

@@ -88,10 +88,7 @@ pub const TABLE: &[Rule] = &[
     Rule { module: "swap", may_use: &["arch", "mm", "drivers", "zcache"] },
     Rule { module: "fs", may_use: &["arch", "mm", "drivers", "zcache"] },
     Rule { module: "init", may_use: &["arch", "mm", "drivers", "harness", "zcache", "swap", "fs"] },
-    Rule {
-        module: "workload",
-        may_use: &["arch", "mm", "drivers", "harness", "zcache", "swap", "fs", "init"],
-    },
+    Rule { module: "workload", may_use: &["arch", "mm", "drivers", "harness", "zcache", "swap", "fs", "init"] },
 ];
 
 /// Names at the crate root that belong to a module whatever file defines them: the console macros
@@ -984,10 +981,8 @@ use crate::arch;
         let dir = with("unknown", &[("pooldemo.rs", "use crate::mm;\nuse crate::zcache;\n")]);
         assert_eq!(
             lines(&dir, TABLE),
-            [
-                "kernel/src/pooldemo.rs: module pooldemo is not in the table of xtask/src/archcheck.rs (known: arch, \
-                 mm, drivers, harness, zcache, swap, fs, init, workload); add its row"
-            ]
+            ["kernel/src/pooldemo.rs: module pooldemo is not in the table of xtask/src/archcheck.rs (known: arch, \
+                 mm, drivers, harness, zcache, swap, fs, init, workload); add its row"]
         );
         // Using it from a module is forbidden too, and a root name nobody defines is reported.
         let dir2 =

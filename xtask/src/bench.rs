@@ -228,8 +228,10 @@ fn kernels(o: &BenchOpts, meta: &Metadata, target: &Path) -> Result<(Value, Valu
             // Both modes build to the same path: keep a copy per mode.
             let copy = dir.join(format!("{kernel}-{mode}"));
             std::fs::copy(elf, &copy).with_context(|| format!("copying {}", elf.display()))?;
-            let rd = ramdisk.as_ref().map(|p| p.path.as_path());
-            images.push((mode, make_image(target, &format!("{kernel}-{mode}"), &copy, true, Firmware::Bios, rd)?));
+            images.push((
+                mode,
+                make_image(target, &format!("{kernel}-{mode}"), &copy, true, Firmware::Bios, ramdisk.as_ref())?,
+            ));
         }
         // Rounds alternate the modes, so drifts of the (noisy, shared) host hit both alike.
         for round in 0..o.rounds.max(1) {

@@ -498,8 +498,10 @@ impl Proc {
         };
         // A short read leaves the pages it did not cover out.
         let mut resident: Vec<bool> = buf[..got - got % 8]
-            .chunks_exact(8)
-            .map(|e| u64::from_le_bytes(e.try_into().expect("chunks of 8")) & (PM_PRESENT | PM_SWAPPED) != 0)
+            .as_chunks::<8>()
+            .0
+            .iter()
+            .map(|e| u64::from_le_bytes(*e) & (PM_PRESENT | PM_SWAPPED) != 0)
             .collect();
         resident.resize(n as usize, false);
         Ok(Some(resident))

@@ -1,9 +1,8 @@
 //! The file disk: a directory of files packed into the `fsimage` format (kernel/libs/fsimage) and
 //! attached read-only as the virtio-blk disk with serial `files`, next to `swap`, on every QEMU run.
 //!
-//! By default the image holds the repository's own text: `README.md`, `Cargo.toml`, and everything
-//! under `docs/`, `kernel/`, `tests/`, `xtask/` and `boot/`, plus the team's sample data in
-//! `../shared/data` (named `shared/data/…`). `cargo xtask run --files DIR` packs DIR instead, with names
+//! By default the image holds the repository's own text and data: `README.md`, `Cargo.toml`, and
+//! everything under `docs/`, `kernel/`, `tests/`, `xtask/`, `boot/` and `data/` (the real page sample). `cargo xtask run --files DIR` packs DIR instead, with names
 //! relative to it. Hidden entries (`.git`, …), `target/` directories and files over [`MAX_FILE_BYTES`]
 //! are left out. Names are sorted, so the same files always give the same image.
 //!
@@ -24,9 +23,7 @@ pub const MAX_FILE_BYTES: u64 = 4 << 20;
 /// Top-level files of the default set, relative to the workspace root.
 const DEFAULT_FILES: &[&str] = &["README.md", "Cargo.toml"];
 /// Directories of the default set, relative to the workspace root.
-const DEFAULT_DIRS: &[&str] = &["docs", "kernel", "tests", "xtask", "boot"];
-/// The team's shared data, relative to the workspace root, and the name prefix it gets in the image.
-const SHARED_DATA: (&str, &str) = ("../shared/data", "shared/data");
+const DEFAULT_DIRS: &[&str] = &["docs", "kernel", "tests", "xtask", "boot", "data"];
 
 /// A packed image, ready to attach.
 #[derive(Debug, Clone)]
@@ -140,13 +137,6 @@ fn collect_default(root: &Path, found: &mut Found) -> Result<()> {
         if dir.is_dir() {
             walk(&dir, d, found)?;
         }
-    }
-    let (shared, prefix) = SHARED_DATA;
-    let shared = root.join(shared);
-    if shared.is_dir() {
-        walk(&shared, prefix, found)?;
-    } else {
-        eprintln!("xtask: {} not found; the file disk has no sample data", shared.display());
     }
     Ok(())
 }

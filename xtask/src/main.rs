@@ -7,16 +7,19 @@
 //! | `test` | host unit tests, then every test kernel in `tests/`, judged by QEMU's exit status |
 //! | `bench` | criterion benchmarks on the host, then benchmark kernels built with kmap and with a direct map |
 //! | `gdb` | boot stopped at the first instruction with the gdb stub, print the gdb command line |
+//! | `capture` | dump the anonymous pages of a Linux process to a page file that `run --pages` replays |
 //! | `lint` | the architecture check of `kernel/src` (`archcheck.rs`), then rustfmt check and clippy (host crates and kernel target), warnings are errors |
 //!
 //! See README.md for the options and `verdict.rs` for how a run is judged.
 
 mod archcheck;
 mod bench;
+mod capture;
 mod cargo;
 mod files;
 mod pages;
 mod qemu;
+mod runchecks;
 mod test;
 mod verdict;
 
@@ -47,6 +50,9 @@ enum Cmd {
     Bench(bench::BenchOpts),
     /// Boot with the gdb stub, stopped before the first instruction.
     Gdb(RunOpts),
+    /// Dump the anonymous pages of a Linux process (`--pid PID` or `-- CMD ARGS`) to a page file for
+    /// `run --pages`.
+    Capture(capture::CaptureOpts),
     /// The architecture check of kernel/src, then rustfmt --check and clippy on host crates and the
     /// kernel target.
     Lint(LintOpts),
@@ -62,8 +68,8 @@ struct LintOpts {
     arch_table: bool,
 }
 
-#[derive(Args, Clone)]
-struct BuildOpts {
+#[derive(Args, Clone, Debug, Default)]
+pub struct BuildOpts {
     /// Build with optimisations.
     #[arg(long)]
     release: bool,
@@ -72,8 +78,8 @@ struct BuildOpts {
     uefi: bool,
 }
 
-#[derive(Args, Clone)]
-struct MachineOpts {
+#[derive(Args, Clone, Debug)]
+pub struct MachineOpts {
     /// Use KVM instead of TCG (slower on the paravirtual KVM of our machines; UEFI fails there).
     #[arg(long)]
     kvm: bool,
@@ -90,15 +96,15 @@ struct MachineOpts {
 
 /// The demo workloads of `cargo xtask run --workload`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum Workload {
+pub enum Workload {
     Pools,
     Swap,
     Files,
     All,
 }
 
-#[derive(Args, Clone)]
-struct RunOpts {
+#[derive(Args, Clone, Debug)]
+pub struct RunOpts {
     #[command(flatten)]
     build: BuildOpts,
     #[command(flatten)]
@@ -106,9 +112,16 @@ struct RunOpts {
     /// Show QEMU's display window.
     #[arg(long)]
     display: bool,
-    /// A page file (raw 4096-byte pages, optionally gzip) handed to the kernel as its ramdisk.
+    /// A page file (raw 4096-byte pages, optionally gzip) handed to the kernel as its ramdisk; default
+    /// `data/perl-heap.pages.gz`, the repository's real sample.
     #[arg(long, value_name = "FILE")]
     pages: Option<PathBuf>,
+    /// No page file: the kernel makes synthetic pages of mixed compressibility instead.
+    #[arg(long)]
+    synthetic: bool,
+    /// Print every kernel option (name, accepted values, default, meaning) and stop.
+    #[arg(long)]
+    help_kernel: bool,
     /// Pack this directory as the read-only file disk (virtio-blk serial "files") instead of the
     /// default set (the repository's docs and sources and ../shared/data).
     #[arg(long, value_name = "DIR")]
@@ -163,6 +176,12 @@ fn main() -> ExitCode {
         Cmd::Test(o) => test::test(&o),
         Cmd::Bench(o) => bench::bench(&o),
         Cmd::Lint(o) => lint(&o),
+        Cmd::Capture(o) => cargo::metadata()
+            .and_then(|meta| capture::capture(&o, &cargo::target_dir(&meta).join("zkernel").join("captures")))
+            .map(|s| {
+                capture::print_summary(&s);
+                ExitCode::SUCCESS
+            }),
     };
     // `{:#}` prints the whole chain on one line, outermost context first: `what: why: deeper why`.
     result.unwrap_or_else(|e| {
@@ -182,50 +201,114 @@ pub fn image_path(target: &Path, name: &str, release: bool, fw: Firmware) -> Pat
 }
 
 /// Make the disk image of one kernel ELF, with an optional ramdisk (reused when up to date).
+///
+/// An image with a ramdisk is named after the ramdisk's content (`NAME-<fnv>`), never its path or
+/// mtime: a different page file, older or newer, always gets its own image, so a run can never boot the
+/// pages of an earlier run. Older images of the same kernel with other pages are removed.
 pub fn make_image(
     target: &Path,
     name: &str,
     elf: &Path,
     release: bool,
     fw: Firmware,
-    ramdisk: Option<&Path>,
+    ramdisk: Option<&pages::PageFile>,
 ) -> Result<PathBuf> {
-    let img = image_path(target, name, release, fw);
+    let img = match ramdisk {
+        Some(p) => {
+            let keyed = format!("{name}-pages-{:016x}", p.fnv);
+            prune_images(target, name, release, fw, &keyed);
+            image_path(target, &keyed, release, fw)
+        }
+        None => image_path(target, name, release, fw),
+    };
     let xtask_exe = std::env::current_exe().ok();
-    boot::disk_image(elf, fw, &img, ramdisk, xtask_exe.as_deref()).map_err(anyhow::Error::msg)?;
+    let rd = ramdisk.map(|p| p.path.as_path());
+    boot::disk_image(elf, fw, &img, rd, xtask_exe.as_deref()).map_err(anyhow::Error::msg)?;
     Ok(img)
 }
 
-fn build(o: &BuildOpts, ramdisk: Option<&Path>) -> Result<(PathBuf, PathBuf)> {
+/// Remove `NAME-pages-*` images of this profile and firmware other than `keep` (old page files).
+fn prune_images(target: &Path, name: &str, release: bool, fw: Firmware, keep: &str) {
+    let keep = image_path(target, keep, release, fw);
+    let Some(dir) = keep.parent() else { return };
+    let prefix = format!("{name}-pages-");
+    let suffix = format!("-{}.img", fw.name());
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if path != keep && file.starts_with(&prefix) && file.ends_with(&suffix) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+fn build(o: &BuildOpts, ramdisk: Option<&pages::PageFile>) -> Result<(PathBuf, PathBuf)> {
     let meta = cargo::metadata()?;
     let bins = cargo::build_kernel_bins("zkernel", o.release, false, &[])?;
     let elf = bins.get("zkernel").context("cargo built no `zkernel` binary")?.clone();
-    // An image with a ramdisk gets its own name, so the plain image stays valid.
-    let name = if ramdisk.is_some() { "zkernel-ramdisk" } else { "zkernel" };
-    let img = make_image(&cargo::target_dir(&meta), name, &elf, o.release, firmware(o.uefi), ramdisk)?;
+    let img = make_image(&cargo::target_dir(&meta), "zkernel", &elf, o.release, firmware(o.uefi), ramdisk)?;
     Ok((elf, img))
 }
 
+/// The kernel options a run passes, checked on the host against kopts's table (the one the kernel
+/// checks them with too), so a typo fails in a moment, before anything is built or booted.
+fn check_kernel_options(options: &[String]) -> Result<()> {
+    let joined = options.join(" ");
+    if let Err(errors) = kopts::Settings::parse(&joined) {
+        for e in &errors {
+            eprintln!("xtask: option error: {e}");
+        }
+        let first = errors.first().map(ToString::to_string).unwrap_or_default();
+        anyhow::bail!(
+            "{} bad kernel option(s), nothing was built or booted; the first: {first} \
+             (`cargo xtask run --help-kernel` lists every option)",
+            errors.len()
+        );
+    }
+    Ok(())
+}
+
 fn run(o: &RunOpts, gdb: bool) -> Result<ExitCode> {
-    let ovmf = qemu::ensure_prerequisites(o.build.uefi)?;
+    if o.help_kernel {
+        print!("{}", kopts::help_text());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let prepared = prepare_run(o, gdb, true, "zkernel")?;
+    if gdb {
+        println!("QEMU is stopped at the first instruction with the gdb stub on :1234. In another terminal:");
+        println!(
+            "    gdb -ex 'add-symbol-file {} -o {:#x}' -ex 'target remote :1234' -ex 'break kernel_main' -ex continue",
+            prepared.elf.display(),
+            memmap::layout::KERNEL_BASE
+        );
+    }
+    eprintln!("xtask: {} {}", qemu::QEMU, prepared.args.join(" "));
     let meta = cargo::metadata()?;
-    let pages = match &o.pages {
-        Some(file) => Some(pages::prepare(file, &cargo::target_dir(&meta).join("zkernel").join("data"))?),
-        None => None,
-    };
-    let (elf, image) = build(&o.build, pages.as_ref().map(|p| p.path.as_path()))?;
-    let mut config = QemuConfig::new(image, firmware(o.build.uefi));
-    config.ovmf = ovmf;
-    config.smp = o.machine.smp;
-    config.mem_mib = o.machine.mem;
-    config.kvm = o.machine.kvm;
-    config.display = o.display;
-    config.gdb = gdb;
-    config.kernel_options = o.kernel_options.clone();
-    config.disks.push(qemu::swap_disk(&cargo::target_dir(&meta), "zkernel", o.swap_mib)?);
-    let files = files::prepare(&cargo::target_dir(&meta), o.files.as_deref())?;
-    eprintln!("xtask: {}", files.describe());
-    config.disks.push(files.disk());
+    let report_path = cargo::target_dir(&meta).join("zkernel").join("report.json");
+    let _ = std::fs::remove_file(&report_path);
+    let outcome = execute_run(&prepared, true)?;
+    let report = outcome.into_result()?;
+    let pretty = serde_json::to_string_pretty(&report.report).context("rendering the report")?;
+    std::fs::write(&report_path, pretty + "\n").with_context(|| format!("writing {}", report_path.display()))?;
+    eprintln!("xtask: report saved to {}", report_path.display());
+    eprintln!("xtask: kernel exited with success in {:.1} s", report.elapsed.as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A run of the demo kernel, built and ready to boot.
+#[derive(Debug)]
+pub struct PreparedRun {
+    pub elf: PathBuf,
+    pub args: Vec<String>,
+    pub timeout: Duration,
+    pub pages: Option<pages::PageFile>,
+}
+
+/// Build everything `o` asks for: check the kernel options on the host (unless `check_options` is off,
+/// which only the harness check of the kernel's own refusal uses), pick the page file, build the kernel
+/// and its image, the swap disk `swap_name` and the file disk, and the QEMU command line.
+pub fn prepare_run(o: &RunOpts, gdb: bool, check_options: bool, swap_name: &str) -> Result<PreparedRun> {
+    let mut kernel_options = o.kernel_options.clone();
     if let Some(w) = o.workload {
         let name = match w {
             Workload::Pools => "pools",
@@ -233,55 +316,118 @@ fn run(o: &RunOpts, gdb: bool) -> Result<ExitCode> {
             Workload::Files => "files",
             Workload::All => "all",
         };
-        config.kernel_options.push(format!("workload={name}"));
+        kernel_options.push(format!("workload={name}"));
     }
-    if let Some(p) = &pages {
-        eprintln!("xtask: ramdisk {} ({} pages)", p.path.display(), p.pages);
-        config.kernel_options.push(p.option());
+    if check_options {
+        check_kernel_options(&kernel_options)?;
+    }
+    let ovmf = qemu::ensure_prerequisites(o.build.uefi)?;
+    let meta = cargo::metadata()?;
+    let target = cargo::target_dir(&meta);
+    let data_dir = target.join("zkernel").join("data");
+    let pages = match (&o.pages, o.synthetic) {
+        (Some(_), true) => anyhow::bail!("--pages and --synthetic exclude each other"),
+        (Some(file), false) => Some(pages::prepare(file, &data_dir)?),
+        (None, false) => {
+            let default = cargo::workspace_root().join(pages::DEFAULT_PAGES);
+            Some(
+                pages::prepare(&default, &data_dir)
+                    .context("the default page file (give --pages FILE or --synthetic)")?,
+            )
+        }
+        (None, true) => None,
+    };
+    let (elf, image) = build(&o.build, pages.as_ref())?;
+    let mut config = QemuConfig::new(image, firmware(o.build.uefi));
+    config.ovmf = ovmf;
+    config.smp = o.machine.smp;
+    config.mem_mib = o.machine.mem;
+    config.kvm = o.machine.kvm;
+    config.display = o.display;
+    config.gdb = gdb;
+    config.kernel_options = kernel_options;
+    config.disks.push(qemu::swap_disk(&target, swap_name, o.swap_mib)?);
+    let files = files::prepare(&target, o.files.as_deref())?;
+    eprintln!("xtask: {}", files.describe());
+    config.disks.push(files.disk());
+    match &pages {
+        Some(p) => {
+            eprintln!(
+                "xtask: pages: {} ({} pages, FNV-1a {:016x}), the kernel's ramdisk",
+                p.source.display(),
+                p.pages,
+                p.fnv
+            );
+            // The checksum goes first, so a test's own `ramdisk_fnv=` after it wins (the later word wins).
+            config.kernel_options.insert(0, p.option());
+        }
+        None => eprintln!("xtask: pages: none (--synthetic): the kernel makes synthetic pages"),
     }
     let args = config.args().map_err(anyhow::Error::msg)?;
     let default_timeout = if gdb { 3600 } else { 300 };
     let timeout = Duration::from_secs(o.machine.timeout.unwrap_or(default_timeout));
-    if gdb {
-        println!("QEMU is stopped at the first instruction with the gdb stub on :1234. In another terminal:");
-        println!(
-            "    gdb -ex 'add-symbol-file {} -o {:#x}' -ex 'target remote :1234' -ex 'break kernel_main' -ex continue",
-            elf.display(),
-            memmap::layout::KERNEL_BASE
-        );
-    }
-    eprintln!("xtask: {} {}", qemu::QEMU, args.join(" "));
-    let report_path = cargo::target_dir(&meta).join("zkernel").join("report.json");
-    let mut last_stats = None;
-    let r = qemu::run(&args, timeout, |line| {
-        println!("{line}");
-        if let Some(json) = line.strip_prefix("@@stats ") {
-            last_stats = Some(json.to_string());
+    Ok(PreparedRun { elf, args, timeout, pages })
+}
+
+/// What a boot of the demo kernel gave.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub lines: Vec<String>,
+    pub verdict: std::result::Result<(), verdict::Failure>,
+    /// The kernel's own reason, from its last `zkernel: FAILED: …` line.
+    pub failed: Option<String>,
+    /// The last `@@stats` line.
+    pub stats: Option<String>,
+    pub elapsed: Duration,
+}
+
+/// A run that passed, with its report read back into the shared types.
+#[derive(Debug)]
+pub struct PassedRun {
+    pub report: zstats::Report,
+    pub elapsed: Duration,
+}
+
+impl RunOutcome {
+    /// The run's verdict: the report when the kernel passed and its report reads back (unknown fields
+    /// denied), else an error whose message ends with the kernel's own reason.
+    pub fn into_result(self) -> Result<PassedRun> {
+        if let Err(why) = self.verdict {
+            match self.failed {
+                Some(reason) => anyhow::bail!("the kernel failed the run ({why}): {reason}"),
+                None => return Err(why.into()),
+            }
         }
+        // A run whose report cannot be read back into the shared types has no figures to stand behind.
+        let line = self.stats.context("the kernel exited with success but printed no @@stats report")?;
+        let report = zstats::from_line(&line)
+            .map_err(|e| anyhow::anyhow!("the kernel's @@stats report does not read back: {e}"))?;
+        Ok(PassedRun { report, elapsed: self.elapsed })
+    }
+}
+
+/// Boot a prepared run; `echo` passes the serial console through.
+pub fn execute_run(p: &PreparedRun, echo: bool) -> Result<RunOutcome> {
+    let mut stats = None;
+    let mut failed = None;
+    let mut lines = Vec::new();
+    let r = qemu::run(&p.args, p.timeout, |line| {
+        if echo {
+            println!("{line}");
+        }
+        if line.starts_with(zstats::PREFIX) {
+            stats = Some(line.to_string());
+        }
+        if let Some(why) = line.strip_prefix("zkernel: FAILED: ") {
+            failed = Some(why.to_string());
+        }
+        lines.push(line.to_string());
     })?;
-    if let Some(json) = last_stats {
-        match serde_json::from_str::<serde_json::Value>(&json) {
-            Ok(v) => {
-                let pretty = serde_json::to_string_pretty(&v).unwrap_or(json);
-                std::fs::write(&report_path, pretty + "\n")
-                    .with_context(|| format!("writing {}", report_path.display()))?;
-                eprintln!("xtask: report saved to {}", report_path.display());
-            }
-            Err(e) => eprintln!("xtask: the kernel's @@stats line is not valid JSON ({e}); not saved"),
-        }
+    let verdict = verdict::exit_verdict(r.status, r.timed_out, p.timeout.as_secs());
+    if verdict.is_err() && echo && !r.stderr.trim().is_empty() {
+        eprintln!("QEMU stderr:\n{}", r.stderr.trim_end());
     }
-    match verdict::exit_verdict(r.status, r.timed_out, timeout.as_secs()) {
-        Ok(()) => {
-            eprintln!("xtask: kernel exited with success in {:.1} s", r.elapsed.as_secs_f64());
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(why) => {
-            if !r.stderr.trim().is_empty() {
-                eprintln!("QEMU stderr:\n{}", r.stderr.trim_end());
-            }
-            Err(why.into())
-        }
-    }
+    Ok(RunOutcome { lines, verdict, failed, stats, elapsed: r.elapsed })
 }
 
 /// The architecture check of `kernel/src`: every problem on its own line (stdout), then a summary.

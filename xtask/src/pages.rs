@@ -11,9 +11,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+/// The page file `cargo xtask run` uses when `--pages` is not given: the repository's real sample.
+pub const DEFAULT_PAGES: &str = "data/perl-heap.pages.gz";
+
 /// A page file ready to be a ramdisk.
 #[derive(Debug, Clone)]
 pub struct PageFile {
+    /// The file the user named (or the default).
+    pub source: PathBuf,
+    /// The raw pages the ramdisk is made of (the unpacked copy of a `.gz`).
     pub path: PathBuf,
     pub pages: u64,
     pub fnv: u64,
@@ -34,7 +40,8 @@ pub fn prepare(src: &Path, data_dir: &Path) -> Result<PageFile> {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).context("not valid gzip").with_context(what)?;
         let stem = src.file_stem().and_then(|s| s.to_str()).unwrap_or("pages");
-        let path = data_dir.join(stem.trim_end_matches(".pages").to_string() + ".pages");
+        // Named by content: two different page files never share an unpacked copy.
+        let path = data_dir.join(format!("{}-{:016x}.pages", stem.trim_end_matches(".pages"), fnv1a::fnv1a64(&out)));
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         if std::fs::read(&path).ok().as_deref() != Some(&out[..]) {
             std::fs::write(&path, &out).with_context(|| format!("writing {}", path.display()))?;
@@ -44,7 +51,7 @@ pub fn prepare(src: &Path, data_dir: &Path) -> Result<PageFile> {
         (raw, src.to_path_buf())
     };
     check(&bytes).with_context(what)?;
-    Ok(PageFile { path, pages: bytes.len() as u64 / 4096, fnv: fnv1a::fnv1a64(&bytes) })
+    Ok(PageFile { source: src.to_path_buf(), path, pages: bytes.len() as u64 / 4096, fnv: fnv1a::fnv1a64(&bytes) })
 }
 
 fn check(bytes: &[u8]) -> Result<()> {

@@ -75,7 +75,7 @@ pub fn test(o: &TestOpts) -> Result<ExitCode> {
                 }
                 None => None,
             };
-            let image = make_image(&target, name, elf, o.release, fw, pages.as_ref().map(|p| p.path.as_path()))?;
+            let image = make_image(&target, name, elf, o.release, fw, pages.as_ref())?;
             let mut config = QemuConfig::new(image, fw);
             config.kernel_options.extend(pages.as_ref().map(pages::PageFile::option));
             config.disks.push(qemu::swap_disk(&target, name, qemu::SWAP_MIB)?);
@@ -154,6 +154,23 @@ pub fn test(o: &TestOpts) -> Result<ExitCode> {
                 }
             }
         }
+    }
+
+    // 3. Run checks: the demo kernel booted as `cargo xtask run` boots it (runchecks.rs).
+    for check in crate::runchecks::checks() {
+        if !matches(check.name) {
+            t.skipped += 1;
+            continue;
+        }
+        let start = Instant::now();
+        let r = check.run(o);
+        let took = format!("{:.1} s", start.elapsed().as_secs_f64());
+        let ok = r.is_ok();
+        match r {
+            Ok(detail) => line("check", check.name, &format!("ok: {detail} ({took})")),
+            Err(e) => line("check", check.name, &format!("FAILED: {e:#} ({took})")),
+        }
+        tally(&mut t, ok);
     }
 
     println!("(took {:.1} s)", started.elapsed().as_secs_f64());

@@ -215,4 +215,3 @@ pub fn init() {
     mask_legacy_pic();
     IDT.call_once(build).load();
 }
-

@@ -10,7 +10,7 @@
 
 pub mod console;
 pub mod fw_cfg;
-pub mod ramdisk;
 pub mod pci;
+pub mod ramdisk;
 pub mod virtio_blk;
 pub mod virtio_hal;

@@ -19,8 +19,8 @@
 
 use spin::Mutex;
 
-use crate::arch::qemu::{ExitCode, exit};
 use super::fatal::{Check, Expected};
+use crate::arch::qemu::{ExitCode, exit};
 use crate::println;
 
 /// How a case is expected to end.

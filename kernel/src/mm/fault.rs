@@ -44,7 +44,10 @@ pub enum FaultError {
     Empty,
 }
 
-static HANDLERS: Mutex<[Option<(Range<u64>, FaultHandler)>; MAX_HANDLERS]> = Mutex::new([const { None }; MAX_HANDLERS]);
+/// One registered range and its handler.
+type Entry = Option<(Range<u64>, FaultHandler)>;
+
+static HANDLERS: Mutex<[Entry; MAX_HANDLERS]> = Mutex::new([const { None }; MAX_HANDLERS]);
 
 /// Send faults in `range` to `handler`.
 pub fn register(range: Range<u64>, handler: FaultHandler) -> Result<(), FaultError> {

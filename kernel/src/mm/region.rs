@@ -131,12 +131,7 @@ impl Region {
 
     /// Map `frame` at `page`, whose entry must not be present; returns the entry it replaced (empty or a
     /// swap entry). On refusal the frame comes back with the reason.
-    pub fn map(
-        &self,
-        page: u64,
-        frame: OwnedFrame,
-        flags: PageTableFlags,
-    ) -> Result<Pte, (RegionError, OwnedFrame)> {
+    pub fn map(&self, page: u64, frame: OwnedFrame, flags: PageTableFlags) -> Result<Pte, (RegionError, OwnedFrame)> {
         let va = match self.va(page) {
             Ok(va) => va,
             Err(e) => return Err((e, frame)),

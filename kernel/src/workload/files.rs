@@ -14,13 +14,13 @@ use alloc::format;
 use alloc::vec::Vec;
 
 use compress::Algorithm;
-use kopts::Settings;
-use zstats::{FileRunReport, FilesReport, Report};
 use fnv1a::{Fnv1a, fnv1a64};
+use kopts::Settings;
 use pagecache::{PageCacheError, PageCacheStats, PageKey, Source};
 use pagedata::Rng;
 use tmem::cleancache::CleancacheStats;
 use tmem::{Backend, TmemStats};
+use zstats::{FileRunReport, FilesReport, Report};
 
 use crate::arch::tsc::rdtsc;
 use crate::fs::pagecache::FileCache;
@@ -388,7 +388,9 @@ pub fn run_demo(facts: &crate::init::BootFacts, report: &mut Report, failures: &
                 reads[i] = Some(r.disk_reads);
                 out.runs.push(run_report(&r));
             }
-            Err(e) => failures.add(format!("files with cleancache {}: {e}", spec.cleancache.map_or("off", |b| b.name()))),
+            Err(e) => {
+                failures.add(format!("files with cleancache {}: {e}", spec.cleancache.map_or("off", |b| b.name())))
+            }
         }
     }
     if let [Some(without), Some(with)] = reads {

@@ -14,8 +14,8 @@ use compress::Algorithm;
 use kopts::{Compressor, Settings};
 use zbud::Zbud;
 use zpool::{MapMode, ZPool};
-use zstats::{PoolReport, Report};
 use zsmalloc::Zsmalloc;
+use zstats::{PoolReport, Report};
 use zstore::{Entry, Policy, StoreError, StoreStats, Zstore};
 
 use crate::arch::tsc::{centi_ns, rdtsc};
@@ -175,7 +175,8 @@ pub fn run(facts: &BootFacts, report: &mut Report, failures: &mut Failures) {
             r.load_ns,
             r.mismatches
         );
-        failures.nonzero(r.mismatches, || format!("pools: {}: {} pages did not read back intact", r.pool, r.mismatches));
+        failures
+            .nonzero(r.mismatches, || format!("pools: {}: {} pages did not read back intact", r.pool, r.mismatches));
         report.pools.push(PoolReport {
             pool: r.pool.into(),
             compressor: alg.name().into(),

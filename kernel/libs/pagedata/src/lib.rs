@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | [`ratio_page`] | synthetic pages that compress to a chosen fraction, for every algorithm | host and kernel (`no_std`) |
 //! | [`mixed_page`] | the kernel demos' synthetic mix: one page in ten zero, the rest [`ratio_page`]s of 10–100 % | host and kernel (`no_std`) |
-//! | [`sample::perl_pages`] | the real page sample `shared/data/perl-heap.pages.gz` (2048 pages of a perl process) | host, feature `sample`; the kernel gets the same file as its ramdisk |
+//! | [`sample::perl_pages`] | the real page sample `data/perl-heap.pages.gz` (2048 pages of a perl process) | host, feature `sample`; the kernel gets the same file as its ramdisk |
 //!
 //! # How a page of chosen compressibility is made
 //!
@@ -115,7 +115,7 @@ pub mod sample {
     pub const PERL_PAGES: usize = 2048;
 
     /// Where the sample is: `shared/` beside the workspace.
-    pub const PERL_SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../../shared/data/perl-heap.pages.gz");
+    pub const PERL_SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../data/perl-heap.pages.gz");
 
     /// The 2048 pages of the perl sample, loaded once. Panics (this is test and benchmark code) if the
     /// file is missing or not 2048 pages.

@@ -138,7 +138,6 @@ impl Iterator for Workload {
     }
 }
 
-
 /// Change a page the way a write access does: stamp `version` into its first 8 bytes and one more
 /// word chosen by the version, keeping the rest (and so its compressibility).
 pub fn stamp(page: &mut [u8; 4096], version: u64) {

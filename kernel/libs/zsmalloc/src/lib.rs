@@ -197,7 +197,7 @@
 //!
 //! Pool pages per object after storing every object into a fresh pool (`efficiency_figures`; in
 //! parentheses the overhead over the ideal, compressed bytes / 4096). The perl sample is
-//! `shared/data/perl-heap.pages.gz`, same-filled pages skipped, pages above 3584 stored bytes stored whole;
+//! `data/perl-heap.pages.gz`, same-filled pages skipped, pages above 3584 stored bytes stored whole;
 //! "× 8" stores it eight times over, for a pool of zkernel's size.
 //!
 //! | workload | objects | ideal | N = 1 | N = 2 | N = 4 | N = 8 | N = 16 |

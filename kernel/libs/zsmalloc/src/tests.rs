@@ -788,8 +788,8 @@ fn model_with_few_objects_seed_9() {
 // ---------------------------------------------------------------------------------------------------------
 // Efficiency
 
-/// The real page sample (see `shared/data/README.md`).
-const PERL_SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../../shared/data/perl-heap.pages.gz");
+/// The real page sample (see `data/README.md`).
+const PERL_SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../data/perl-heap.pages.gz");
 const PERL_PAGES: usize = 2048;
 /// zstore's default threshold (7/8 of a page); a page that compresses worse is stored whole, as zkernel does.
 const THRESHOLD: usize = PAGE / 8 * 7;

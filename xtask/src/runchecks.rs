@@ -1,0 +1,181 @@
+//! Run checks: `cargo xtask test` boots the demo kernel itself (`cargo xtask run`'s path, not a test
+//! kernel) and holds each run to what a user of `run` is promised.
+//!
+//! | check | run | must |
+//! |---|---|---|
+//! | `run_stats_pools` … `run_stats_all` | each workload, small settings | pass, and its `@@stats` line read back into `zstats::Report` with unknown fields denied, its member present |
+//! | `run_fails_on_corrupt_page` | `corrupt_stored=3`: a stored pool object damaged | fail, the kernel's reason on the last line |
+//! | `run_fails_on_impossible_config` | `workload=swap swap_slots=1000000` (more than the disk) | fail with the reason |
+//! | `run_refuses_bad_option_on_host` | `swap_budget=abc` | fail in under a second, nothing built or booted |
+//! | `run_kernel_refuses_unchecked_option` | `swap_budget=abc` passed past the host check | the kernel itself fails the boot, naming the option |
+//! | `run_uses_the_pages_given` | a 64-page file, then an *older* 32-page file | the second boot reports 32 pages with a good checksum |
+//! | `run_fails_on_wrong_pages` | a page file with a checksum that does not match it | fail: not the page file given |
+//!
+//! They run one at a time after the test kernels (each boots the same disk image).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::{BuildOpts, MachineOpts, RunOpts, TestOpts, Workload, cargo, execute_run, pages, prepare_run};
+
+/// One run check: its name and what it does.
+#[derive(Debug)]
+pub struct RunCheck {
+    pub name: &'static str,
+    check: fn(&TestOpts) -> Result<String>,
+}
+
+/// Every run check, in the order they run.
+pub fn checks() -> Vec<RunCheck> {
+    vec![
+        RunCheck { name: "run_stats_pools", check: |o| stats(o, Workload::Pools, &[]) },
+        RunCheck { name: "run_stats_swap", check: |o| stats(o, Workload::Swap, SMALL_SWAP) },
+        RunCheck { name: "run_stats_files", check: |o| stats(o, Workload::Files, SMALL_FILES) },
+        RunCheck { name: "run_stats_all", check: |o| stats(o, Workload::All, &[SMALL_SWAP, SMALL_FILES].concat()) },
+        RunCheck { name: "run_fails_on_corrupt_page", check: corrupt_page },
+        RunCheck { name: "run_fails_on_impossible_config", check: impossible_config },
+        RunCheck { name: "run_refuses_bad_option_on_host", check: bad_option_on_host },
+        RunCheck { name: "run_kernel_refuses_unchecked_option", check: kernel_refuses_option },
+        RunCheck { name: "run_uses_the_pages_given", check: pages_given },
+        RunCheck { name: "run_fails_on_wrong_pages", check: wrong_pages },
+    ]
+}
+
+impl RunCheck {
+    /// Run it: `Ok(detail)` when the run did what it must.
+    pub fn run(&self, o: &TestOpts) -> Result<String> {
+        (self.check)(o)
+    }
+}
+
+const SMALL_SWAP: &[&str] = &["swap_budget=64", "swap_accesses=768"];
+const SMALL_FILES: &[&str] = &["files_cache=32", "files_ops=40"];
+
+fn opts(o: &TestOpts, workload: Option<Workload>, options: &[&str]) -> RunOpts {
+    RunOpts {
+        build: BuildOpts { release: o.release, uefi: o.uefi },
+        machine: MachineOpts { kvm: o.kvm, smp: 4, mem: 256, timeout: Some(o.timeout.max(120)) },
+        display: false,
+        pages: None,
+        synthetic: false,
+        help_kernel: false,
+        files: None,
+        swap_mib: crate::qemu::SWAP_MIB,
+        workload,
+        kernel_options: options.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// Boot and return the outcome, without echoing the console.
+fn boot(r: &RunOpts, check_options: bool) -> Result<crate::RunOutcome> {
+    let prepared = prepare_run(r, false, check_options, "runcheck")?;
+    execute_run(&prepared, false)
+}
+
+fn stats(o: &TestOpts, w: Workload, options: &[&str]) -> Result<String> {
+    let passed = boot(&opts(o, Some(w), options), true)?.into_result()?;
+    let r = &passed.report;
+    ensure!(r.failures.is_empty(), "the report lists failures: {:?}", r.failures);
+    let member = match w {
+        Workload::Pools => !r.pools.is_empty(),
+        Workload::Swap => r.swap.as_ref().is_some_and(|s| !s.runs.is_empty()),
+        Workload::Files => r.files.as_ref().is_some_and(|f| f.runs.len() == 2),
+        Workload::All => r.all.is_some(),
+    };
+    ensure!(member, "the report has no {w:?} member");
+    Ok(format!("report read back into zstats::Report, {w:?} member present"))
+}
+
+/// A run that must fail, with a reason containing `why`.
+fn must_fail(outcome: crate::RunOutcome, why: &str) -> Result<String> {
+    let lines = outcome.lines.len();
+    let last = outcome.lines.last().cloned().unwrap_or_default();
+    match outcome.into_result() {
+        Ok(_) => bail!("the run passed"),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            ensure!(msg.contains(why), "failed, but not for `{why}`: {msg}");
+            ensure!(
+                last.starts_with("zkernel: FAILED: "),
+                "the kernel's last line is not its reason: {last:?} ({lines} lines)"
+            );
+            Ok(format!("failed as it must: {msg}"))
+        }
+    }
+}
+
+fn corrupt_page(o: &TestOpts) -> Result<String> {
+    must_fail(boot(&opts(o, Some(Workload::Pools), &["corrupt_stored=3"]), true)?, "did not read back intact")
+}
+
+fn impossible_config(o: &TestOpts) -> Result<String> {
+    let r = opts(o, Some(Workload::Swap), &[SMALL_SWAP, &["swap_slots=1000000"]].concat());
+    must_fail(boot(&r, true)?, "swap_slots=1000000")
+}
+
+fn bad_option_on_host(o: &TestOpts) -> Result<String> {
+    let start = Instant::now();
+    let r = opts(o, None, &["swap_budget=abc"]);
+    let err = match prepare_run(&r, false, true, "runcheck") {
+        Ok(_) => bail!("the bad option was accepted"),
+        Err(e) => format!("{e:#}"),
+    };
+    let took = start.elapsed();
+    ensure!(err.contains("option swap_budget=abc: not a number"), "wrong message: {err}");
+    ensure!(err.contains("nothing was built or booted"), "wrong message: {err}");
+    ensure!(took < Duration::from_secs(1), "took {took:?}");
+    Ok(format!("refused in {} ms: {err}", took.as_millis()))
+}
+
+fn kernel_refuses_option(o: &TestOpts) -> Result<String> {
+    must_fail(boot(&opts(o, None, &["swap_budget=abc"]), false)?, "option swap_budget=abc: not a number")
+}
+
+/// Two page files made from the sample: A (64 pages) and B (32 pages), B older than A.
+fn two_page_files() -> Result<(PathBuf, PathBuf)> {
+    let meta = cargo::metadata()?;
+    let dir = cargo::target_dir(&meta).join("zkernel").join("runchecks");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let sample = pages::prepare(&cargo::workspace_root().join(pages::DEFAULT_PAGES), &dir)?;
+    let bytes = std::fs::read(&sample.path).with_context(|| format!("reading {}", sample.path.display()))?;
+    let (a, b) = (dir.join("a.pages"), dir.join("b.pages"));
+    std::fs::write(&a, &bytes[..64 * 4096]).context("writing a.pages")?;
+    std::fs::write(&b, &bytes[64 * 4096..96 * 4096]).context("writing b.pages")?;
+    let set_age = |p: &Path, age: u64| -> Result<()> {
+        let f = std::fs::File::options().write(true).open(p)?;
+        f.set_modified(SystemTime::now() - Duration::from_secs(age))?;
+        Ok(())
+    };
+    set_age(&b, 3600)?;
+    set_age(&a, 0)?;
+    Ok((a, b))
+}
+
+fn pages_given(o: &TestOpts) -> Result<String> {
+    let (a, b) = two_page_files()?;
+    let mut first = opts(o, Some(Workload::Pools), &[]);
+    first.pages = Some(a);
+    let r = boot(&first, true)?.into_result()?;
+    ensure!(r.report.pools.first().is_some_and(|p| p.pages == 64), "the first run did not use its 64 pages");
+    let mut second = opts(o, Some(Workload::Pools), &[]);
+    second.pages = Some(b);
+    let out = boot(&second, true)?;
+    let banner = out.lines.iter().find(|l| l.starts_with("ramdisk: ")).cloned().unwrap_or_default();
+    let r = out.into_result()?;
+    ensure!(banner.starts_with("ramdisk: 32 pages") && banner.ends_with("checksum ok"), "banner: {banner:?}");
+    ensure!(
+        r.report.pools.first().is_some_and(|p| p.pages == 32),
+        "the second run did not use the older file's 32 pages"
+    );
+    Ok(format!("the older file's pages were used: {banner}"))
+}
+
+fn wrong_pages(o: &TestOpts) -> Result<String> {
+    let (a, _) = two_page_files()?;
+    // The option after xtask's own `ramdisk_fnv` wins: the kernel is told to expect other pages.
+    let mut r = opts(o, Some(Workload::Pools), &["ramdisk_fnv=0123456789abcdef"]);
+    r.pages = Some(a);
+    must_fail(boot(&r, true)?, "not the page file given")
+}
