@@ -71,8 +71,14 @@ fn ns_per(cycles: u64, n: usize) -> u64 {
 /// Store every page in `pool`, read each back, free two thirds and compact, read the rest back, free
 /// them. `corrupt`: flip a byte of the Nth stored object first (the `corrupt_stored` test option), so
 /// the read-back must catch it.
-fn run_one<P: ZPool>(pool: P, alg: Algorithm, pages: &[Page], corrupt: Option<u64>) -> Result<PoolRun, StoreError> {
-    let mut z = Zstore::new(pool, Policy::DEFAULT);
+fn run_one<P: ZPool>(
+    pool: P,
+    policy: Policy,
+    alg: Algorithm,
+    pages: &[Page],
+    corrupt: Option<u64>,
+) -> Result<PoolRun, StoreError> {
+    let mut z = Zstore::new(pool, policy);
     let mut entries: Vec<(usize, Entry)> = Vec::with_capacity(pages.len());
     let t = rdtsc();
     for (i, p) in pages.iter().enumerate() {
@@ -138,7 +144,10 @@ pub fn run(facts: &BootFacts, report: &mut Report, failures: &mut Failures) {
     let corrupt = settings.corrupt_stored();
     let zsmalloc = Zsmalloc::new(KernelMemory::new(frame::Owner::POOL));
     let zbud = Zbud::new(KernelMemory::new(frame::Owner::POOL));
-    let runs = [run_one(zsmalloc, alg, &pages, corrupt), run_one(zbud, alg, &pages, corrupt)];
+    let runs = [
+        run_one(zsmalloc, Policy::DEFAULT, alg, &pages, corrupt),
+        run_one(zbud, Policy::DEFAULT, alg, &pages, corrupt),
+    ];
     for (name, r) in ["zsmalloc", "zbud"].into_iter().zip(runs) {
         let r = match r {
             Ok(r) => r,
@@ -177,23 +186,102 @@ pub fn run(facts: &BootFacts, report: &mut Report, failures: &mut Failures) {
         );
         failures
             .nonzero(r.mismatches, || format!("pools: {}: {} pages did not read back intact", r.pool, r.mismatches));
-        report.pools.push(PoolReport {
-            pool: r.pool.into(),
-            compressor: alg.name().into(),
-            pages: pages.len() as u64,
-            stored_pages: s.stored_pages,
-            same_pages: s.same_pages,
-            huge_pages: s.huge_pages,
-            reject_compress_poor: s.reject_compress_poor,
-            reject_alloc_fail: s.reject_alloc_fail,
-            orig_data_size: s.orig_data_size,
-            compr_data_size: s.compr_data_size,
-            mem_used_total: s.mem_used_total,
-            sparse_pages: r.sparse_pages,
-            pages_compacted: r.compacted_pages,
-            store_ns: r.store_ns,
-            load_ns: r.load_ns,
-            mismatches: r.mismatches,
-        });
+        report.pools.push(pool_report(r.pool, alg, pages.len(), &r));
+    }
+    zram_parity(facts, alg, &pages, report, failures);
+}
+
+/// A pool run as a report object, named `pool`.
+fn pool_report(pool: &str, alg: Algorithm, pages: usize, r: &PoolRun) -> PoolReport {
+    let s = &r.full;
+    PoolReport {
+        pool: pool.into(),
+        compressor: alg.name().into(),
+        pages: pages as u64,
+        stored_pages: s.stored_pages,
+        same_pages: s.same_pages,
+        huge_pages: s.huge_pages,
+        reject_compress_poor: s.reject_compress_poor,
+        reject_alloc_fail: s.reject_alloc_fail,
+        orig_data_size: s.orig_data_size,
+        compr_data_size: s.compr_data_size,
+        mem_used_total: s.mem_used_total,
+        sparse_pages: r.sparse_pages,
+        pages_compacted: r.compacted_pages,
+        store_ns: r.store_ns,
+        load_ns: r.load_ns,
+        mismatches: r.mismatches,
     }
 }
+
+/// Linux 6.18's zram (zsmalloc, chain 8, lz4) on the perl sample, `mm_stat` read after writing its 2048
+/// pages (`shared/anchors.md`, "A real Linux on the same pages"): orig, compr, mem_used, same, huge.
+const LINUX_ZRAM_SAMPLE: (u64, u64, u64, u64, u64) = (8_388_608, 2_777_608, 4_378_624, 10, 1);
+/// FNV-1a 64 of the perl sample's 2048 pages: the Linux row is shown only beside the same pages.
+const PERL_SAMPLE_FNV: u64 = 0x3310_86d6_6740_0915;
+
+/// zram parity: the same pages through zram's rule (a page whose stored bytes reach zsmalloc's huge class
+/// size is kept whole, as zram's `huge_pages`), in zsmalloc at chains 4 and 8 and in zbud, printed in
+/// zram's `mm_stat` terms beside Linux's own zram on the same pages when they are the perl sample.
+fn zram_parity(facts: &BootFacts, alg: Algorithm, pages: &[Page], report: &mut Report, failures: &mut Failures) {
+    println!("pools: zram parity (mm_stat): zram's rule, stored bytes ≥ the huge class size kept whole");
+    println!(
+        "  {:<28} {:>12} {:>12} {:>12} {:>6} {:>6} {:>6} {:>8}",
+        "pool", "orig_data", "compr_data", "mem_used", "pages", "same", "huge", "÷ideal"
+    );
+    let row = |name: &str, orig: u64, compr: u64, used: u64, same: u64, huge: u64| {
+        println!(
+            "  {name:<28} {orig:>12} {compr:>12} {used:>12} {:>6} {same:>6} {huge:>6} {:>8.3}",
+            used / 4096,
+            used as f64 / compr.max(1) as f64
+        );
+    };
+    for chain in [4usize, 8] {
+        let cfg = zsmalloc::Config { max_pages_per_zspage: chain, ..zsmalloc::Config::DEFAULT };
+        let pool = match Zsmalloc::with_config(KernelMemory::new(frame::Owner::POOL), cfg) {
+            Ok(p) => p,
+            Err(e) => {
+                failures.add(format!("pools: zsmalloc chain {chain}: {e:?}"));
+                continue;
+            }
+        };
+        let policy = Policy::zram(pool.huge_class_size());
+        let name = format!("zsmalloc chain {chain} (zram rule)");
+        match run_one(pool, policy, alg, pages, None) {
+            Ok(r) => {
+                let s = &r.full;
+                row(&name, s.orig_data_size, s.compr_data_size, s.mem_used_total, s.same_pages, s.huge_pages);
+                failures.nonzero(r.mismatches, || {
+                    format!("pools: {name}: {} pages did not read back intact", r.mismatches)
+                });
+                report.pools.push(pool_report(&name, alg, pages.len(), &r));
+            }
+            Err(e) => failures.add(format!("pools: {name}: {e}")),
+        }
+    }
+    // zbud holds at most PAGE_SIZE - its header in one object: no whole pages, so poor pages are refused.
+    let huge8 = zsmalloc::huge_class_size(8).unwrap_or(PAGE_BYTES);
+    let policy = Policy { threshold: huge8 - 1, poor: zstore::PoorPage::Reject };
+    let name = "zbud (poor pages refused)";
+    match run_one(Zbud::new(KernelMemory::new(frame::Owner::POOL)), policy, alg, pages, None) {
+        Ok(r) => {
+            let s = &r.full;
+            row(name, s.orig_data_size, s.compr_data_size, s.mem_used_total, s.same_pages, s.huge_pages);
+            failures
+                .nonzero(r.mismatches, || format!("pools: {name}: {} pages did not read back intact", r.mismatches));
+            report.pools.push(pool_report(name, alg, pages.len(), &r));
+        }
+        Err(e) => failures.add(format!("pools: {name}: {e}")),
+    }
+    let sample = facts.ramdisk.as_ref().is_some_and(|r| fnv1a::fnv1a64(r.bytes()) == PERL_SAMPLE_FNV);
+    if sample && alg == Algorithm::Lz4 {
+        let (o, c, u, same, huge) = LINUX_ZRAM_SAMPLE;
+        row("Linux 6.18 zram (chain 8)", o, c, u, same, huge);
+        println!(
+            "  the differences, by mechanism: chain length (each size class keeps one partly filled zspage), \
+             our 5-byte frame per object (algorithm id + Adler-32), lz4_flex vs Linux's lib/lz4 (docs/measuring.md)"
+        );
+    }
+}
+
+const PAGE_BYTES: usize = 4096;

@@ -123,7 +123,7 @@ mod tests {
              (10 is miniz_oxide's slowest) |"
         );
         assert!(t.contains("| `memmap` | `summary` \\| `full` | `summary` | every kernel, at boot |"));
-        assert!(t.contains("| `corrupt_stored` | `1..=1000000000` | off | test kernels only |"));
+        assert!(t.contains("| `corrupt_stored` | `1..=1000000000` | off | pools |"));
     }
 
     #[test]
