@@ -123,7 +123,7 @@ pub struct RunOpts {
     #[arg(long)]
     help_kernel: bool,
     /// Pack this directory as the read-only file disk (virtio-blk serial "files") instead of the
-    /// default set (the repository's docs and sources and ../shared/data).
+    /// default set (the repository's docs, sources and data/).
     #[arg(long, value_name = "DIR")]
     files: Option<PathBuf>,
     /// Size of the fresh (sparse) swap disk attached as virtio-blk serial "swap".

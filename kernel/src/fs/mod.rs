@@ -5,7 +5,7 @@
 //!
 //! cleancache caches *clean file pages*, so zkernel needs files whose pages it can drop and read again.
 //! A file system would be a project of its own; a read-only image with a table of files is enough.
-//! xtask packs a directory (by default this repository's docs and sources and `../shared/data`) into
+//! xtask packs a directory (by default this repository's docs, sources and `data/`) into
 //! the format of `kernel/libs/fsimage` (its header is the byte-level spec; `docs/filedisk.md` the
 //! tour) and attaches it read-only next to the swap disk. This file mounts it: it reads page 0 and the
 //! file table, lets `fsimage` validate every field, and then serves file pages by *inode* (the file's

@@ -16,7 +16,7 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `mod.rs` | the installed [`Swapper`] behind one lock; [`install`], [`uninstall`], the fault entry [`handle_fault`] |
+//! | `mod.rs` | the installed [`Swapper`] behind one lock; [`install`], [`uninstall`], the region's fault handler `handle_fault` (reached through `mm::fault::dispatch`) |
 //! | `fault.rs` | fault-in: a zeroed frame or a swap-in (frontswap, else the disk), then the mapping |
 //! | `reclaim.rs` | reclaim: the clock's victim, swap-out to frontswap or the disk, tmem's writeback |
 //! | `stats.rs` | [`SwapStats`] |

@@ -1,6 +1,7 @@
 //! Host benchmarks of zkernel's algorithm crates, with criterion: `cargo xtask bench` runs them beside
 //! the in-kernel benchmark kernels. The benchmarks live in `benches/`, the pool-efficiency figures in
-//! `src/bin/pool-efficiency.rs`; this library holds what both need: the real page sample.
+//! `src/bin/pool-efficiency.rs`, the allocator table in `src/bin/pool-table.rs`; this library holds what
+//! they need: the real page sample, and [`pooltable`] (every pool on the same objects, measured).
 //!
 //! # The sample
 //!
@@ -18,6 +19,8 @@
 
 use std::io::Read;
 use std::sync::OnceLock;
+
+pub mod pooltable;
 
 /// Bytes in a page.
 pub const PAGE_SIZE: usize = 4096;

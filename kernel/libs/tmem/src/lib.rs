@@ -145,6 +145,9 @@ pub use compress::{Algorithm, Compressor, PAGE_SIZE};
 use pagemem::{FrameSource, PageMemory};
 use zbud::Zbud;
 use zpool::{PoolError, ZPool};
+use xcfmalloc::Xcfmalloc;
+use xvmalloc::Xvmalloc;
+use zpool::Handle;
 use zsmalloc::Zsmalloc;
 use zstore::Zstore;
 pub use zstore::{Entry, Policy, StoreError, StoreStats};
@@ -189,18 +192,52 @@ impl PoolKind {
 pub enum Backend {
     /// Dense size classes, objects spanning frames, compaction (`zsmalloc` crate).
     Zsmalloc,
-    /// At most two objects per frame; dropping pages frees frames quickly (`zbud` crate).
+    /// At most two objects per frame; dropping pages frees frames quickly (`zbud` crate). The one
+    /// backend that evicts: [`EphemeralReclaim::ZbudFrames`].
     Zbud,
+    /// zcache's first persistent-page allocator: TLSF-style free lists over single frames (`xvmalloc`
+    /// crate, Linux `drivers/staging/zram/xvmalloc.c`).
+    Xvmalloc,
+    /// xvmalloc's proposed successor for zcache: objects split into blocks across frames (`xcfmalloc`
+    /// crate, Seth Jennings' 2011 patch).
+    Xcfmalloc,
 }
 
 impl Backend {
+    /// Every backend, in declaration order.
+    pub const ALL: [Backend; 4] = [Backend::Zsmalloc, Backend::Zbud, Backend::Xvmalloc, Backend::Xcfmalloc];
+
     /// The name a boot option would use.
     pub const fn name(self) -> &'static str {
         match self {
             Backend::Zsmalloc => "zsmalloc",
             Backend::Zbud => "zbud",
+            Backend::Xvmalloc => "xvmalloc",
+            Backend::Xcfmalloc => "xcfmalloc",
         }
     }
+
+    /// The backend a boot option names ([`Backend::name`]), if any.
+    pub fn from_name(name: &str) -> Option<Backend> {
+        Backend::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    /// Whether the allocator can free one whole frame of objects on demand (`ZPool::evict`): zbud only.
+    pub const fn evicts(self) -> bool {
+        matches!(self, Backend::Zbud)
+    }
+}
+
+/// How tmem makes room in ephemeral pools (module header, "Ephemeral reclaim").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EphemeralReclaim {
+    /// Drop the oldest ephemeral page of all pools, one page at a time, in store order, until enough
+    /// frames came free (zswap's LRU order, applied to pages).
+    ObjectOrder,
+    /// If the oldest ephemeral page lives in a zbud pool, have that pool evict its least recently
+    /// allocated-into frame and drop the one or two pages it held (zcache's `zbud_evict_pages`); each
+    /// step frees exactly one frame. Pools of other backends fall back to [`EphemeralReclaim::ObjectOrder`].
+    ZbudFrames,
 }
 
 /// A pool's name. Ids count up from 0 and are never reused, so a destroyed pool's id stays refused.
@@ -235,15 +272,66 @@ pub struct Config {
     pub accept_percent: u8,
     /// What the page store does with same-filled and poorly compressing pages.
     pub policy: Policy,
+    /// How room is made in ephemeral pools.
+    pub ephemeral_reclaim: EphemeralReclaim,
+    /// zcache's `zv_max_zsize`: a persistent page whose stored bytes exceed this is refused
+    /// ([`TmemError::Incompressible`], counted in `compress_poor`). Default 3584, 7/8 of a page.
+    pub zv_max_zsize: usize,
+    /// zcache's `zv_max_mean_zsize`: a persistent page whose stored bytes exceed this is refused *while*
+    /// the persistent pools' mean cost per page — their frames × 4096 ÷ the persistent pages held, zcache's
+    /// `xv_get_total_size_bytes / zcache_curr_pers_pampd_count` — exceeds it too (counted in
+    /// `mean_compress_poor`). Default 2560, 5/8 of a page.
+    pub zv_max_mean_zsize: usize,
+    /// zcache's `zv_page_count_policy_percent`: a persistent put is refused
+    /// ([`TmemError::PageCountPolicy`]) when the persistent pages already held exceed
+    /// `zv_page_count_policy_percent × totalram_pages / 100`. Default 75.
+    pub zv_page_count_policy_percent: u32,
+    /// The machine's RAM in pages (Linux `totalram_pages`), the base of the page-count rule. 0, the
+    /// default of [`Config::new`], turns that rule off: tmem cannot know the machine's size.
+    pub totalram_pages: u64,
 }
 
 impl Config {
     /// zswap's default hysteresis.
     pub const DEFAULT_ACCEPT_PERCENT: u8 = 90;
 
-    /// A limit of `limit_pages` pool frames, accept at 90 %, the default [`Policy`].
+    /// zcache's `zv_max_zsize` default: 7/8 of a page.
+    pub const ZV_MAX_ZSIZE: usize = PAGE_SIZE / 8 * 7;
+    /// zcache's `zv_max_mean_zsize` default: 5/8 of a page.
+    pub const ZV_MAX_MEAN_ZSIZE: usize = PAGE_SIZE / 8 * 5;
+    /// zcache's `zv_page_count_policy_percent` default.
+    pub const ZV_PAGE_COUNT_POLICY_PERCENT: u32 = 75;
+
+    /// A limit of `limit_pages` pool frames, accept at 90 %, the default [`Policy`], object-order
+    /// reclaim, and zcache's three persistent-page rules at zcache's defaults (the page-count rule off
+    /// until [`Config::totalram_pages`] is set).
     pub const fn new(limit_pages: u64) -> Self {
-        Config { limit_pages, accept_percent: Self::DEFAULT_ACCEPT_PERCENT, policy: Policy::DEFAULT }
+        Config {
+            limit_pages,
+            accept_percent: Self::DEFAULT_ACCEPT_PERCENT,
+            policy: Policy::DEFAULT,
+            ephemeral_reclaim: EphemeralReclaim::ObjectOrder,
+            zv_max_zsize: Self::ZV_MAX_ZSIZE,
+            zv_max_mean_zsize: Self::ZV_MAX_MEAN_ZSIZE,
+            zv_page_count_policy_percent: Self::ZV_PAGE_COUNT_POLICY_PERCENT,
+            totalram_pages: 0,
+        }
+    }
+
+    /// The same configuration with zcache's three persistent-page rules off: no size above the store's
+    /// own threshold is refused for itself or for the mean, and no page count is capped.
+    pub const fn without_zv_rules(self) -> Self {
+        Config { zv_max_zsize: usize::MAX, zv_max_mean_zsize: usize::MAX, totalram_pages: 0, ..self }
+    }
+
+    /// The most persistent pages the page-count rule lets tmem already hold when a persistent put
+    /// arrives; `None` when the rule is off (`totalram_pages` 0). zcache refuses only *above* it, so up to
+    /// `cap + 1` pages can be held.
+    pub const fn zv_page_count_cap(&self) -> Option<u64> {
+        if self.totalram_pages == 0 {
+            return None;
+        }
+        Some((self.zv_page_count_policy_percent as u128 * self.totalram_pages as u128 / 100) as u64)
     }
 
     /// The pool frames below which a full tmem accepts puts again.
@@ -272,6 +360,9 @@ pub enum TmemError {
     NotPersistent(PoolId),
     /// All 2^32 pool ids have been used.
     TooManyPools,
+    /// zcache's `zv_page_count_policy_percent`: the persistent pools already hold `persistent_pages`,
+    /// more than `cap` ([`Config::zv_page_count_cap`]).
+    PageCountPolicy { persistent_pages: u64, cap: u64 },
     /// Any other refusal of the page store or its allocator.
     Store(StoreError),
 }
@@ -298,6 +389,9 @@ impl fmt::Display for TmemError {
             TmemError::Corrupt => write!(f, "the stored page is corrupt"),
             TmemError::NotPersistent(id) => write!(f, "tmem pool {} is not persistent", id.0),
             TmemError::TooManyPools => write!(f, "no tmem pool id left"),
+            TmemError::PageCountPolicy { persistent_pages, cap } => {
+                write!(f, "{persistent_pages} persistent pages held, above the page-count cap {cap}")
+            }
             TmemError::Store(e) => write!(f, "page store: {e}"),
         }
     }
@@ -339,8 +433,26 @@ pub struct TmemStats {
     pub destroyed_pools: u64,
     /// Pages freed by `destroy_pool`.
     pub destroyed_pages: u64,
-    /// Ephemeral pages tmem dropped to make room (limit or out of memory). Ephemeral gets are not drops.
+    /// Ephemeral pages tmem dropped to make room (limit or out of memory), one by one in object order or
+    /// a frame's worth at a time by zbud eviction. Ephemeral gets are not drops.
     pub ephemeral_drops: u64,
+    /// Pool frames the ephemeral reclaim steps gave back (both modes): the fall of `pool_pages` across
+    /// each drop or eviction. `ephemeral_drops ÷ ephemeral_frames_freed` is the pages lost per frame won.
+    pub ephemeral_frames_freed: u64,
+    /// Of `ephemeral_frames_freed`: zbud frames freed by eviction ([`EphemeralReclaim::ZbudFrames`];
+    /// zcache's `zcache_evicted_buddied_pages + zcache_evicted_unbuddied_pages`).
+    pub zbud_frames_evicted: u64,
+    /// zbud evictions that did not go through: a frame held an object tmem has no key for (an internal
+    /// inconsistency; should stay 0). tmem then dropped a page in object order instead.
+    pub zbud_evict_failures: u64,
+    /// Of `reject_compress_poor`: persistent pages above `zv_max_zsize` (zcache `zcache_compress_poor`).
+    pub compress_poor: u64,
+    /// Of `reject_compress_poor`: persistent pages above `zv_max_mean_zsize` while the mean was too
+    /// (zcache `zcache_mean_compress_poor`).
+    pub mean_compress_poor: u64,
+    /// Of `put_failures`: persistent puts refused by `zv_page_count_policy_percent` (zcache counted them
+    /// only in `zcache_failed_pers_puts`).
+    pub page_count_policy_refused: u64,
     /// Persistent pages handed to a writeback sink and removed (zswap `written_back_pages`).
     pub written_back_pages: u64,
     /// Gets and writebacks that found stored bytes failing their check.
@@ -376,6 +488,28 @@ pub struct TmemStats {
     pub pools: u64,
 }
 
+impl TmemStats {
+    /// Ephemeral pages dropped per pool frame freed by reclaim, in thousandths; `None` before any frame
+    /// was freed. Lower is better: with [`EphemeralReclaim::ZbudFrames`] over zbud pools it lies between
+    /// 1000 and 2000 (each eviction drops one or two pages and frees one frame); object order can drop
+    /// pages that free nothing, so it has no upper bound.
+    pub const fn drops_per_frame_milli(&self) -> Option<u64> {
+        if self.ephemeral_frames_freed == 0 {
+            return None;
+        }
+        Some((self.ephemeral_drops as u128 * 1000 / self.ephemeral_frames_freed as u128) as u64)
+    }
+
+    /// The inverse: frames freed per page dropped, in thousandths (`None` before any drop); at most
+    /// 1000 with zbud eviction, at least 500 when every evicted frame was buddied.
+    pub const fn frames_per_drop_milli(&self) -> Option<u64> {
+        if self.ephemeral_drops == 0 {
+            return None;
+        }
+        Some((self.ephemeral_frames_freed as u128 * 1000 / self.ephemeral_drops as u128) as u64)
+    }
+}
+
 /// One pool's figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
@@ -398,12 +532,14 @@ struct Slot {
     seq: u64,
 }
 
-/// The page store of one pool, over either allocator (`ZPool` has generic methods, so no `dyn`). Boxed:
-/// the two differ in size by hundreds of bytes.
+/// The page store of one pool, over any of the allocators (`ZPool` has generic methods, so no `dyn`).
+/// Boxed: they differ in size by hundreds of bytes.
 #[derive(Debug)]
 enum Store<M> {
     Zsmalloc(Box<Zstore<Zsmalloc<M>>>),
     Zbud(Box<Zstore<Zbud<M>>>),
+    Xvmalloc(Box<Zstore<Xvmalloc<M>>>),
+    Xcfmalloc(Box<Zstore<Xcfmalloc<M>>>),
 }
 
 macro_rules! dispatch {
@@ -411,6 +547,8 @@ macro_rules! dispatch {
         match $store {
             Store::Zsmalloc($z) => $body,
             Store::Zbud($z) => $body,
+            Store::Xvmalloc($z) => $body,
+            Store::Xcfmalloc($z) => $body,
         }
     };
 }
@@ -420,11 +558,17 @@ impl<M: PageMemory + FrameSource> Store<M> {
         match backend {
             Backend::Zsmalloc => Store::Zsmalloc(Box::new(Zstore::new(Zsmalloc::new(mem), policy))),
             Backend::Zbud => Store::Zbud(Box::new(Zstore::new(Zbud::new(mem), policy))),
+            Backend::Xvmalloc => Store::Xvmalloc(Box::new(Zstore::new(Xvmalloc::new(mem), policy))),
+            Backend::Xcfmalloc => Store::Xcfmalloc(Box::new(Zstore::new(Xcfmalloc::new(mem), policy))),
         }
     }
 
-    fn store(&mut self, comp: &mut Compressor, page: &Page) -> Result<Entry, StoreError> {
-        dispatch!(self, z => z.store(comp, page))
+    fn store(&mut self, comp: &mut Compressor, page: &Page, limit: usize) -> Result<Entry, StoreError> {
+        dispatch!(self, z => z.store_within(comp, page, limit))
+    }
+
+    fn evict(&mut self, writeback: &mut dyn FnMut(Handle, &[u8]) -> bool) -> Result<u64, StoreError> {
+        dispatch!(self, z => z.evict(writeback))
     }
 
     fn load(&mut self, comp: &mut Compressor, entry: &Entry, page: &mut Page) -> Result<(), StoreError> {
@@ -458,12 +602,35 @@ struct Pool<M> {
     objects: BTreeMap<u64, BTreeMap<u32, Slot>>,
     /// This pool's pages by store order.
     lru: BTreeMap<u64, (u64, u32)>,
+    /// The back-reference zbud eviction needs: handle (raw) → `(oid, index)` of the page in that object.
+    /// Kept only by ephemeral zbud pools ([`Pool::tracks`]); zcache kept it in the zbud page itself
+    /// (`zbud_hdr`), see the module header.
+    by_handle: BTreeMap<u64, (u64, u32)>,
     pages: u64,
 }
 
 impl<M> Pool<M> {
     fn slot(&self, oid: u64, index: u32) -> Option<&Slot> {
         self.objects.get(&oid)?.get(&index)
+    }
+
+    /// Whether this pool keeps handle back-references: only its frames are ever evicted.
+    fn tracks(&self) -> bool {
+        self.kind == PoolKind::Ephemeral && self.backend.evicts()
+    }
+
+    fn track(&mut self, entry: &Entry, oid: u64, index: u32) {
+        if self.tracks()
+            && let Some(h) = entry.handle()
+        {
+            self.by_handle.insert(h.raw(), (oid, index));
+        }
+    }
+
+    fn untrack(&mut self, entry: &Entry) {
+        if let Some(h) = entry.handle() {
+            self.by_handle.remove(&h.raw());
+        }
     }
 }
 
@@ -516,7 +683,9 @@ impl<M: PageMemory + FrameSource> Tmem<M> {
         let Ok(id) = u32::try_from(self.next_pool) else { return Err(TmemError::TooManyPools) };
         let backend = backend.unwrap_or(kind.default_backend());
         let store = Store::new(backend, mem, self.config.policy);
-        self.pools.insert(id, Pool { kind, backend, store, objects: BTreeMap::new(), lru: BTreeMap::new(), pages: 0 });
+        let pool =
+            Pool { kind, backend, store, objects: BTreeMap::new(), lru: BTreeMap::new(), by_handle: BTreeMap::new(), pages: 0 };
+        self.pools.insert(id, pool);
         self.next_pool += 1;
         self.stats.created_pools += 1;
         Ok(PoolId(id))
@@ -552,21 +721,42 @@ impl<M: PageMemory + FrameSource> Tmem<M> {
             self.stats.puts_replaced += 1;
             let _ = self.release(key.pool, old.entry);
         }
+        // zcache's page-count rule comes before anything else, compression included.
+        if kind == PoolKind::Persistent
+            && let Some(cap) = self.config.zv_page_count_cap()
+        {
+            let held = self.kind_pages(PoolKind::Persistent);
+            if held > cap {
+                self.stats.put_failures += 1;
+                self.stats.page_count_policy_refused += 1;
+                return Err(TmemError::PageCountPolicy { persistent_pages: held, cap });
+            }
+        }
         if !self.make_room() {
             self.stats.refused_full += 1;
             return Err(TmemError::Full);
         }
-        let mut r = self.store_page(key.pool, comp, page);
+        let (limit, mean_poor) = self.zv_limit(kind);
+        let mut r = self.store_page(key.pool, comp, page, limit);
         if matches!(r, Err(StoreError::Pool(PoolError::OutOfMemory))) && self.drop_for_memory() {
             self.stats.oom_retries += 1;
-            r = self.store_page(key.pool, comp, page);
+            r = self.store_page(key.pool, comp, page, limit);
         }
         let entry = match r {
             Ok(entry) => entry,
             Err(e) => {
                 self.stats.put_failures += 1;
                 match e {
-                    StoreError::Incompressible { .. } => self.stats.reject_compress_poor += 1,
+                    StoreError::Incompressible { size } => {
+                        self.stats.reject_compress_poor += 1;
+                        if kind == PoolKind::Persistent {
+                            if size > self.config.zv_max_zsize {
+                                self.stats.compress_poor += 1;
+                            } else if mean_poor && size > self.config.zv_max_mean_zsize {
+                                self.stats.mean_compress_poor += 1;
+                            }
+                        }
+                    }
                     StoreError::Pool(_) => self.stats.reject_alloc_fail += 1,
                     _ => {}
                 }
@@ -576,6 +766,7 @@ impl<M: PageMemory + FrameSource> Tmem<M> {
         let seq = self.seq;
         self.seq += 1;
         let Some(pool) = self.pools.get_mut(&key.pool.0) else { return Err(TmemError::NoSuchPool(key.pool)) };
+        pool.track(&entry, key.oid, key.index);
         pool.objects.entry(key.oid).or_default().insert(key.index, Slot { entry, seq });
         pool.lru.insert(seq, (key.oid, key.index));
         pool.pages += 1;
@@ -583,12 +774,41 @@ impl<M: PageMemory + FrameSource> Tmem<M> {
         Ok(())
     }
 
-    fn store_page(&mut self, pool: PoolId, comp: &mut Compressor, page: &Page) -> Result<Entry, StoreError> {
+    fn store_page(
+        &mut self,
+        pool: PoolId,
+        comp: &mut Compressor,
+        page: &Page,
+        limit: usize,
+    ) -> Result<Entry, StoreError> {
         match self.pools.get_mut(&pool.0) {
-            Some(p) => p.store.store(comp, page),
+            Some(p) => p.store.store(comp, page, limit),
             // Unreachable: the caller checked the pool, and dropping pages never removes one.
             None => Err(StoreError::Pool(PoolError::OutOfMemory)),
         }
+    }
+
+    /// Pages held by all pools of `kind`.
+    fn kind_pages(&self, kind: PoolKind) -> u64 {
+        self.pools.values().filter(|p| p.kind == kind).map(|p| p.pages).sum()
+    }
+
+    /// The largest stored size a put to a pool of `kind` may have under zcache's `zv_max_zsize` and
+    /// `zv_max_mean_zsize` (module header), and whether the mean rule is in force now. Ephemeral pools:
+    /// no limit (zcache bounded them only by zbud's largest buddy, which the allocator enforces here).
+    fn zv_limit(&self, kind: PoolKind) -> (usize, bool) {
+        if kind != PoolKind::Persistent {
+            return (usize::MAX, false);
+        }
+        let (mut pages, mut frames) = (0u64, 0u64);
+        for p in self.pools.values().filter(|p| p.kind == PoolKind::Persistent) {
+            pages += p.pages;
+            frames += p.store.total_pages();
+        }
+        let mean = (frames as u128 * PAGE_SIZE as u128).checked_div(pages as u128);
+        let mean_poor = mean.is_some_and(|m| m > self.config.zv_max_mean_zsize as u128);
+        let max = self.config.zv_max_zsize;
+        (if mean_poor { max.min(self.config.zv_max_mean_zsize) } else { max }, mean_poor)
     }
 
     /// The limit with hysteresis (module header): true if a store may go ahead.
@@ -605,7 +825,7 @@ impl<M: PageMemory + FrameSource> Tmem<M> {
             let _ = self.compact();
         }
         while self.total_pages() >= accept {
-            if !self.drop_oldest_ephemeral() {
+            if !self.reclaim_ephemeral() {
                 break;
             }
         }
@@ -615,21 +835,68 @@ impl<M: PageMemory + FrameSource> Tmem<M> {
         !self.full
     }
 
-    /// Out of memory: drop ephemeral pages, oldest first, until a pool frame comes free or none is
-    /// left. True if any page was dropped.
+    /// Out of memory: reclaim ephemeral pages until a pool frame comes free or none is left. True if
+    /// any page was dropped.
     fn drop_for_memory(&mut self) -> bool {
         let before = self.total_pages();
         let mut dropped = false;
-        while self.total_pages() >= before && self.drop_oldest_ephemeral() {
+        while self.total_pages() >= before && self.reclaim_ephemeral() {
             dropped = true;
         }
         dropped
     }
 
-    /// Drop the oldest ephemeral page of all pools; false if there is none.
-    fn drop_oldest_ephemeral(&mut self) -> bool {
-        let Some((_, key)) = self.lru[PoolKind::Ephemeral.lru()].first_key_value() else { return false };
-        let key = *key;
+    /// One step of ephemeral reclaim (module header, "Ephemeral reclaim"): evict a zbud frame or drop
+    /// the oldest ephemeral page; false if no ephemeral page is left.
+    fn reclaim_ephemeral(&mut self) -> bool {
+        let Some((_, &key)) = self.lru[PoolKind::Ephemeral.lru()].first_key_value() else { return false };
+        let before = self.total_pages();
+        let evicted = self.config.ephemeral_reclaim == EphemeralReclaim::ZbudFrames && self.evict_frame(key.pool);
+        if !evicted {
+            self.drop_ephemeral(key);
+        }
+        self.stats.ephemeral_frames_freed += before.saturating_sub(self.total_pages());
+        true
+    }
+
+    /// Have ephemeral `pool`, if zbud, evict its least recently allocated-into frame, and drop the keys
+    /// of the pages it held. False (nothing changed) if the pool cannot evict or holds no frame.
+    fn evict_frame(&mut self, pool: PoolId) -> bool {
+        let Some(p) = self.pools.get_mut(&pool.0) else { return false };
+        if !p.tracks() {
+            return false;
+        }
+        let Pool { store, by_handle, .. } = p;
+        let mut keys = [(0u64, 0u32); 2];
+        let mut n = 0;
+        // Clean data: nothing is written anywhere, the callback only learns whose pages these are.
+        let r = store.evict(&mut |h, _| match by_handle.get(&h.raw()) {
+            Some(&k) if n < keys.len() => {
+                keys[n] = k;
+                n += 1;
+                true
+            }
+            _ => false,
+        });
+        match r {
+            Ok(frames) => self.stats.zbud_frames_evicted += frames,
+            Err(StoreError::Pool(PoolError::Empty)) => return false,
+            Err(_) => {
+                self.stats.zbud_evict_failures += 1;
+                return false;
+            }
+        }
+        for &(oid, index) in &keys[..n] {
+            // The pool released the objects already: the entries are dropped, not freed.
+            if self.take_slot(Key { pool, oid, index }).is_some() {
+                self.stats.ephemeral_drops += 1;
+            }
+        }
+        true
+    }
+
+    /// Drop the ephemeral page under `key` (the oldest), in object order.
+    fn drop_ephemeral(&mut self, key: Key) {
         match self.take_slot(key) {
             Some(slot) => {
                 self.stats.ephemeral_drops += 1;
@@ -640,7 +907,6 @@ impl<M: PageMemory + FrameSource> Tmem<M> {
                 self.lru[PoolKind::Ephemeral.lru()].pop_first();
             }
         }
-        true
     }
 
     /// Remove the slot under `key` from its pool and from every index.
@@ -652,6 +918,7 @@ impl<M: PageMemory + FrameSource> Tmem<M> {
             object.remove();
         }
         pool.lru.remove(&slot.seq);
+        pool.untrack(&slot.entry);
         pool.pages -= 1;
         self.lru[pool.kind.lru()].remove(&slot.seq);
         Some(slot)
@@ -718,6 +985,7 @@ impl<M: PageMemory + FrameSource> Tmem<M> {
         let mut first_err = None;
         for slot in object.into_values() {
             p.lru.remove(&slot.seq);
+            p.untrack(&slot.entry);
             self.lru[kind.lru()].remove(&slot.seq);
             if let Err(e) = p.store.free(slot.entry) {
                 self.stats.free_errors += 1;

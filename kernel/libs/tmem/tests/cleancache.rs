@@ -26,7 +26,7 @@ fn noise(seed: u64) -> Box<Page> {
 }
 
 fn setup(limit: u64) -> (T, Cleancache, FsId, Compressor) {
-    let mut t = Tmem::new(Config::new(limit));
+    let mut t = Tmem::new(Config::new(limit).without_zv_rules());
     let mut cc = Cleancache::new();
     let fs = cc.init_fs(&mut t, HostMemory::new(256)).unwrap();
     (t, cc, fs, lz4())

@@ -59,7 +59,7 @@ struct Run {
 
 impl Run {
     fn new(seed: u64, limit: u64, accept: u8) -> Run {
-        let mut t = Tmem::new(Config { accept_percent: accept, ..Config::new(limit) });
+        let mut t = Tmem::new(Config { accept_percent: accept, ..Config::new(limit) }.without_zv_rules());
         let mut f = Frontswap::new();
         f.init(&mut t, 0, SWAP_OFFSETS, HostMemory::new(256)).unwrap();
         let mut run = Run {

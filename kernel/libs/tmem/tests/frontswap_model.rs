@@ -52,7 +52,7 @@ struct Run {
 
 impl Run {
     fn new(seed: u64, limit: u64, accept: u8) -> Run {
-        let mut t = Tmem::new(Config { accept_percent: accept, ..Config::new(limit) });
+        let mut t = Tmem::new(Config { accept_percent: accept, ..Config::new(limit) }.without_zv_rules());
         let mut f = Frontswap::new();
         for ty in 0..TYPES {
             f.init(&mut t, ty, MAX_OFFSETS, HostMemory::new(64)).unwrap();

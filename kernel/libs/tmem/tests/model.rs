@@ -88,7 +88,7 @@ struct Run {
 
 impl Run {
     fn new(seed: u64, limit: u64, accept: u8, comp: Compressor) -> Run {
-        let t = Tmem::new(Config { accept_percent: accept, ..Config::new(limit) });
+        let t = Tmem::new(Config { accept_percent: accept, ..Config::new(limit) }.without_zv_rules());
         let m =
             Model { pages: BTreeMap::new(), live: Vec::new(), dead: Vec::new(), seq: 0, want: TmemStats::default() };
         let mut r = Run { rng: Rng::new(seed), t, m, comp, ops: 0, seen_full: 0 };

@@ -91,6 +91,10 @@
 //! - An [`Entry`] is neither `Copy` nor `Clone`: [`Zstore::free`] consumes it, so an entry cannot be
 //!   freed twice by mistake. (Its handle can still be made stale behind its back by a pool that evicts;
 //!   a load then says so.)
+//! - [`Zstore::store_within`] adds a caller's size limit (tmem's zcache rules for persistent pages) on
+//!   top of the policy: above it a page is refused even under [`PoorPage::StoreWhole`].
+//! - [`Zstore::evict`] lets the pool free one page of objects (zbud's LRU page) and keeps the counters
+//!   right; the caller maps the handles back to its own keys and drops those entries unfreed.
 //! - The store allocates nothing on the heap: the compressor brings its buffers, the pool its frames.
 //! - [`StoreStats`] always satisfies `stored_pages = same_pages + compressed + huge_pages` and
 //!   `orig_data_size = stored_pages × 4096`.
@@ -119,14 +123,17 @@ pub enum PoorPage {
 /// How the store decides what to keep (see the module header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
-    /// The largest stored size worth a pool object, in bytes. Linux zcache refused pages that
-    /// compressed to more than 7/8 of a page (`zv_max_page_size`), the default here.
+    /// The largest stored size worth a pool object, in bytes, for every page of this store: zswap's
+    /// "compression too poor" cut (`reject_compress_poor`). The default, 3584 (7/8 of a page), is the
+    /// value zcache gave its persistent-page rule `zv_max_zsize` (called `zv_max_page_size` before Linux
+    /// 3.1). That rule itself — persistent pages only, beside zcache's `zv_max_mean_zsize` and
+    /// `zv_page_count_policy_percent` — is tmem's to apply, through [`Zstore::store_within`].
     pub threshold: usize,
     pub poor: PoorPage,
 }
 
 impl Policy {
-    /// zcache's choice: 3584 bytes (7/8 of a page), poor pages rejected.
+    /// 3584 bytes (7/8 of a page: zcache's `zv_max_zsize` default), poor pages rejected.
     pub const DEFAULT: Policy = Policy { threshold: PAGE_SIZE / 8 * 7, poor: PoorPage::Reject };
 
     /// zram's rule (`zram_write_page`, see "zram's rule and zram's `mm_stat`" in the module header): a page
@@ -298,13 +305,35 @@ impl<P: ZPool> Zstore<P> {
     /// Keep `page`, compressing it with `comp` (the caller's per-CPU compressor). On `Err` nothing was
     /// kept and only the matching reject counter moved.
     pub fn store(&mut self, comp: &mut Compressor, page: &[u8; PAGE_SIZE]) -> Result<Entry, StoreError> {
+        self.store_within(comp, page, usize::MAX)
+    }
+
+    /// [`Zstore::store`] under one more rule of the caller's: a page whose stored bytes would exceed
+    /// `limit` is refused with [`StoreError::Incompressible`] (counted in `reject_compress_poor`) whatever
+    /// the policy says of poor pages — a [`PoorPage::StoreWhole`] policy does not keep it whole. tmem passes
+    /// zcache's `zv_max_zsize` / `zv_max_mean_zsize` for persistent pages here. Same-filled pages take no
+    /// pool memory and are kept whatever the limit.
+    pub fn store_within(
+        &mut self,
+        comp: &mut Compressor,
+        page: &[u8; PAGE_SIZE],
+        limit: usize,
+    ) -> Result<Entry, StoreError> {
         if let Some(word) = compress::same_filled(page) {
             self.stats.same_pages += 1;
             self.count_stored(0);
             return Ok(Entry::Same { word });
         }
         let (bytes, whole): (&[u8], bool) = match comp.compress(page, self.policy.threshold) {
+            Ok(stored) if stored.len() > limit => {
+                self.stats.reject_compress_poor += 1;
+                return Err(StoreError::Incompressible { size: stored.len() });
+            }
             Ok(stored) => (stored, false),
+            Err(CompressError::Incompressible { size, .. }) if size > limit => {
+                self.stats.reject_compress_poor += 1;
+                return Err(StoreError::Incompressible { size });
+            }
             Err(CompressError::Incompressible { size, .. }) => match self.policy.poor {
                 PoorPage::Reject => {
                     self.stats.reject_compress_poor += 1;
@@ -402,5 +431,30 @@ impl<P: ZPool> Zstore<P> {
     /// Compact the pool (zram's `compact` attribute); returns the pages freed.
     pub fn compact(&mut self) -> Result<u64, StoreError> {
         Ok(self.pool.compact()?)
+    }
+
+    /// Have the pool evict one page ([`ZPool::evict`]): `writeback(handle, bytes)` sees each object of
+    /// the page, and only if it returns true for all of them does the pool release them and free the
+    /// page. The store then forgets those objects' pages in its counters (an object of [`PAGE_SIZE`]
+    /// bytes was a whole page, any other a compressed one, as the `compress` crate promises); the caller
+    /// must drop the matching [`Entry`]s without [`Zstore::free`] — their handles are stale. On `Err`
+    /// (the pool has no page, refused, or cannot evict at all) nothing changed.
+    pub fn evict(&mut self, writeback: &mut dyn FnMut(Handle, &[u8]) -> bool) -> Result<u64, StoreError> {
+        let (mut pages, mut bytes, mut whole) = (0u64, 0u64, 0u64);
+        let freed = self.pool.evict(&mut |h, obj| {
+            let taken = writeback(h, obj);
+            if taken {
+                pages += 1;
+                bytes += obj.len() as u64;
+                whole += u64::from(obj.len() == PAGE_SIZE);
+            }
+            taken
+        })?;
+        let s = &mut self.stats;
+        s.stored_pages = s.stored_pages.saturating_sub(pages);
+        s.orig_data_size = s.orig_data_size.saturating_sub(pages * PAGE_SIZE as u64);
+        s.compr_data_size = s.compr_data_size.saturating_sub(bytes);
+        s.huge_pages = s.huge_pages.saturating_sub(whole);
+        Ok(freed)
     }
 }

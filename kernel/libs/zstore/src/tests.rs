@@ -420,3 +420,70 @@ fn the_perl_sample_under_zrams_rule_keeps_every_page() {
     }
     assert_eq!(z.stats().mem_used_total, 0);
 }
+
+#[test]
+fn store_within_refuses_above_the_callers_limit_whatever_the_policy() {
+    let mut c = Compressor::new(LZ4).unwrap();
+    let mut page = Box::new([0; PAGE_SIZE]);
+    ratio_page(7, THREE_QUARTERS_FRESH, &mut page);
+    let size = c.compress(&page, PAGE_SIZE).unwrap().len();
+    assert!(size >= 3257 && size <= 3584, "{size}: poor only for zram's rule (huge class 3257)");
+    for policy in [Policy::DEFAULT, Policy::zram(3257)] {
+        let mut z = zs_store(16, policy);
+        assert_eq!(z.store_within(&mut c, &page, size - 1), Err(StoreError::Incompressible { size }));
+        let s = z.stats();
+        assert_eq!((s.stored_pages, s.reject_compress_poor, s.huge_pages, s.mem_used_total), (0, 1, 0, 0));
+        // At the limit it is stored as `store` would store it.
+        let e = z.store_within(&mut c, &page, size).unwrap();
+        assert_eq!(e.stored_len(), if policy == Policy::DEFAULT { size } else { PAGE_SIZE });
+        // A same-filled page needs no pool memory: no limit refuses it.
+        assert_eq!(z.store_within(&mut c, &[9; PAGE_SIZE], 0), Ok(Entry::Same { word: 0x0909_0909_0909_0909 }));
+        invariants(&z.stats());
+    }
+}
+
+#[test]
+fn evict_forgets_the_evicted_pages_and_a_refusal_changes_nothing() {
+    let mut c = Compressor::new(LZ4).unwrap();
+    let mut z = zbud_store(8, Policy::DEFAULT);
+    let pages: Vec<Box<Page>> = (0..3)
+        .map(|i| {
+            let mut p = Box::new([0; PAGE_SIZE]);
+            ratio_page(i, 20, &mut p);
+            p
+        })
+        .collect();
+    // Two small pages share the first zbud page, the third opens a second: LRU tail is the first.
+    let entries: Vec<Entry> = pages.iter().map(|p| z.store(&mut c, p).unwrap()).collect();
+    assert_eq!(z.pool().total_pages(), 2);
+    let before = z.stats();
+    assert_eq!(z.evict(&mut |_, _| false), Err(StoreError::Pool(PoolError::EvictRefused)));
+    assert_eq!(z.stats(), before, "a refused eviction changes nothing");
+
+    let mut seen = Vec::new();
+    assert_eq!(
+        z.evict(&mut |h, obj| {
+            seen.push((h, obj.len()));
+            true
+        }),
+        Ok(1)
+    );
+    let want: Vec<(Handle, usize)> = entries[..2].iter().map(|e| (e.handle().unwrap(), e.stored_len())).collect();
+    assert_eq!(seen, want, "the two objects of the oldest page, first buddy first");
+    let s = z.stats();
+    assert_eq!(s.stored_pages, 1);
+    assert_eq!(s.compr_data_size, entries[2].stored_len() as u64);
+    assert_eq!(s.mem_used_total, PAGE_SIZE as u64);
+    invariants(&s);
+    let mut out = Box::new([0; PAGE_SIZE]);
+    assert_eq!(z.load(&mut c, &entries[0], &mut out), Err(StoreError::Pool(PoolError::StaleHandle(want[0].0))));
+    z.load(&mut c, &entries[2], &mut out).unwrap();
+    assert!(*out == *pages[2], "the other page is intact");
+
+    // zsmalloc cannot evict: refused, nothing moves.
+    let mut zs = zs_store(8, Policy::DEFAULT);
+    zs.store(&mut c, &pages[0]).unwrap();
+    let before = zs.stats();
+    assert_eq!(zs.evict(&mut |_, _| true), Err(StoreError::Pool(PoolError::EvictRefused)));
+    assert_eq!(zs.stats(), before);
+}

@@ -26,7 +26,8 @@ fn noise(seed: u64) -> Box<Page> {
 }
 
 fn setup(limit: u64) -> (T, Frontswap, Compressor) {
-    let mut t = Tmem::new(Config::new(limit));
+    // zcache's persistent-page rules are tmem's tests' business; frontswap's rules are tested alone.
+    let mut t = Tmem::new(Config::new(limit).without_zv_rules());
     let mut f = Frontswap::new();
     f.init(&mut t, 0, 1000, HostMemory::new(256)).unwrap();
     (t, f, lz4())
