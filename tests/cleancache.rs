@@ -31,6 +31,7 @@ zkernel::test_kernel!(
         Case::returns("invalidated_inode_never_served_from_tmem", invalidated_inode_never_served_from_tmem),
         Case::returns("gets_are_exclusive", gets_are_exclusive),
         Case::returns("ephemeral_pages_dropped_for_frontswap", ephemeral_pages_dropped_for_frontswap),
+        Case::returns("zbud_frame_eviction_under_a_frontswap_storm", zbud_frame_eviction_under_a_frontswap_storm),
         Case::returns("frames_come_back", frames_come_back),
     ]
 );
@@ -198,6 +199,79 @@ fn ephemeral_pages_dropped_for_frontswap() {
     // made for swapped pages, not for cleancache's own puts.
     assert!(s.stats.cleancache_dropped > 0, "frontswap's stores must push cleancache pages out");
     assert!(t.ephemeral_drops >= s.stats.cleancache_dropped);
+}
+
+/// The same storm as `ephemeral_pages_dropped_for_frontswap`, once with tmem dropping the oldest
+/// cleancache pages one by one (object order) and once evicting whole zbud frames oldest first (zcache's
+/// `zbud_evict_pages`). Frame eviction frees one frame per step and drops the one or two pages it held:
+/// pages dropped per frame freed lies in 1..=2. Object order drops pages until a frame happens to
+/// empty. Both figures are printed side by side; no stale page may be served in either mode.
+fn zbud_frame_eviction_under_a_frontswap_storm() {
+    let mut figures = alloc::vec::Vec::new();
+    for reclaim in [tmem::EphemeralReclaim::ObjectOrder, tmem::EphemeralReclaim::ZbudFrames] {
+        zcache::set_tunables(zcache::Tunables { ephemeral_reclaim: reclaim, ..zcache::Tunables::ZCACHE });
+        zcache::install(96, Algorithm::Lz4).expect("zcache free");
+        let mut files = FileRun::start(&spec(Some(Backend::Zbud))).unwrap_or_else(|e| panic!("{e}"));
+        for _ in 0..60 {
+            files.step().unwrap_or_else(|e| panic!("{e}"));
+        }
+        let swap_spec = RunSpec {
+            swap: SwapConfig {
+                region_pages: 384,
+                budget_pages: 128,
+                tmem: Some(Backend::Zsmalloc),
+                tmem_limit_pages: 96,
+                slots: 2048,
+                algorithm: Algorithm::Lz4,
+            },
+            pattern: Pattern::Random,
+            accesses: 1024,
+            write_every: 4,
+            seed: 3,
+            source: PageSource::Fresh(30),
+        };
+        let mut swap = SwapRun::start(&swap_spec).unwrap_or_else(|e| panic!("{e}"));
+        let mut more = true;
+        while more {
+            more = false;
+            for _ in 0..8 {
+                more |= swap.step();
+            }
+            more |= files.step().unwrap_or_else(|e| panic!("{e}"));
+        }
+        let s = swap.finish().unwrap_or_else(|e| panic!("{e}"));
+        let f = files.finish();
+        zcache::uninstall();
+        zcache::set_tunables(zcache::Tunables::ZCACHE);
+        let t = f.tmem.expect("tmem stats");
+        assert_eq!((s.mismatches, f.mismatches, f.stale_hits), (0, 0, 0), "{reclaim:?}: a stale or wrong page");
+        assert!(t.ephemeral_drops > 0, "{reclaim:?}: the storm must drop cleancache pages");
+        let per_frame = t.drops_per_frame_milli().expect("frames were freed");
+        println!(
+            "  {reclaim:?}: {} cleancache pages dropped, {} frames freed for them ({} by zbud eviction): \
+             {}.{:03} pages dropped per frame freed",
+            t.ephemeral_drops,
+            t.ephemeral_frames_freed,
+            t.zbud_frames_evicted,
+            per_frame / 1000,
+            per_frame % 1000
+        );
+        match reclaim {
+            tmem::EphemeralReclaim::ZbudFrames => {
+                assert!(t.zbud_frames_evicted > 0, "frame eviction must evict zbud frames");
+                assert!((1000..=2000).contains(&per_frame), "one frame per eviction, one or two pages in it");
+            }
+            tmem::EphemeralReclaim::ObjectOrder => assert_eq!(t.zbud_frames_evicted, 0),
+        }
+        figures.push(per_frame);
+    }
+    println!(
+        "  pages dropped per frame freed: object order {}.{:03}, zbud frames {}.{:03}",
+        figures[0] / 1000,
+        figures[0] % 1000,
+        figures[1] / 1000,
+        figures[1] % 1000
+    );
 }
 
 fn frames_come_back() {

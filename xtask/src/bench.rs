@@ -14,6 +14,11 @@
 //!
 //! The figures are also written to `target/zkernel/bench.json`: `efficiency`, `throughput`, and the
 //! kernels' `rounds` and `median`, for the parts that ran.
+//!
+//! `--pools` runs only the allocator table instead: `pool-table` (zkernel-bench, release) puts every pool
+//! (zsmalloc at each chain, zbud, xvmalloc, xcfmalloc) on the same objects — 75 % pages, the perl sample
+//! once and 8 times over, sizes uniform in 2048–4096 B, and `--pages FILE` if given — and writes
+//! `target/zkernel/pools.md`, `pools.json` and the bar chart `pools.png`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -43,6 +48,13 @@ pub struct BenchOpts {
     /// Boots of each benchmark kernel per mode; the table shows the median.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Only the allocator table: every pool on the same objects (`pool-table`, release), written to
+    /// target/zkernel/pools.md, pools.json and pools.png.
+    #[arg(long)]
+    pools: bool,
+    /// With --pools: a page file (raw 4096-byte pages, or gzip) as one more workload.
+    #[arg(long, value_name = "FILE", requires = "pools")]
+    pages: Option<PathBuf>,
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -86,6 +98,10 @@ pub fn bench(o: &BenchOpts) -> Result<ExitCode> {
     let target = cargo::target_dir(&meta);
     let out_dir = target.join("zkernel");
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    if o.pools {
+        pool_table(o.pages.as_deref(), &out_dir)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut report = Map::new();
     if !o.kernel_only {
         report.insert("efficiency".into(), pool_efficiency(&out_dir)?);
@@ -153,6 +169,26 @@ fn pool_efficiency(out_dir: &Path) -> Result<Value> {
     }
     let text = std::fs::read_to_string(&json_path).with_context(|| format!("reading {}", json_path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", json_path.display()))
+}
+
+/// Run `pool-table` in release (it prints its table) with its files going to `out_dir`; say where they went.
+fn pool_table(pages: Option<&Path>, out_dir: &Path) -> Result<()> {
+    eprintln!("xtask: cargo run --release --package zkernel-bench --bin pool-table");
+    let mut cmd = cargo::cargo();
+    cmd.args(["run", "--quiet", "--release", "--package", "zkernel-bench", "--bin", "pool-table", "--", "--out"]);
+    cmd.arg(out_dir);
+    if let Some(file) = pages {
+        // Absolute, so the file is the one named here whatever directory cargo runs the binary in.
+        let file = std::path::absolute(file).with_context(|| format!("page file {}", file.display()))?;
+        cmd.arg("--pages").arg(file);
+    }
+    if !cmd.status().context("running pool-table")?.success() {
+        bail!("pool-table failed");
+    }
+    for name in ["pools.md", "pools.json", "pools.png"] {
+        eprintln!("xtask: allocator table: {}", out_dir.join(name).display());
+    }
+    Ok(())
 }
 
 /// Where criterion keeps its results: `$CRITERION_HOME`, else `<target>/criterion`.

@@ -34,6 +34,8 @@
 //! * Slot bookkeeping runs with interrupts off. NMI handlers must not kmap.
 //! * [`kmap_pair`] maps two frames in two adjacent slots: an object that spans the end of one frame and
 //!   the start of another (a zsmalloc object across two zspage frames) reads as one contiguous slice.
+//!   That is zsmalloc's *page-table* method (`USE_PGTABLE_MAPPING`, used on ARM until Linux 5.8); x86
+//!   Linux copies the two parts through a per-CPU buffer instead (`zsmalloc::SpanMap::Copy` here).
 //! * A guard is bound to its CPU (not `Send`).
 //!
 //! With the `direct-map` feature (a measurement build only) the bootloader maps all of RAM and

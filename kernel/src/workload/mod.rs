@@ -29,6 +29,7 @@ use report::Failures;
 /// hold into `report.failures`.
 pub fn run(facts: &BootFacts, report: &mut Report) {
     let mut failures = Failures::default();
+    crate::zcache::set_tunables(tunables(&facts.settings));
     match facts.settings.workload() {
         Workload::Pools => pools::run(facts, report, &mut failures),
         Workload::Swap => swap::run_demo(facts, report, &mut failures),
@@ -36,4 +37,18 @@ pub fn run(facts: &BootFacts, report: &mut Report) {
         Workload::All => all::run_all(facts, report, &mut failures),
     }
     report.failures = failures.0;
+}
+
+/// zcache's tunables from the kernel options (`zv_max_zsize`, `zv_max_mean_zsize`,
+/// `zv_page_count_policy_percent`, `ephemeral_reclaim`).
+pub fn tunables(s: &kopts::Settings) -> crate::zcache::Tunables {
+    crate::zcache::Tunables {
+        zv_max_zsize: s.zv_max_zsize() as usize,
+        zv_max_mean_zsize: s.zv_max_mean_zsize() as usize,
+        zv_page_count_policy_percent: s.zv_page_count_policy_percent() as u32,
+        ephemeral_reclaim: match s.ephemeral_reclaim() {
+            kopts::EphemeralReclaim::Objects => tmem::EphemeralReclaim::ObjectOrder,
+            kopts::EphemeralReclaim::ZbudFrames => tmem::EphemeralReclaim::ZbudFrames,
+        },
+    }
 }

@@ -12,6 +12,8 @@ use alloc::vec::Vec;
 
 use compress::Algorithm;
 use kopts::{Compressor, Settings};
+use xcfmalloc::Xcfmalloc;
+use xvmalloc::Xvmalloc;
 use zbud::Zbud;
 use zpool::{MapMode, ZPool};
 use zsmalloc::Zsmalloc;
@@ -47,7 +49,7 @@ pub struct PoolRun {
 /// The demo's pages and where they came from.
 fn pages(facts: &BootFacts) -> (Cow<'static, [Page]>, &'static str) {
     if let Some(r) = facts.ramdisk.as_ref().filter(|r| r.verified != Some(false) && r.pages() > 0) {
-        return (Cow::Borrowed(r.bytes().as_chunks::<4096>().0), "the ramdisk (--pages)");
+        return (Cow::Borrowed(r.bytes().as_chunks::<4096>().0), "the ramdisk");
     }
     let mut v = alloc::vec![[0u8; 4096]; 2048];
     for (i, p) in v.iter_mut().enumerate() {
@@ -142,13 +144,14 @@ pub fn run(facts: &BootFacts, report: &mut Report, failures: &mut Failures) {
     let (pages, source) = pages(facts);
     println!("pools: {} pages from {source}, compressor {alg:?}, policy {:?}", pages.len(), Policy::DEFAULT);
     let corrupt = settings.corrupt_stored();
-    let zsmalloc = Zsmalloc::new(KernelMemory::new(frame::Owner::POOL));
-    let zbud = Zbud::new(KernelMemory::new(frame::Owner::POOL));
+    let mem = || KernelMemory::new(frame::Owner::POOL);
     let runs = [
-        run_one(zsmalloc, Policy::DEFAULT, alg, &pages, corrupt),
-        run_one(zbud, Policy::DEFAULT, alg, &pages, corrupt),
+        run_one(Zsmalloc::new(mem()), Policy::DEFAULT, alg, &pages, corrupt),
+        run_one(Zbud::new(mem()), Policy::DEFAULT, alg, &pages, corrupt),
+        run_one(Xvmalloc::new(mem()), Policy::DEFAULT, alg, &pages, corrupt),
+        run_one(Xcfmalloc::new(mem()), Policy::DEFAULT, alg, &pages, corrupt),
     ];
-    for (name, r) in ["zsmalloc", "zbud"].into_iter().zip(runs) {
+    for (name, r) in ["zsmalloc", "zbud", "xvmalloc", "xcfmalloc"].into_iter().zip(runs) {
         let r = match r {
             Ok(r) => r,
             Err(e) => {

@@ -53,15 +53,13 @@ pub fn backend(b: kopts::Backend) -> Backend {
     match b {
         kopts::Backend::Zsmalloc => Backend::Zsmalloc,
         kopts::Backend::Zbud => Backend::Zbud,
+        kopts::Backend::Xvmalloc => Backend::Xvmalloc,
+        kopts::Backend::Xcfmalloc => Backend::Xcfmalloc,
     }
 }
 
 pub fn backend_name(b: Option<Backend>) -> &'static str {
-    match b {
-        None => "off",
-        Some(Backend::Zsmalloc) => "zsmalloc",
-        Some(Backend::Zbud) => "zbud",
-    }
+    b.map_or("off", Backend::name)
 }
 
 /// The swap slots to use: the option's count (which must fit on the disk), else the whole disk.
@@ -168,7 +166,10 @@ pub fn run_demo(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
     let backends: Vec<Backend> = match settings.tmem() {
         TmemBackends::Zsmalloc => alloc::vec![Backend::Zsmalloc],
         TmemBackends::Zbud => alloc::vec![Backend::Zbud],
+        TmemBackends::Xvmalloc => alloc::vec![Backend::Xvmalloc],
+        TmemBackends::Xcfmalloc => alloc::vec![Backend::Xcfmalloc],
         TmemBackends::Both => alloc::vec![Backend::Zsmalloc, Backend::Zbud],
+        TmemBackends::All => Backend::ALL.to_vec(),
     };
     let source = source(facts);
     println!(

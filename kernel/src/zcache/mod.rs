@@ -76,14 +76,61 @@ impl core::fmt::Display for ZcacheError {
     }
 }
 
-/// Install zcache with a limit of `limit_pages` pool frames.
+/// zcache's tunables, as Linux's zcache had them (module parameters and sysfs files): they apply to the
+/// next [`install`]. Defaults are zcache's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tunables {
+    /// `zv_max_zsize`: a persistent page stored bigger than this is refused.
+    pub zv_max_zsize: usize,
+    /// `zv_max_mean_zsize`: while the persistent pools' mean bytes per page exceed this, a page stored
+    /// bigger than it is refused.
+    pub zv_max_mean_zsize: usize,
+    /// `zv_page_count_policy_percent`: persistent pages may be at most this percent of RAM's pages
+    /// (0: the rule is off).
+    pub zv_page_count_policy_percent: u32,
+    /// How room is made among ephemeral pages.
+    pub ephemeral_reclaim: tmem::EphemeralReclaim,
+}
+
+impl Tunables {
+    /// zcache's defaults.
+    pub const ZCACHE: Tunables = Tunables {
+        zv_max_zsize: Config::ZV_MAX_ZSIZE,
+        zv_max_mean_zsize: Config::ZV_MAX_MEAN_ZSIZE,
+        zv_page_count_policy_percent: Config::ZV_PAGE_COUNT_POLICY_PERCENT,
+        ephemeral_reclaim: tmem::EphemeralReclaim::ObjectOrder,
+    };
+}
+
+static TUNABLES: Mutex<Tunables> = Mutex::new(Tunables::ZCACHE);
+
+/// Set the tunables the next [`install`] uses (the workloads set them from the kernel options).
+pub fn set_tunables(t: Tunables) {
+    *TUNABLES.lock() = t;
+}
+
+/// The tmem configuration [`install`] builds: the limit, the tunables, and RAM's size for the page-count
+/// rule.
+fn config(limit_pages: u64) -> Config {
+    let t = *TUNABLES.lock();
+    let mut c = Config::new(limit_pages);
+    c.zv_max_zsize = t.zv_max_zsize;
+    c.zv_max_mean_zsize = t.zv_max_mean_zsize;
+    c.zv_page_count_policy_percent = t.zv_page_count_policy_percent;
+    c.ephemeral_reclaim = t.ephemeral_reclaim;
+    // A percent of 0 turns the page-count rule off (tmem skips it while it knows no RAM size).
+    c.totalram_pages = if t.zv_page_count_policy_percent == 0 { 0 } else { crate::mm::frames::stats().managed };
+    c
+}
+
+/// Install zcache with a limit of `limit_pages` pool frames and the current [`Tunables`].
 pub fn install(limit_pages: u64, algorithm: Algorithm) -> Result<(), ZcacheError> {
     let mut z = ZCACHE.lock();
     if z.is_some() {
         return Err(ZcacheError::Busy);
     }
     *z = Some(Zcache {
-        tmem: Tmem::new(Config::new(limit_pages)),
+        tmem: Tmem::new(config(limit_pages)),
         frontswap: Frontswap::new(),
         cleancache: Cleancache::new(),
         algorithm,

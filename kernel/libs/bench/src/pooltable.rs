@@ -46,8 +46,10 @@
 //! 100 objects of 3072 bytes into zbud: each takes 48 chunks of the 63 a page offers, so no two share a
 //! page: 100 pool pages, 1.000 per stored object, ideal 0.750 (307,200 B ÷ 4096 = 75 pages), overhead
 //! +33.3 %, metadata 100 × (64 + 56) = 12,000 B (test `zbud_takes_a_page_for_every_object_above_a_half`).
-//! The same objects into xcfmalloc need ⌈(3072 + 16) ÷ 64⌉ = 49 units each, one or two blocks; the pages
-//! tile, so pool pages are ⌈100 × 3088 ÷ 4096⌉-ish, plus 32 empty reserve pages held apart.
+//! Four of them into xcfmalloc take 49 of a page's 64 units each (3072 + a 16-B header, rounded to 64),
+//! the later ones in two blocks (the rest of the previous page, then a new one): 4 pages in use, and 31
+//! empty reserve pages held apart (refilled to 32 before each malloc; the last malloc took one) — test
+//! `xcfmalloc_reserve_is_held_apart_from_the_ratio` follows it block by block.
 //!
 //! # Contracts
 //!
@@ -126,8 +128,12 @@ impl PoolKind {
     pub fn metadata_rule(self) -> &'static str {
         match self {
             PoolKind::Zbud => "64 B header chunk per page (in pages) + 56 B side-table entry per page (side), computed",
-            PoolKind::Xvmalloc => "4 B header per block, used and free (in pages) + free-list table, nodes, handle slots (side)",
-            PoolKind::Xcfmalloc => "16 B header per used block (in pages) + 24 B descriptor per block, used and free (side)",
+            PoolKind::Xvmalloc => {
+                "4 B header per block, used and free (in pages) + free-list table, nodes, handle slots (side)"
+            }
+            PoolKind::Xcfmalloc => {
+                "16 B header per used block (in pages) + 24 B descriptor per block, used and free (side)"
+            }
             PoolKind::Zsmalloc { .. } => {
                 "8 B in-object header per non-huge object (in pages) + class, zspage and handle tables, lists, copy buffer (side)"
             }
@@ -280,13 +286,8 @@ pub fn three_quarters(n: usize) -> Result<Workload, String> {
             return Err(format!("ratio_page(_, {THREE_QUARTERS_FRESH}) lands in {BAND_75:?} too rarely"));
         }
     }
-    let mut w = Workload {
-        key: "p75".into(),
-        label: format!("(a) {n} pages at 75 %"),
-        objects,
-        repeat: 1,
-        notes: Vec::new(),
-    };
+    let mut w =
+        Workload { key: "p75".into(), label: format!("(a) {n} pages at 75 %"), objects, repeat: 1, notes: Vec::new() };
     w.notes.push(format!(
         "{n} pages ratio_page(seed, {THREE_QUARTERS_FRESH}) compressed with LZ4 (objects = compressed pages, 5-byte \
          frame included), every one {}..={} B (75 % ± 3 % of 4096); mean {:.1} B = {:.2} %; {skipped} of the seeds \
@@ -352,7 +353,9 @@ pub fn read_page_file(path: &Path) -> Result<Vec<Page>, String> {
     let raw = std::fs::read(path).map_err(|e| format!("{what}: {e}"))?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| format!("{what}: not valid gzip: {e}"))?;
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| format!("{what}: not valid gzip: {e}"))?;
         out
     } else {
         raw
@@ -454,7 +457,8 @@ fn run<P: Bookkeeping>(kind: PoolKind, mut pool: P, w: &Workload) -> Result<Meas
     let (metadata_in_pages, metadata_side) = pool.metadata();
     let mut verified = 0;
     for &(i, h) in &handles {
-        let same = pool.map(h, MapMode::ReadOnly, |b| b == w.object(i)).map_err(|e| format!("{name}: read of {i}: {e}"))?;
+        let same =
+            pool.map(h, MapMode::ReadOnly, |b| b == w.object(i)).map_err(|e| format!("{name}: read of {i}: {e}"))?;
         if !same {
             return Err(format!("{name}: object {i} reads back other bytes than were written"));
         }
@@ -530,13 +534,17 @@ mod tests {
 
     #[test]
     fn xcfmalloc_reserve_is_held_apart_from_the_ratio() {
-        // 3072 B + 16 B header = 49 units; 4 objects = 196 units of 64 in 4 pages (64 units each).
+        // 3072 B + 16 B header = 49 of a page's 64 units. a: a reserve page, 15 units left. b: those 15
+        // (largest smaller block) + 34 units of a second reserve page, 30 left. c: those 30 + 19 of a third,
+        // 45 left. d: those 45 + 4 of a fourth. 4 pages in use; the reserve is refilled to 32 *before* each
+        // malloc, and d took a page from it: 31 held empty, 35 in all.
         let m = PoolKind::Xcfmalloc.measure(&sized(&[3072; 4]), 64).unwrap();
-        assert_eq!(m.reserve_pages, u64::from(xcfmalloc::DEFAULT_RESERVE_PAGES));
-        assert_eq!(m.pool_pages(), 4);
-        assert_eq!(m.total_pages, 4 + 32);
+        assert_eq!(m.reserve_pages, u64::from(xcfmalloc::DEFAULT_RESERVE_PAGES) - 1);
+        assert_eq!((m.pool_pages(), m.total_pages), (4, 35));
         assert_eq!(m.pages_per_stored(), 1.0);
-        assert_eq!(m.total_pages_per_stored(), 9.0);
+        assert_eq!(m.total_pages_per_stored(), 8.75);
+        // The in-page metadata: 7 used blocks (a whole, b, c, d in two) x 16 B.
+        assert_eq!(m.metadata_in_pages, 7 * 16);
     }
 
     #[test]
@@ -547,9 +555,10 @@ mod tests {
         assert_eq!(all[18], PoolKind::Zsmalloc { chain: 16 });
         assert_eq!(PoolKind::Zsmalloc { chain: 4 }.label(), "zsmalloc chain 4 (default)");
         assert_eq!(PoolKind::Zsmalloc { chain: 8 }.key(), "zsmalloc-8");
-        // 10 objects of 3072 B at chain 4: class 3072+8 → 4 per 3-page zspage: 3 zspages, 9 pages.
+        // 3072 B + an 8-B header = 3080, class 3088 (16-B steps). Chains of 1..=4 pages waste 1008, 2016,
+        // 3024 and 944 B at their ends: 4 pages, 5 objects. 12 objects: 3 zspages, 12 pages.
         let m = PoolKind::Zsmalloc { chain: 4 }.measure(&sized(&[3072; 12]), 64).unwrap();
-        assert_eq!((m.stored, m.total_pages, m.metadata_in_pages), (12, 9, 96));
+        assert_eq!((m.stored, m.total_pages, m.metadata_in_pages), (12, 12, 96));
     }
 
     #[test]

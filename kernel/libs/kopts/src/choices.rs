@@ -25,8 +25,9 @@
 //! | [`Workload`] | `workload` | pools swap files all |
 //! | [`Compressor`] | `compressor` | lz4 deflate |
 //! | [`SwapPattern`] | `swap_pattern` | sequential (alias seq) random zipf all |
-//! | [`TmemBackends`] | `tmem` | zsmalloc zbud both |
-//! | [`Backend`] | `cleancache` | zbud zsmalloc |
+//! | [`TmemBackends`] | `tmem` | zsmalloc zbud xvmalloc xcfmalloc both all |
+//! | [`Backend`] | `cleancache` | zbud zsmalloc xvmalloc xcfmalloc |
+//! | [`EphemeralReclaim`] | `ephemeral_reclaim` | objects zbud_frames |
 //!
 //! # Worked example
 //!
@@ -124,8 +125,12 @@ choice! {
     TmemBackends {
         Zsmalloc = "zsmalloc",
         Zbud = "zbud",
-        /// One run with each.
+        Xvmalloc = "xvmalloc",
+        Xcfmalloc = "xcfmalloc",
+        /// One run with zsmalloc and one with zbud: zcache's pair.
         Both = "both",
+        /// One run with each of the four pools.
+        All = "all",
     }
 }
 
@@ -134,6 +139,8 @@ choice! {
     Backend {
         Zbud = "zbud",
         Zsmalloc = "zsmalloc",
+        Xvmalloc = "xvmalloc",
+        Xcfmalloc = "xcfmalloc",
     }
 }
 
@@ -213,5 +220,15 @@ mod tests {
         assert_eq!(SwapPattern::from_name("seq"), Some(SwapPattern::Sequential));
         assert_eq!(SwapPattern::Sequential.name(), "sequential");
         assert_eq!(Workload::EVERY.iter().map(|w| w.name()).collect::<Vec<_>>(), Workload::NAMES);
+    }
+}
+
+choice! {
+    /// `ephemeral_reclaim`: how tmem makes room among ephemeral (cleancache) pages.
+    EphemeralReclaim {
+        /// Drop the oldest pages one at a time (store order).
+        Objects = "objects",
+        /// Evict whole zbud frames, oldest first (zcache's `zbud_evict_pages`).
+        ZbudFrames = "zbud_frames",
     }
 }

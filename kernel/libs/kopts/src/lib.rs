@@ -44,7 +44,7 @@ mod settings;
 mod settings_tests;
 mod table;
 
-pub use choices::{Backend, Compressor, LogLevel, MemMap, SwapPattern, TmemBackends, Workload};
+pub use choices::{Backend, Compressor, EphemeralReclaim, LogLevel, MemMap, SwapPattern, TmemBackends, Workload};
 pub use error::{Accepted, DefaultText, OptionError};
 pub use render::{README_BEGIN, README_END, help_text, markdown_table};
 pub use settings::{

@@ -53,7 +53,7 @@
 
 use alloc::vec::Vec;
 
-use crate::choices::{Backend, Compressor, LogLevel, MemMap, SwapPattern, TmemBackends, Workload};
+use crate::choices::{Backend, Compressor, EphemeralReclaim, LogLevel, MemMap, SwapPattern, TmemBackends, Workload};
 use crate::error::{OptionError, suggest};
 use crate::table::{Kind, NumberDefault, OPTIONS, OptionSpec, SWAP_REGION_MAX_PAGES};
 
@@ -110,6 +110,10 @@ pub struct Settings {
     files_ops: u64,
     files_invalidate_every: Option<u64>,
     cleancache: Backend,
+    ephemeral_reclaim: EphemeralReclaim,
+    zv_max_zsize: u64,
+    zv_max_mean_zsize: u64,
+    zv_page_count_policy_percent: u64,
     fail_frame_every: Option<u64>,
     corrupt_stored: Option<u64>,
     swap_region_pages: u64,
@@ -315,6 +319,10 @@ impl Settings {
             files_ops: g.required("files_ops")?,
             files_invalidate_every: g.nonzero("files_invalidate_every")?,
             cleancache: g.choice("cleancache", Backend::from_name)?,
+            ephemeral_reclaim: g.choice("ephemeral_reclaim", EphemeralReclaim::from_name)?,
+            zv_max_zsize: g.required("zv_max_zsize")?,
+            zv_max_mean_zsize: g.required("zv_max_mean_zsize")?,
+            zv_page_count_policy_percent: g.required("zv_page_count_policy_percent")?,
             fail_frame_every: g.nonzero("fail_frame_every")?,
             corrupt_stored: g.number("corrupt_stored")?.1,
             swap_region_pages,
@@ -413,6 +421,22 @@ impl Settings {
     pub fn cleancache(&self) -> Backend {
         self.cleancache
     }
+    /// `ephemeral_reclaim`.
+    pub fn ephemeral_reclaim(&self) -> EphemeralReclaim {
+        self.ephemeral_reclaim
+    }
+    /// `zv_max_zsize`, 1..=4096 bytes.
+    pub fn zv_max_zsize(&self) -> u64 {
+        self.zv_max_zsize
+    }
+    /// `zv_max_mean_zsize`, 1..=4096 bytes.
+    pub fn zv_max_mean_zsize(&self) -> u64 {
+        self.zv_max_mean_zsize
+    }
+    /// `zv_page_count_policy_percent`, 0..=150 (0: off).
+    pub fn zv_page_count_policy_percent(&self) -> u64 {
+        self.zv_page_count_policy_percent
+    }
     /// `fail_frame_every`; `None` for 0 (off).
     pub fn fail_frame_every(&self) -> Option<u64> {
         self.fail_frame_every
@@ -448,6 +472,10 @@ impl Settings {
             "files_ops" => n(self.files_ops),
             "files_invalidate_every" => n(self.files_invalidate_every.unwrap_or(0)),
             "cleancache" => Value::Choice(self.cleancache.name()),
+            "ephemeral_reclaim" => Value::Choice(self.ephemeral_reclaim.name()),
+            "zv_max_zsize" => n(self.zv_max_zsize),
+            "zv_max_mean_zsize" => n(self.zv_max_mean_zsize),
+            "zv_page_count_policy_percent" => n(self.zv_page_count_policy_percent),
             "fail_frame_every" => n(self.fail_frame_every.unwrap_or(0)),
             "corrupt_stored" => opt(self.corrupt_stored),
             _ => return None,

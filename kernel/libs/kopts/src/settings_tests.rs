@@ -161,7 +161,8 @@ fn typed_fields_hold_the_given_values() {
     let s = ok("loglevel=trace memmap=full ramdisk_fnv=00000000deadbeef workload=swap compressor=deflate \
                 deflate_level=6 swap_pattern=seq swap_budget=512 swap_factor=2 swap_accesses=7 swap_slots=100 \
                 swap_fresh=40 tmem=both tmem_max_pool_percent=50 files_cache=64 files_factor=8 files_ops=9 \
-                files_invalidate_every=0 cleancache=zsmalloc fail_frame_every=13 corrupt_stored=3\0");
+                files_invalidate_every=0 cleancache=zsmalloc ephemeral_reclaim=zbud_frames zv_max_zsize=3000 \
+                zv_max_mean_zsize=2000 zv_page_count_policy_percent=0 fail_frame_every=13 corrupt_stored=3\0");
     assert_eq!(s.loglevel(), LogLevel::Trace);
     assert_eq!(s.memmap(), MemMap::Full);
     assert_eq!(s.ramdisk_fnv(), Some(0xdead_beef));
@@ -174,6 +175,8 @@ fn typed_fields_hold_the_given_values() {
     assert_eq!((s.files_cache(), s.files_factor(), s.files_set_pages(), s.files_ops()), (64, 8, 512, 9));
     assert_eq!(s.files_invalidate_every(), None, "0 = never");
     assert_eq!(s.cleancache(), Backend::Zsmalloc);
+    assert_eq!(s.ephemeral_reclaim(), EphemeralReclaim::ZbudFrames);
+    assert_eq!((s.zv_max_zsize(), s.zv_max_mean_zsize(), s.zv_page_count_policy_percent()), (3000, 2000, 0));
     assert_eq!((s.fail_frame_every(), s.corrupt_stored()), (Some(13), Some(3)));
     // Every option was given a non-default value above, so each field differs from the default's.
     let d = ok("");
@@ -215,7 +218,11 @@ fn messages_name_the_option_the_value_and_what_is_accepted() {
         ("swap_budget=0", "option swap_budget=0: out of range (accepted: 1..=1048576, default 1024)"),
         ("swap_budget", "option swap_budget: missing value (accepted: 1..=1048576, default 1024)"),
         ("swap_accesses=x", "option swap_accesses=x: not a number (accepted: 0..=4294967296, default 4 x swap region)"),
-        ("tmem=zbd", "option tmem=zbd: not one of the values (accepted: zsmalloc|zbud|both, default zsmalloc)"),
+        (
+            "tmem=zbd",
+            "option tmem=zbd: not one of the values (accepted: zsmalloc|zbud|xvmalloc|xcfmalloc|both|all, default \
+             zsmalloc)",
+        ),
         ("ramdisk_fnv=abc", "option ramdisk_fnv=abc: not 16 hex digits (accepted: 16 hex digits, default none)"),
         ("corrupt_stored=0", "option corrupt_stored=0: out of range (accepted: 1..=1000000000, default off)"),
     ];

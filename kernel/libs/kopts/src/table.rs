@@ -43,7 +43,7 @@
 //! - Adding an option means: a row here, a field in [`crate::Settings`] (the tests fail until the
 //!   field exists), and the README table regenerated (a test compares it).
 
-use crate::choices::{Backend, Compressor, LogLevel, MemMap, SwapPattern, TmemBackends, Workload};
+use crate::choices::{Backend, Compressor, EphemeralReclaim, LogLevel, MemMap, SwapPattern, TmemBackends, Workload};
 
 /// The most pages the swap region (`swap_budget x swap_factor`) may have: the kernel's swapper refuses
 /// a region above 2^26 pages (256 GiB of virtual addresses).
@@ -195,7 +195,8 @@ pub const OPTIONS: &[OptionSpec] = &[
         key: "tmem",
         kind: Kind::Enum { values: TmemBackends::NAMES, default: "zsmalloc" },
         used_by: UsedBy::Workloads(SWAP_ONLY),
-        help: "tmem backend of the swap workload's frontswap run, or a run with each",
+        help: "tmem backend of the swap workload's frontswap run; both = zsmalloc and zbud, all = the four pools, a \
+               run with each",
     },
     OptionSpec {
         key: "tmem_max_pool_percent",
@@ -232,6 +233,33 @@ pub const OPTIONS: &[OptionSpec] = &[
         kind: Kind::Enum { values: Backend::NAMES, default: "zbud" },
         used_by: UsedBy::Workloads(FILES),
         help: "tmem backend of cleancache's ephemeral pool",
+    },
+    OptionSpec {
+        key: "ephemeral_reclaim",
+        kind: Kind::Enum { values: EphemeralReclaim::NAMES, default: "objects" },
+        used_by: UsedBy::Workloads(TMEM),
+        help: "how tmem makes room among cleancache pages: drop the oldest pages one by one, or evict whole zbud \
+               frames oldest first (zcache's zbud_evict_pages)",
+    },
+    OptionSpec {
+        key: "zv_max_zsize",
+        kind: Kind::Number { min: 1, max: 4096, default: NumberDefault::Value(3584) },
+        used_by: UsedBy::Workloads(TMEM),
+        help: "zcache's zv_max_zsize: a persistent (frontswap) page whose stored bytes exceed this is refused (7/8 page)",
+    },
+    OptionSpec {
+        key: "zv_max_mean_zsize",
+        kind: Kind::Number { min: 1, max: 4096, default: NumberDefault::Value(2560) },
+        used_by: UsedBy::Workloads(TMEM),
+        help: "zcache's zv_max_mean_zsize: while the persistent pools hold more than this many bytes per page, a \
+               page stored bigger than it is refused (5/8 page; 4096 turns the rule off)",
+    },
+    OptionSpec {
+        key: "zv_page_count_policy_percent",
+        kind: Kind::Number { min: 0, max: 150, default: NumberDefault::Value(75) },
+        used_by: UsedBy::Workloads(TMEM),
+        help: "zcache's zv_page_count_policy_percent: persistent pages held may be at most this percent of RAM's \
+               pages (0 turns the rule off)",
     },
     OptionSpec {
         key: "fail_frame_every",

@@ -17,6 +17,12 @@
 //! | [`slots`] | the swap-slot bitmap of one swap device, next-fit | `swap_map`, `scan_swap_map_slots` |
 //! | [`clock`] | second-chance (clock) victim selection over the resident pages | the active/inactive lists, `page_referenced` |
 //! | [`pattern`] | sequential, uniform random and Zipf access streams | — (the workloads of the papers) |
+//! | [`budget`] | equal-memory accounting (resident + pool frames ≤ N) and the reclaim loop that keeps it | `mem_cgroup` charging of zswap, `zswap_shrink` |
+//! | [`cache`] | the swap cache: a swapped-in page keeps its slot and copy until written | `add_to_swap_cache`, `PageSwapCache`, zswap's `exclusive_loads` |
+//!
+//! `tests/model.rs` runs the budget and the swap cache together against a fake tmem pool and a fake
+//! disk for hundreds of thousands of random steps, checking R + P ≤ N after every step and every read's
+//! version.
 //!
 //! Everything here is `no_std` and safe; the kernel supplies the accessed bits and the memory.
 #![cfg_attr(not(test), no_std)]
@@ -24,11 +30,15 @@
 
 extern crate alloc;
 
+pub mod budget;
+pub mod cache;
 pub mod clock;
 pub mod entry;
 pub mod pattern;
 pub mod slots;
 
+pub use budget::{Accounting, BudgetError, FixedBudget, MemoryBudget, Reclaimer, Room, make_room};
+pub use cache::{Backing, CacheError, CacheMode, SwapCache, SwapCacheStats, SwapCopy};
 pub use clock::Clock;
 pub use entry::SwapEntry;
 pub use pattern::{Access, Pattern, Workload};

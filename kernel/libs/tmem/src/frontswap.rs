@@ -22,10 +22,13 @@
 //! # Keys: zcache's swizzle
 //!
 //! zcache put every swap page into tmem under `oid = (type << SWIZ_BITS) | (offset & SWIZ_MASK)`,
-//! `index = offset >> SWIZ_BITS`, with [`SWIZ_BITS`] = 4. Spreading consecutive offsets over 16 objects
-//! keeps each object's radix tree (here: ordered map) small, and the type in the oid keeps areas apart
-//! even in one shared pool. [`swap_key`] and [`swap_entry`] convert both ways; the index is 32 bits, so an
-//! area has at most 2^36 offsets.
+//! `index = offset >> SWIZ_BITS`, with [`SWIZ_BITS`] = 4. zcache's reason ("Swizzling increases objects
+//! per swaptype, increasing tmem concurrency for heavy swaploads") was lock spread: tmem hashed each
+//! object's oid to one of 256 hash buckets, each under its own spinlock, so one object per swap area would
+//! have put every swap page of the area behind one lock. Here tmem is one structure under one lock, so
+//! the swizzle buys no concurrency; it is kept for zcache's key layout (the type in the oid keeps areas
+//! apart even in one shared pool). [`swap_key`] and [`swap_entry`] convert both ways; the index is 32 bits,
+//! so an area has at most 2^36 offsets.
 //!
 //! ```text
 //!   type 1, offset 0x1234      oid = (1 << 4) | 0x4 = 0x14      index = 0x123

@@ -34,16 +34,65 @@
 //! | [`PoolKind::Ephemeral`] | exclusive: the page is removed | yes, oldest first | [`Backend::Zbud`] | dropping one zbud page frees a whole frame at once |
 //!
 //! zcache kept persistent pages in xvmalloc (zsmalloc's ancestor) and ephemeral ones in zbud for exactly
-//! those reasons; [`Tmem::new_pool`] takes `None` for that default or an explicit backend.
+//! those reasons; [`Tmem::new_pool`] takes `None` for that default or an explicit backend: any of
+//! [`Backend::ALL`]. [`Backend::Xvmalloc`] is zcache's own persistent allocator; [`Backend::Xcfmalloc`]
+//! keeps up to 32 empty frames in reserve, and those count against the limit like any other frame.
+//!
+//! # Ephemeral reclaim: object order or zbud frames
+//!
+//! [`Config::ephemeral_reclaim`] says how tmem makes room among ephemeral pages (both under the limit and
+//! when an allocator is out of memory). Each step starts from the oldest ephemeral page of all pools:
+//!
+//! | mode | one step | pages dropped per frame freed |
+//! |---|---|---|
+//! | [`EphemeralReclaim::ObjectOrder`] (default) | drop that page | unbounded: a page whose zbud buddy stays frees nothing |
+//! | [`EphemeralReclaim::ZbudFrames`] | if its pool is zbud, evict that pool's least recently allocated-into frame and drop the 1 or 2 pages it held; else drop the page | 1 to 2: every eviction frees exactly one frame |
+//!
+//! zcache's `zbud_evict_pages` freed whole zbud frames (unbuddied ones first, then buddied) and flushed
+//! the tmem keys it read from each page's `zbud_hdr {client, pool, oid, index}`. Here the back-reference
+//! lives in tmem instead: each ephemeral zbud pool keeps a map handle → `(oid, index)`, one entry per page
+//! holding a pool object, so zbud stays an allocator that knows nothing of tmem's keys (and its header
+//! stays its own layout). zbud's eviction callback hands tmem each handle; tmem looks up the key and
+//! accepts — the pages are clean, nothing is written back — and after the frame is freed it drops those
+//! keys (`ephemeral_drops`, `zbud_frames_evicted`). A handle without a key refuses the eviction
+//! (`zbud_evict_failures`, should stay 0) and the step drops in object order. zbud's LRU is by allocation,
+//! so the frame evicted may not hold the oldest page; it never holds a persistent one.
+//!
+//! `ephemeral_frames_freed` counts frames the steps gave back in either mode, so
+//! [`TmemStats::drops_per_frame_milli`] (pages lost per frame won; ≥ 1000 always) and its inverse
+//! [`TmemStats::frames_per_drop_milli`] (≤ 1000 always) compare the modes. Two zbud frames F1 = {a, e},
+//! F2 = {c, d}, a the oldest page and F1 the last allocated into; one frame must go:
+//!
+//! ```text
+//!   object order   drop a (F1 keeps e), drop c (F2 keeps d), drop d: F2 freed   3 pages for 1 frame
+//!   zbud frames    evict zbud's LRU tail F2: drop c and d, F2 freed              2 pages for 1 frame
+//! ```
+//!
+//! # zcache's rules for persistent pages
+//!
+//! zcache (3.1–3.7, `zcache_pampd_create`) judged every *persistent* put by three tunables, which
+//! [`Config`] carries under their Linux names with zcache's defaults, in zcache's order:
+//!
+//! | rule | refuses a persistent put when | default | error, counter |
+//! |---|---|---|---|
+//! | `zv_page_count_policy_percent` | persistent pages held > percent × `totalram_pages` / 100 (checked before compressing; off while [`Config::totalram_pages`] is 0) | 75 | [`TmemError::PageCountPolicy`], `page_count_policy_refused` |
+//! | `zv_max_zsize` | stored bytes > `zv_max_zsize` | 3584 (7/8 page) | [`TmemError::Incompressible`], `compress_poor` |
+//! | `zv_max_mean_zsize` | stored bytes > `zv_max_mean_zsize` *and* persistent pages > 0 *and* the persistent pools' frames × 4096 ÷ persistent pages > `zv_max_mean_zsize` | 2560 (5/8 page) | [`TmemError::Incompressible`], `mean_compress_poor` |
+//!
+//! zcache compared its bare LZO length; this store compares the stored bytes, 5 bytes more (the
+//! `compress` frame). Ephemeral pages were bounded only by zbud's largest buddy, as here by the allocator.
+//! [`Config::without_zv_rules`] turns all three off. The store's own [`Policy::threshold`] still applies to
+//! every pool (zswap's `reject_compress_poor`, which counts all size refusals, zcache's included).
 //!
 //! # Storage
 //!
 //! ```text
 //!   Tmem ── pools: BTreeMap<pool id, Pool>             lru[kind]: BTreeMap<seq, Key>   (oldest first)
 //!             │
-//!             Pool ── store: Zstore<Zsmalloc|Zbud>      (the allocator and the compressed-page glue)
+//!             Pool ── store: Zstore<Zsmalloc|Zbud|Xvmalloc|Xcfmalloc>  (the allocator and the glue)
 //!                  ── objects: BTreeMap<oid, BTreeMap<index, Slot { entry: pampd, seq }>>
 //!                  ── lru: BTreeMap<seq, (oid, index)>  (this pool's pages, oldest first)
+//!                  ── by_handle: BTreeMap<handle, (oid, index)>  (ephemeral zbud pools only)
 //! ```
 //!
 //! Every stored page gets the next value of one store-order sequence. It keys three ordered indexes — the
@@ -58,8 +107,9 @@
 //!
 //! 1. If tmem is not full and `total_pages() >= limit`, it becomes full (counted as `pool_limit_hit`).
 //! 2. While full, and at or above `accept = limit × accept_percent / 100`, it compacts the pools (zsmalloc
-//!    gives back frames without losing a page) and then drops ephemeral pages, oldest first across all
-//!    ephemeral pools (`ephemeral_drops`), until it is below `accept` or no ephemeral page is left.
+//!    gives back frames without losing a page) and then reclaims ephemeral pages, starting from the oldest
+//!    across all ephemeral pools (`ephemeral_drops`; one page, or one zbud frame's pages, at a time: see
+//!    "Ephemeral reclaim"), until it is below `accept` or no ephemeral page is left.
 //! 3. Below `accept` it is no longer full and the store goes ahead; otherwise the put is refused with
 //!    [`TmemError::Full`] (`refused_full`).
 //!
@@ -130,7 +180,8 @@
 //!   compressor's check; the page is then kept in a persistent pool (the caller decides) and removed from
 //!   an ephemeral one (its get is exclusive anyway).
 //! - No operation panics on any input. tmem allocates on the heap only for its indexes (one slot and three
-//!   index entries per page), never for page data; the compressor brings its buffers.
+//!   index entries per page, a fourth in ephemeral zbud pools), never for page data; the compressor
+//!   brings its buffers.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -143,11 +194,11 @@ use core::fmt;
 
 pub use compress::{Algorithm, Compressor, PAGE_SIZE};
 use pagemem::{FrameSource, PageMemory};
-use zbud::Zbud;
-use zpool::{PoolError, ZPool};
 use xcfmalloc::Xcfmalloc;
 use xvmalloc::Xvmalloc;
+use zbud::Zbud;
 use zpool::Handle;
+use zpool::{PoolError, ZPool};
 use zsmalloc::Zsmalloc;
 use zstore::Zstore;
 pub use zstore::{Entry, Policy, StoreError, StoreStats};
@@ -590,6 +641,14 @@ impl<M: PageMemory + FrameSource> Store<M> {
     fn compact(&mut self) -> Result<u64, StoreError> {
         dispatch!(self, z => z.compact())
     }
+
+    /// Give back the frames an allocator keeps empty on purpose (xcfmalloc's reserve), so that what is
+    /// left after every object was freed is a leak.
+    fn release_reserve(&mut self) {
+        if let Store::Xcfmalloc(z) = self {
+            let _ = z.pool_mut().release_reserve();
+        }
+    }
 }
 
 /// One tmem pool (Linux `struct tmem_pool`).
@@ -683,8 +742,15 @@ impl<M: PageMemory + FrameSource> Tmem<M> {
         let Ok(id) = u32::try_from(self.next_pool) else { return Err(TmemError::TooManyPools) };
         let backend = backend.unwrap_or(kind.default_backend());
         let store = Store::new(backend, mem, self.config.policy);
-        let pool =
-            Pool { kind, backend, store, objects: BTreeMap::new(), lru: BTreeMap::new(), by_handle: BTreeMap::new(), pages: 0 };
+        let pool = Pool {
+            kind,
+            backend,
+            store,
+            objects: BTreeMap::new(),
+            lru: BTreeMap::new(),
+            by_handle: BTreeMap::new(),
+            pages: 0,
+        };
         self.pools.insert(id, pool);
         self.next_pool += 1;
         self.stats.created_pools += 1;
@@ -1011,6 +1077,7 @@ impl<M: PageMemory + FrameSource> Tmem<M> {
                 }
             }
         }
+        p.store.release_reserve();
         self.stats.leaked_pages += p.store.total_pages();
         self.stats.destroyed_pools += 1;
         self.stats.destroyed_pages += n;

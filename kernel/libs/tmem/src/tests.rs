@@ -423,3 +423,190 @@ fn accept_threshold_arithmetic() {
     assert_eq!(Config { accept_percent: 250, ..Config::new(7) }.accept_pages(), 7);
     assert_eq!(Config { accept_percent: 50, ..Config::new(u64::MAX) }.accept_pages(), u64::MAX / 2);
 }
+
+fn reclaiming(limit: u64, accept: u8, reclaim: EphemeralReclaim) -> T {
+    Tmem::new(Config { accept_percent: accept, ephemeral_reclaim: reclaim, ..Config::new(limit) }.without_zv_rules())
+}
+
+/// Two zbud frames whose pages have mixed ages: F1 holds a (oldest) and e (newest), F2 holds c and d.
+fn mixed_frames(t: &mut T, c: &mut Compressor) -> PoolId {
+    let e = pool(t, PoolKind::Ephemeral, Backend::Zbud);
+    for (i, name) in [(0, 'a'), (1, 'b'), (2, 'c'), (3, 'd')] {
+        t.put(c, k(e, 0, i), &small(name as u64)).unwrap();
+    }
+    assert_eq!(t.total_pages(), 2, "two small pages per zbud frame");
+    get(t, c, k(e, 0, 1)).unwrap(); // b leaves F1: a is alone there
+    t.put(c, k(e, 0, 4), &small('e' as u64)).unwrap(); // e fills F1's free buddy
+    assert_eq!(t.total_pages(), 2);
+    t.set_limit(2, 100); // accept below 2: the next put must free exactly one frame first
+    e
+}
+
+#[test]
+fn zbud_frame_eviction_frees_a_frame_with_fewer_drops_than_object_order() {
+    let mut c = lz4();
+    let mut t = reclaiming(100, 90, EphemeralReclaim::ObjectOrder);
+    let e = mixed_frames(&mut t, &mut c);
+    t.put(&mut c, k(e, 0, 5), &small('f' as u64)).unwrap();
+    // Object order: a (F1 keeps e), c (F2 keeps d), d: F2 freed. Three pages for one frame.
+    assert_eq!([0, 2, 3, 4, 5].map(|i| t.contains(k(e, 0, i))), [false, false, false, true, true]);
+    let s = t.stats();
+    assert_eq!((s.ephemeral_drops, s.ephemeral_frames_freed, s.zbud_frames_evicted), (3, 1, 0));
+    assert_eq!((s.drops_per_frame_milli(), s.frames_per_drop_milli()), (Some(3000), Some(333)));
+    assert_eq!(t.total_pages(), 1, "f joined e in F1");
+    consistent(&t);
+
+    let mut t = reclaiming(100, 90, EphemeralReclaim::ZbudFrames);
+    let e = mixed_frames(&mut t, &mut c);
+    t.put(&mut c, k(e, 0, 5), &small('f' as u64)).unwrap();
+    // zbud's LRU tail is F2 (F1 was allocated into last, by e): c and d go, a stays although older.
+    assert_eq!([0, 2, 3, 4, 5].map(|i| t.contains(k(e, 0, i))), [true, false, false, true, true]);
+    let s = t.stats();
+    assert_eq!((s.ephemeral_drops, s.ephemeral_frames_freed, s.zbud_frames_evicted), (2, 1, 1));
+    assert_eq!((s.drops_per_frame_milli(), s.frames_per_drop_milli()), (Some(2000), Some(500)));
+    assert_eq!(t.pool_stats(e).unwrap().store.stored_pages, 3, "the store forgot the evicted pages");
+    for (i, name) in [(0, 'a'), (4, 'e'), (5, 'f')] {
+        assert!(*get(&mut t, &mut c, k(e, 0, i)).unwrap() == *small(name as u64), "no stale page served");
+    }
+    consistent(&t);
+}
+
+#[test]
+fn zbud_frames_fall_back_to_object_order_where_a_pool_cannot_evict() {
+    let mut c = lz4();
+    let mut t = reclaiming(100, 90, EphemeralReclaim::ZbudFrames);
+    let e = pool(&mut t, PoolKind::Ephemeral, Backend::Zsmalloc);
+    let z = pool(&mut t, PoolKind::Ephemeral, Backend::Zbud);
+    t.put(&mut c, k(e, 0, 0), &big(1)).unwrap(); // oldest, alone in a zsmalloc zspage
+    t.put(&mut c, k(z, 0, 0), &big(2)).unwrap(); // one zbud frame
+    let zspage = t.pool_stats(e).unwrap().pool_pages;
+    assert!(zspage > 1, "a zspage of this class spans frames");
+    t.set_limit(zspage + 1, 100);
+    t.put(&mut c, k(z, 0, 1), &[0; PAGE_SIZE]).unwrap(); // full: the oldest page is zsmalloc's: dropped
+    let s = t.stats();
+    assert_eq!((s.ephemeral_drops, s.zbud_frames_evicted, s.zbud_evict_failures), (1, 0, 0));
+    assert!(!t.contains(k(e, 0, 0)) && t.contains(k(z, 0, 0)));
+    assert_eq!((s.ephemeral_frames_freed, t.total_pages()), (zspage, 1), "the whole zspage came free");
+    consistent(&t);
+}
+
+#[test]
+fn persistent_pages_are_never_evicted() {
+    let mut c = lz4();
+    let mut t = reclaiming(3, 100, EphemeralReclaim::ZbudFrames);
+    let p = pool(&mut t, PoolKind::Persistent, Backend::Zbud);
+    let e = pool(&mut t, PoolKind::Ephemeral, Backend::Zbud);
+    t.put(&mut c, k(p, 0, 0), &big(0)).unwrap();
+    t.put(&mut c, k(p, 0, 1), &big(1)).unwrap();
+    t.put(&mut c, k(e, 0, 0), &big(2)).unwrap();
+    t.put(&mut c, k(p, 0, 2), &big(3)).unwrap(); // full: e's frame evicted, then stored
+    assert_eq!(t.put(&mut c, k(p, 0, 3), &big(4)), Err(TmemError::Full), "only persistent frames left");
+    let s = t.stats();
+    assert_eq!((s.ephemeral_drops, s.zbud_frames_evicted, s.persistent_pages), (1, 1, 3));
+    assert!(t.pools.values().filter(|p| p.kind == PoolKind::Persistent).all(|p| p.by_handle.is_empty()));
+    consistent(&t);
+}
+
+/// Stored bytes of `page` (the frame included), as the store would count them.
+fn stored_size(c: &mut Compressor, page: &Page) -> usize {
+    c.compress(page, PAGE_SIZE).unwrap().len()
+}
+
+#[test]
+fn zv_max_zsize_refuses_poorly_compressing_persistent_pages_only() {
+    let mut c = lz4();
+    let page = big(7);
+    let size = stored_size(&mut c, &page);
+    let mut t = Tmem::new(Config { zv_max_zsize: size - 1, ..Config::new(100) });
+    let p = pool(&mut t, PoolKind::Persistent, Backend::Zsmalloc);
+    let e = pool(&mut t, PoolKind::Ephemeral, Backend::Zsmalloc);
+    assert_eq!(t.put(&mut c, k(p, 0, 0), &page), Err(TmemError::Incompressible { size }));
+    t.put(&mut c, k(e, 0, 0), &page).unwrap(); // zcache applied it to persistent pages only
+    t.config.zv_max_zsize = size;
+    t.put(&mut c, k(p, 0, 0), &page).unwrap(); // "greater zsize will be rejected": equal is kept
+    let s = t.stats();
+    assert_eq!((s.compress_poor, s.mean_compress_poor, s.reject_compress_poor, s.put_failures), (1, 0, 1, 1));
+    assert_eq!(s.stored_pages, 2);
+    assert_eq!(Config::new(1).zv_max_zsize, 3584);
+    consistent(&t);
+}
+
+#[test]
+fn zv_max_mean_zsize_refuses_big_pages_while_the_mean_is_poor() {
+    let mut c = lz4();
+    let (b0, b1, s0) = (big(0), big(1), small(2));
+    let (big_size, small_size) = (stored_size(&mut c, &b1), stored_size(&mut c, &s0));
+    let b0_size = stored_size(&mut c, &b0);
+    let share = zbud::size_to_chunks(b0_size) + zbud::size_to_chunks(small_size) <= zbud::NCHUNKS;
+    assert!(big_size > 2560 && small_size <= 2560 && share, "{big_size} {small_size}");
+    let mut t = Tmem::new(Config::new(100)); // zcache's defaults: 3584 and 2560
+    let p = pool(&mut t, PoolKind::Persistent, Backend::Zbud);
+    t.put(&mut c, k(p, 0, 0), &b0).unwrap(); // no persistent page yet: no mean to judge
+    // One page in one frame: mean 4096 > 2560, and this page is above 2560 too.
+    assert_eq!(t.put(&mut c, k(p, 0, 1), &b1), Err(TmemError::Incompressible { size: big_size }));
+    t.put(&mut c, k(p, 0, 2), &s0).unwrap(); // small pages always pass; it shares the frame
+    assert_eq!(t.total_pages(), 1);
+    t.put(&mut c, k(p, 0, 1), &b1).unwrap(); // mean 4096 / 2 = 2048: big pages welcome again
+    let s = t.stats();
+    assert_eq!((s.mean_compress_poor, s.compress_poor, s.reject_compress_poor, s.put_failures), (1, 0, 1, 1));
+    assert_eq!(s.persistent_pages, 3);
+    // Ephemeral pools are not judged by the mean.
+    let e = pool(&mut t, PoolKind::Ephemeral, Backend::Zbud);
+    t.put(&mut c, k(e, 0, 0), &b0).unwrap();
+    t.put(&mut c, k(e, 0, 1), &b1).unwrap();
+    assert_eq!(t.stats().mean_compress_poor, 1);
+    assert_eq!(Config::new(1).zv_max_mean_zsize, 2560);
+    consistent(&t);
+}
+
+#[test]
+fn zv_page_count_policy_percent_caps_persistent_pages_above_the_cap() {
+    let mut c = lz4();
+    // 75 % of 4 pages of RAM: cap 3. zcache refuses only when *more* than 3 are held.
+    let mut t = Tmem::new(Config { totalram_pages: 4, ..Config::new(100) });
+    assert_eq!(t.config().zv_page_count_cap(), Some(3));
+    let p = pool(&mut t, PoolKind::Persistent, Backend::Zsmalloc);
+    let e = pool(&mut t, PoolKind::Ephemeral, Backend::Zbud);
+    for i in 0..4 {
+        t.put(&mut c, k(p, 0, i), &small(i.into())).unwrap();
+    }
+    let refused = Err(TmemError::PageCountPolicy { persistent_pages: 4, cap: 3 });
+    assert_eq!(t.put(&mut c, k(p, 0, 4), &small(4)), refused);
+    assert_eq!(t.put(&mut c, k(p, 0, 5), &[0; PAGE_SIZE]), refused, "checked before compression");
+    t.put(&mut c, k(e, 0, 0), &small(9)).unwrap(); // ephemeral pages are not counted or capped
+    // A replacing put flushes the old copy first: 3 held, so it is stored.
+    t.put(&mut c, k(p, 0, 3), &small(33)).unwrap();
+    t.flush_page(k(p, 0, 0)).unwrap();
+    t.put(&mut c, k(p, 0, 4), &small(4)).unwrap();
+    let s = t.stats();
+    assert_eq!((s.page_count_policy_refused, s.put_failures, s.persistent_pages), (2, 2, 4));
+    assert_eq!(Config::new(1).zv_page_count_cap(), None, "off until totalram_pages is known");
+    assert_eq!(Config::new(1).zv_page_count_policy_percent, 75);
+    assert_eq!(Config { totalram_pages: 1000, ..Config::new(1) }.zv_page_count_cap(), Some(750));
+    consistent(&t);
+}
+
+#[test]
+fn every_backend_stores_and_serves_both_kinds() {
+    let mut c = lz4();
+    let mut t = tmem(1000, 90);
+    for backend in Backend::ALL {
+        assert_eq!(Backend::from_name(backend.name()), Some(backend));
+        for kind in [PoolKind::Persistent, PoolKind::Ephemeral] {
+            let p = pool(&mut t, kind, backend);
+            for i in 0..6 {
+                let page = if i % 2 == 0 { big(i) } else { small(i) };
+                t.put(&mut c, k(p, i % 2, i as u32), &page).unwrap();
+            }
+            assert_eq!(t.pool_stats(p).unwrap().backend, backend);
+            for i in 0..6 {
+                let page = if i % 2 == 0 { big(i) } else { small(i) };
+                assert!(*get(&mut t, &mut c, k(p, i % 2, i as u32)).unwrap() == *page, "{backend:?} {kind:?}");
+            }
+            consistent(&t);
+            assert_eq!(t.destroy_pool(p), Ok(if kind == PoolKind::Persistent { 6 } else { 0 }));
+        }
+    }
+    assert_eq!(Backend::from_name("zram"), None);
+    assert_eq!(t.stats().leaked_pages, 0);
+}

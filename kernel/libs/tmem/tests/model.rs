@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 use pagedata::{Rng, random_page, ratio_page};
 use pagemem::HostMemory;
 use tmem::{
-    Algorithm, Backend, Compressor, Config, Key, PAGE_SIZE, Page, PoolId, PoolKind, Tmem, TmemError, TmemStats,
+    Algorithm, Backend, Compressor, Config, EphemeralReclaim, Key, PAGE_SIZE, Page, PoolId, PoolKind, Tmem, TmemError,
+    TmemStats,
 };
 
 const OIDS: u64 = 4;
@@ -87,8 +88,9 @@ struct Run {
 }
 
 impl Run {
-    fn new(seed: u64, limit: u64, accept: u8, comp: Compressor) -> Run {
-        let t = Tmem::new(Config { accept_percent: accept, ..Config::new(limit) }.without_zv_rules());
+    fn new(seed: u64, limit: u64, accept: u8, comp: Compressor, reclaim: EphemeralReclaim) -> Run {
+        let config = Config { accept_percent: accept, ephemeral_reclaim: reclaim, ..Config::new(limit) };
+        let t = Tmem::new(config.without_zv_rules());
         let m =
             Model { pages: BTreeMap::new(), live: Vec::new(), dead: Vec::new(), seq: 0, want: TmemStats::default() };
         let mut r = Run { rng: Rng::new(seed), t, m, comp, ops: 0, seen_full: 0 };
@@ -97,6 +99,7 @@ impl Run {
             (PoolKind::Persistent, Backend::Zbud),
             (PoolKind::Ephemeral, Backend::Zbud),
             (PoolKind::Ephemeral, Backend::Zsmalloc),
+            (PoolKind::Persistent, Backend::Xvmalloc),
         ] {
             r.new_pool(kind, Some(backend));
         }
@@ -146,7 +149,8 @@ impl Run {
             990..995 => {
                 if self.m.live.len() < MAX_POOLS {
                     let kind = if self.rng.below(2) == 0 { PoolKind::Persistent } else { PoolKind::Ephemeral };
-                    let backend = [None, Some(Backend::Zsmalloc), Some(Backend::Zbud)][self.rng.below(3)];
+                    let backend = [None, Some(Backend::Zsmalloc), Some(Backend::Zbud), Some(Backend::Xvmalloc)]
+                        [self.rng.below(4)];
                     self.new_pool(kind, backend);
                 }
             }
@@ -320,6 +324,11 @@ impl Run {
                 self.m.pages.remove(k);
             }
             assert_eq!(vanished.len() as u64, drops, "ephemeral pages vanished ≠ ephemeral_drops");
+            let evicted = after.zbud_frames_evicted - before.zbud_frames_evicted;
+            assert!(evicted <= after.ephemeral_frames_freed - before.ephemeral_frames_freed);
+            if self.t.config().ephemeral_reclaim == EphemeralReclaim::ObjectOrder {
+                assert_eq!(evicted, 0, "object order never evicts");
+            }
             self.m.want.ephemeral_drops += drops;
         }
         assert_eq!(after.stored_pages, self.m.pages.len() as u64, "a page vanished without a drop");
@@ -370,6 +379,7 @@ impl Run {
             ]
         };
         assert_eq!(counters(&after), counters(w), "counters (see `counters` for the order)");
+        assert_eq!(after.zbud_evict_failures, 0, "every evicted object had its key");
         assert_eq!(after.pools, self.m.live.len() as u64);
     }
 
@@ -395,7 +405,11 @@ impl Run {
 }
 
 fn run(seed: u64, ops: u64, limit: u64, accept: u8, comp: Compressor) -> TmemStats {
-    let mut r = Run::new(seed, limit, accept, comp);
+    run_with(seed, ops, limit, accept, comp, EphemeralReclaim::ObjectOrder)
+}
+
+fn run_with(seed: u64, ops: u64, limit: u64, accept: u8, comp: Compressor, reclaim: EphemeralReclaim) -> TmemStats {
+    let mut r = Run::new(seed, limit, accept, comp, reclaim);
     let (mut pages, mut frames, mut full) = (0, 0, 0);
     for _ in 0..ops {
         r.step();
@@ -441,4 +455,11 @@ fn model_lz4_no_hysteresis() {
 #[test]
 fn model_deflate() {
     run(4, 50_000, 32, 80, Compressor::new(Algorithm::Deflate { level: 1 }).unwrap());
+}
+
+#[test]
+fn model_lz4_zbud_frame_eviction() {
+    let s = run_with(5, 50_000, 48, 90, lz4(), EphemeralReclaim::ZbudFrames);
+    assert!(s.zbud_frames_evicted > 0, "zbud frames were evicted: {s:?}");
+    assert!(s.ephemeral_frames_freed >= s.zbud_frames_evicted);
 }

@@ -146,8 +146,15 @@
 //!
 //! | [`SpanMap`] | how | mappings per call | a write in `ReadOnly` mode |
 //! |---|---|---|---|
-//! | `Pair` (default) | [`PageMemory::with_pages2`]: both frames as one slice (two adjacent kmap slots) | 1 | lands |
-//! | `Copy` | both parts into the copy buffer, the closure there, back out; no copy-in for `WriteOnly`, no copy-back for `ReadOnly` | 2 (4 for `ReadWrite`) | is lost |
+//! | `Pair` (default): the page-table method, zsmalloc's `USE_PGTABLE_MAPPING` on ARM until Linux 5.8 | [`PageMemory::with_pages2`]: both frames as one slice (two adjacent kmap slots) | 1 | lands |
+//! | `Copy`: the copy method, zsmalloc's per-CPU `vm_buf` on x86 (everywhere since 5.8) | both parts into the copy buffer, the closure there, back out; no copy-in for `WriteOnly`, no copy-back for `ReadOnly` | 2 (4 for `ReadWrite`) | is lost |
+//!
+//! Why `Pair` is the default here: zkernel has no direct map, so *every* frame is reached through a
+//! temporary mapping anyway. The copy method pays two single-frame mappings plus up to 4 KiB of copying
+//! for a spanning object; the page-table method pays one two-slot mapping and no copy. x86 Linux chose
+//! the copy because its direct map makes a single-frame access free while a page-table change is not;
+//! here neither access is free, and `tests/bench_pools.rs` measures both under kmap
+//! (`zsmalloc_map_all_pair` against `zsmalloc_map_all_copy`, `cargo xtask bench`).
 //!
 //! # Compaction
 //!

@@ -15,12 +15,15 @@ use crate::{SizeClass, Zsmalloc};
 /// How [`ZPool::map`](zpool::ZPool::map) reaches an object whose bytes span two frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SpanMap {
-    /// Map both frames as one 8192-byte slice ([`PageMemory::with_pages2`]: two adjacent kmap slots,
-    /// Linux's kmap of a page pair).
+    /// The page-table method: map both frames as one 8192-byte slice ([`PageMemory::with_pages2`]; in the
+    /// kernel, two adjacent kmap slots). Linux's zsmalloc did this with `USE_PGTABLE_MAPPING`
+    /// (`__zs_map_object` through `map_vm_area`) on ARM, where it was cheaper than a copy, until Linux
+    /// 5.8 removed it.
     #[default]
     Pair,
-    /// Copy the two parts into the pool's 4096-byte buffer, run the closure there, copy back (Linux's
-    /// per-CPU `vm_buf`): no copy-in for [`MapMode::WriteOnly`], no copy-back for [`MapMode::ReadOnly`].
+    /// The copy method: copy the two parts into the pool's 4096-byte buffer, run the closure there, copy
+    /// back; no copy-in for [`MapMode::WriteOnly`], no copy-back for [`MapMode::ReadOnly`]. This is what
+    /// zsmalloc does on x86 (and everywhere since 5.8): its per-CPU `vm_buf`.
     Copy,
 }
 

@@ -427,7 +427,7 @@ fn store_within_refuses_above_the_callers_limit_whatever_the_policy() {
     let mut page = Box::new([0; PAGE_SIZE]);
     ratio_page(7, THREE_QUARTERS_FRESH, &mut page);
     let size = c.compress(&page, PAGE_SIZE).unwrap().len();
-    assert!(size >= 3257 && size <= 3584, "{size}: poor only for zram's rule (huge class 3257)");
+    assert!((3257..=3584).contains(&size), "{size}: poor only for zram's rule (huge class 3257)");
     for policy in [Policy::DEFAULT, Policy::zram(3257)] {
         let mut z = zs_store(16, policy);
         assert_eq!(z.store_within(&mut c, &page, size - 1), Err(StoreError::Incompressible { size }));

@@ -104,7 +104,8 @@ fn run() -> Result<(), String> {
         zkernel_bench::perl_pages()?,
     )?;
     let perl_x8 = perl.repeated("perl_x8", &format!("(b) perl sample x{PERL_REPEAT}"), PERL_REPEAT);
-    let mut workloads = vec![pooltable::three_quarters(OBJECTS)?, perl, perl_x8, pooltable::uniform(OBJECTS, UNIFORM_SEED)];
+    let mut workloads =
+        vec![pooltable::three_quarters(OBJECTS)?, perl, perl_x8, pooltable::uniform(OBJECTS, UNIFORM_SEED)];
     workloads.extend(file);
 
     let mut rows: Vec<(usize, Measured)> = Vec::new();
@@ -188,16 +189,33 @@ fn markdown(workloads: &[Workload], rows: &[(usize, Measured)]) -> String {
         for n in &w.notes {
             let _ = writeln!(s, "- {}: {n}.", w.label);
         }
+        // Refusals, one line per workload: pools with the same count and max_size together.
+        let mut refusals: Vec<(u64, usize, Vec<String>)> = Vec::new();
         for (_, m) in rows.iter().filter(|(wi, m)| workloads[*wi].key == w.key && m.refused > 0) {
+            match refusals.iter_mut().find(|(n, max, _)| (*n, *max) == (m.refused, m.max_size)) {
+                Some((_, _, pools)) => pools.push(m.pool.label()),
+                None => refusals.push((m.refused, m.max_size, vec![m.pool.label()])),
+            }
+        }
+        if !refusals.is_empty() {
+            let parts: Vec<String> = refusals
+                .iter()
+                .map(|(n, max, pools)| {
+                    let who = if pools.len() > 2 && pools.iter().all(|p| p.starts_with("zsmalloc")) {
+                        format!("zsmalloc at all {} chains", pools.len())
+                    } else {
+                        pools.join(", ")
+                    };
+                    format!("{who}: {n} (above {max} B)")
+                })
+                .collect();
             let _ = writeln!(
                 s,
-                "- {}: {} refused {} of {} objects as larger than its max_size {} B; its figures are over the {} it stored.",
+                "- {}: refused as larger than the pool's max_size, of {} offered — {}; each pool's figures are over the \
+                 objects it stored.",
                 w.label,
-                m.pool.label(),
-                m.refused,
-                m.offered,
-                m.max_size,
-                m.stored
+                w.len(),
+                parts.join("; ")
             );
         }
         if let Some((_, m)) = rows.iter().find(|(wi, m)| workloads[*wi].key == w.key && m.reserve_pages > 0) {
@@ -225,8 +243,13 @@ fn markdown(workloads: &[Workload], rows: &[(usize, Measured)]) -> String {
         (PoolKind::Xcfmalloc, "0.77 (2011 letter); 50,848 pages + 114,980 x 24 B = 0.7811 (v2)"),
     ] {
         if let Some((_, m)) = rows.iter().find(|(wi, m)| workloads[*wi].key == "p75" && m.pool == kind) {
-            let _ =
-                writeln!(s, "| {} | {anchor} | {:.4} | {:.4} |", kind.label(), m.pages_per_stored(), m.memory_per_stored());
+            let _ = writeln!(
+                s,
+                "| {} | {anchor} | {:.4} | {:.4} |",
+                kind.label(),
+                m.pages_per_stored(),
+                m.memory_per_stored()
+            );
         }
     }
     s
@@ -295,7 +318,9 @@ fn chart_pools() -> Vec<(PoolKind, RGBColor)> {
         (PoolKind::Xcfmalloc, RGBColor(255, 127, 14)),
     ];
     let blues = [(198, 219, 239), (158, 202, 225), (107, 174, 214), (49, 130, 189), (8, 69, 148)];
-    v.extend(CHART_CHAINS.iter().zip(blues).map(|(&chain, (r, g, b))| (PoolKind::Zsmalloc { chain }, RGBColor(r, g, b))));
+    v.extend(
+        CHART_CHAINS.iter().zip(blues).map(|(&chain, (r, g, b))| (PoolKind::Zsmalloc { chain }, RGBColor(r, g, b))),
+    );
     v
 }
 
@@ -313,7 +338,8 @@ fn chart(path: &Path, workloads: &[Workload], rows: &[(usize, Measured)]) -> Res
         (x0, x0 + slot * 0.9)
     };
     let find = |g: usize, kind: PoolKind| rows.iter().find(|(wi, m)| *wi == g && m.pool == kind).map(|(_, m)| m);
-    let top = rows.iter().map(|(_, m)| m.pages_per_stored()).fold(1.0, f64::max) * 1.12;
+    // Room above the tallest bar for the legend (upper right), clear of the bars.
+    let top = rows.iter().map(|(_, m)| m.pages_per_stored()).fold(1.0, f64::max) * 1.45;
 
     let root = BitMapBackend::new(path, (1800, 950)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
@@ -333,7 +359,11 @@ fn chart(path: &Path, workloads: &[Workload], rows: &[(usize, Measured)]) -> Res
         .x_labels(groups)
         .x_label_formatter(&|x| {
             let g = x.round();
-            if (x - g).abs() < 1e-6 && g >= 0.0 { workloads.get(g as usize).map_or(String::new(), |w| w.label.clone()) } else { String::new() }
+            if (x - g).abs() < 1e-6 && g >= 0.0 {
+                workloads.get(g as usize).map_or(String::new(), |w| w.label.clone())
+            } else {
+                String::new()
+            }
         })
         .x_label_style(("sans-serif", 20))
         .y_label_style(("sans-serif", 18))
@@ -362,17 +392,18 @@ fn chart(path: &Path, workloads: &[Workload], rows: &[(usize, Measured)]) -> Res
             )
         });
         c.draw_series(values).map_err(|e| err(&e))?;
-        let ideals = (0..groups).filter_map(|g| find(g, *kind).map(|m| (g, m))).map(|(g, m)| {
+    }
+    // Each bar's own ideal (its stored set may differ by refusals), drawn over the bars.
+    let ideals = pools.iter().enumerate().flat_map(|(p, (kind, _))| {
+        (0..groups).filter_map(move |g| find(g, *kind).map(|m| (g, m))).map(move |(g, m)| {
             let (x0, x1) = bar(g, p);
             PathElement::new(vec![(x0, m.ideal_per_stored()), (x1, m.ideal_per_stored())], BLACK.stroke_width(3))
-        });
-        let drawn = c.draw_series(ideals).map_err(|e| err(&e))?;
-        if p == 0 {
-            drawn.label("ideal: stored bytes / 4096 / stored").legend(|(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], BLACK.stroke_width(3))
-            });
-        }
-    }
+        })
+    });
+    c.draw_series(ideals)
+        .map_err(|e| err(&e))?
+        .label("ideal: stored bytes / 4096 / stored")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK.stroke_width(3)));
     c.draw_series(std::iter::once(DashedPathElement::new(
         vec![(-0.5, 1.0), (groups as f64 - 0.5, 1.0)],
         6,
