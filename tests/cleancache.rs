@@ -12,12 +12,13 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use compress::Algorithm;
 use frame::Owner;
+use swap::CacheMode;
 use swap::Pattern;
 use tmem::Backend;
 use zkernel::harness::testing::Case;
 use zkernel::mm::frames;
 use zkernel::println;
-use zkernel::swap::SwapConfig;
+use zkernel::swap::{Device, MemMode, SwapConfig};
 use zkernel::workload::files::{FileResult, FileRun, FileSpec, print_run, run};
 use zkernel::workload::swap_run::{PageSource, RunSpec, SwapRun};
 use zkernel::zcache;
@@ -161,6 +162,9 @@ fn ephemeral_pages_dropped_for_frontswap() {
         swap: SwapConfig {
             region_pages: 384,
             budget_pages: 128,
+            mode: MemMode::Fixed,
+            device: Device::Disk,
+            cache: CacheMode::Keep,
             tmem: Some(Backend::Zsmalloc),
             tmem_limit_pages: 96,
             slots: 2048,
@@ -219,6 +223,9 @@ fn zbud_frame_eviction_under_a_frontswap_storm() {
             swap: SwapConfig {
                 region_pages: 384,
                 budget_pages: 128,
+                mode: MemMode::Fixed,
+                device: Device::Disk,
+                cache: CacheMode::Keep,
                 tmem: Some(Backend::Zsmalloc),
                 tmem_limit_pages: 96,
                 slots: 2048,

@@ -13,13 +13,14 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use compress::Algorithm;
 use frame::Owner;
+use swap::CacheMode;
 use swap::Pattern;
 use tmem::Backend;
 use zkernel::harness::testing::Case;
 use zkernel::init::facts;
 use zkernel::mm::frames;
 use zkernel::println;
-use zkernel::swap::SwapConfig;
+use zkernel::swap::{Device, MemMode, SwapConfig};
 use zkernel::workload::swap::print_run;
 use zkernel::workload::swap_run::{PageSource, RunResult, RunSpec, run};
 
@@ -33,6 +34,9 @@ zkernel::test_kernel!(
         Case::returns("full_tmem_writes_back_oldest", full_tmem_writes_back_oldest),
         Case::returns("fault_injection_loses_nothing", fault_injection_loses_nothing),
         Case::returns("out_of_swap_is_reported", out_of_swap_is_reported),
+        Case::returns("fixed_budget_mode_puts_the_pool_on_top", fixed_budget_mode_puts_the_pool_on_top),
+        Case::returns("swap_cache_saves_clean_reclaims", swap_cache_saves_clean_reclaims),
+        Case::returns("zram_as_the_swap_device", zram_as_the_swap_device),
         Case::returns("frames_come_back", frames_come_back),
     ]
 );
@@ -52,13 +56,18 @@ fn sample() -> PageSource {
     PageSource::Sample(r.bytes().as_chunks::<4096>().0)
 }
 
+/// A run at equal memory: resident pages + pool frames ≤ BUDGET, the pool capped at 20 % of it
+/// (zswap's default max_pool_percent), the swap cache on.
 fn spec(tmem: Option<Backend>, pattern: Pattern) -> RunSpec {
     RunSpec {
         swap: SwapConfig {
             region_pages: REGION,
             budget_pages: BUDGET,
+            mode: MemMode::Equal,
+            device: Device::Disk,
+            cache: CacheMode::Keep,
             tmem,
-            tmem_limit_pages: 4096,
+            tmem_limit_pages: BUDGET / 5,
             slots: 4 * REGION,
             algorithm: Algorithm::Lz4,
         },
@@ -89,17 +98,34 @@ fn checked(spec: &RunSpec) -> RunResult {
     assert_eq!(r.accesses, REGION + spec.accesses);
     assert_eq!(s.zero_fills, REGION, "every page is faulted in fresh exactly once");
     assert_eq!(s.faults, s.zero_fills + s.swapins);
-    if spec.swap.tmem.is_none() {
-        assert_eq!(s.disk_writes, s.swapouts);
+    // Every swap-out is a store, a disk write, a zram write, or a clean page whose copy was kept.
+    if spec.swap.device == Device::Zram {
+        assert_eq!(s.swapouts, s.zram_writes + s.clean_reclaims_saved);
+        assert_eq!(s.swapins, s.zram_reads);
+        assert_eq!(s.io(), 0, "zram is the swap device: no disk I/O");
+    } else if spec.swap.tmem.is_none() {
+        assert_eq!(s.swapouts, s.disk_writes + s.clean_reclaims_saved);
         assert_eq!(s.disk_reads, s.swapins);
     } else {
-        assert_eq!(s.swapouts, s.frontswap_stores + s.frontswap_refused);
-        assert_eq!(s.disk_writes, s.frontswap_refused + s.written_back_pages);
+        assert_eq!(s.swapouts, s.frontswap_stores + s.frontswap_refused + s.clean_reclaims_saved);
         assert_eq!(s.swapins, s.frontswap_loads + s.disk_reads);
     }
     if s.out_of_swap == 0 {
-        assert_eq!(s.peak_resident, spec.swap.budget_pages, "the resident set stays within its budget");
-        assert!(s.swapouts >= REGION - BUDGET);
+        match spec.swap.mode {
+            // Resident pages + pool frames ≤ N at the end of every reclaim (the peak over all of them).
+            MemMode::Equal => {
+                let n = spec.swap.budget_pages;
+                assert!(s.peak_mem_pages <= n, "resident + pool reached {} of {n}", s.peak_mem_pages);
+                assert_eq!(s.over_budget_steps, 0, "a step went over the memory size");
+                if spec.swap.device == Device::Disk {
+                    assert!(s.peak_pool_pages <= spec.swap.tmem_limit_pages + 4, "tmem over its cap");
+                }
+            }
+            MemMode::Fixed => {
+                assert_eq!(s.peak_resident, spec.swap.budget_pages, "the resident set stays within its budget")
+            }
+        }
+        assert!(s.swapouts >= REGION - spec.swap.budget_pages);
     }
     assert_eq!(s.slots_used, 0, "teardown frees every slot");
     assert_eq!(frames::owned_by(Owner::WORKLOAD), 0, "teardown frees every workload frame");
@@ -112,9 +138,12 @@ fn tmem_off_all_io_to_disk() {
     let s = &r.stats;
     assert!(r.tmem.is_none());
     assert_eq!((s.frontswap_stores, s.frontswap_loads, s.frontswap_refused), (0, 0, 0));
-    assert_eq!(s.disk_writes, s.swapouts);
+    assert_eq!(s.disk_writes + s.clean_reclaims_saved, s.swapouts, "a swap-out writes unless its copy was kept");
     assert_eq!(s.disk_reads, s.swapins);
-    println!("  tmem off: {} disk reads, {} disk writes", s.disk_reads, s.disk_writes);
+    println!(
+        "  tmem off: {} disk reads, {} disk writes ({} clean re-reclaims cost no write)",
+        s.disk_reads, s.disk_writes, s.clean_reclaims_saved
+    );
     IO_OFF.store(s.io(), Ordering::Relaxed);
 }
 
@@ -134,9 +163,9 @@ fn tmem_run(backend: Backend) {
         s.disk_writes,
         s.io()
     );
-    assert!(s.io() < off, "tmem must avoid disk I/O: {} vs {off}", s.io());
-    // The perl pages compress about 3:1; almost every swap-out fits.
-    assert!(s.io() * 4 < off, "tmem avoided less than 75 % of the I/O: {} vs {off}", s.io());
+    // At equal memory the pool's frames come out of the resident set: compression must still win on the
+    // perl pages (about 3:1), but by less than with a pool on top (fixed_budget_mode_puts_the_pool_on_top).
+    assert!(s.io() < off, "tmem must avoid disk I/O at equal memory: {} vs {off}", s.io());
 }
 
 fn tmem_zsmalloc_fewer_ios() {
@@ -189,6 +218,66 @@ fn out_of_swap_is_reported() {
     assert!(s.out_of_swap > 0, "100 slots cannot hold {} swapped pages", REGION - BUDGET);
     assert_eq!(s.peak_slots, 100);
     assert!(s.peak_resident > BUDGET, "victims stay resident over the budget");
+    assert!(s.over_budget_steps > 0, "the steps that went over are counted");
+}
+
+/// The old demo's mode, kept under its name: the pool comes on top of a resident budget. tmem then avoids
+/// far more I/O than at equal memory, because it is given extra memory.
+fn fixed_budget_mode_puts_the_pool_on_top() {
+    let off = IO_OFF.load(Ordering::Relaxed);
+    let mut sp = spec(Some(Backend::Zsmalloc), Pattern::Zipf);
+    sp.swap.mode = MemMode::Fixed;
+    sp.swap.tmem_limit_pages = 4096;
+    let r = checked(&sp);
+    let s = &r.stats;
+    println!("  fixed budget, tmem zsmalloc on top: {} I/Os instead of {off}", s.io());
+    // The perl pages compress about 3:1; with the pool on top almost every swap-out fits.
+    assert!(s.io() * 4 < off, "tmem on top avoided less than 75 % of the I/O: {} vs {off}", s.io());
+}
+
+/// The swap cache: a page swapped in and only read keeps its slot and copy, so reclaiming it again costs
+/// no store and no write. zswap's exclusive loads give frontswap copies up at load (disk copies stay).
+fn swap_cache_saves_clean_reclaims() {
+    let keep = checked(&spec(Some(Backend::Zsmalloc), Pattern::Zipf)).stats;
+    let mut sp = spec(Some(Backend::Zsmalloc), Pattern::Zipf);
+    sp.swap.cache = CacheMode::ExclusiveLoads;
+    let exclusive = checked(&sp).stats;
+    let mut sp = spec(None, Pattern::Zipf);
+    sp.swap.cache = CacheMode::Off;
+    let off = checked(&sp).stats;
+    println!(
+        "  clean re-reclaims saved: keep {} (dirtied {}), exclusive loads {}, no cache {}",
+        keep.clean_reclaims_saved, keep.dirtied_after_swapin, exclusive.clean_reclaims_saved, off.clean_reclaims_saved
+    );
+    assert!(keep.clean_reclaims_saved > 0, "read-only swap-ins reclaimed again must cost nothing");
+    assert!(keep.swapins_kept > 0);
+    assert_eq!((off.clean_reclaims_saved, off.swapins_kept), (0, 0), "no swap cache, nothing kept");
+    assert!(exclusive.clean_reclaims_saved < keep.clean_reclaims_saved, "exclusive loads keep fewer copies");
+}
+
+/// zram as the swap device at equal memory: no disk I/O at all, every page intact, and the device's
+/// frames charged against the same memory.
+fn zram_as_the_swap_device() {
+    let mut sp = spec(None, Pattern::Zipf);
+    sp.swap.device = Device::Zram;
+    // zram has no disk behind it: the pages it holds (about a third of a frame each) must fit beside the
+    // resident set, so this run gets half the region as its memory.
+    sp.swap.budget_pages = REGION / 2;
+    let r = checked(&sp);
+    let s = &r.stats;
+    let z = r.zram.expect("zram's mm_stat");
+    println!(
+        "  zram: {} writes, {} reads, {} refused; mem_used_total {} pages at the end, peak pool {} of memory {}",
+        s.zram_writes,
+        s.zram_reads,
+        s.zram_refused,
+        z.mem_used_total / 4096,
+        s.peak_pool_pages,
+        sp.swap.budget_pages
+    );
+    assert!(s.zram_writes > 0 && s.zram_reads > 0);
+    let after = r.zram_after.expect("zram after teardown");
+    assert_eq!((after.orig_data_size, after.mem_used_total), (0, 0), "teardown empties zram");
 }
 
 fn frames_come_back() {

@@ -16,6 +16,7 @@
 //! | the serial console, PCI, virtio-blk (swap and file disks), fw_cfg, the ramdisk | [`drivers`] | `docs/boot.md`, `docs/swap.md`, `docs/filedisk.md` |
 //! | a workload page: fault-in, reclaim, swap entries, the swap disk | [`swap`] | `docs/swap.md` |
 //! | the shared tmem, the frontswap and cleancache glue, compression streams | [`zcache`] | `docs/swap.md`, `docs/cleancache.md`, `docs/compression.md` |
+//! | the zram device: compressed RAM as the swap device | [`zram`] | `docs/equal-memory.md` |
 //! | a file page: the file disk and the page cache | [`fs`] | `docs/filedisk.md`, `docs/cleancache.md` |
 //! | boot, in order | [`init`] | `docs/boot.md` |
 //! | the fatal path and the test-kernel runner | [`harness`] | `docs/boot.md` |
@@ -46,6 +47,7 @@ pub mod mm;
 pub mod swap;
 pub mod workload;
 pub mod zcache;
+pub mod zram;
 
 pub use init::BOOTLOADER_CONFIG;
 

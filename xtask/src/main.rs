@@ -20,6 +20,7 @@ mod files;
 mod pages;
 mod qemu;
 mod runchecks;
+mod sweep;
 mod test;
 mod verdict;
 

@@ -6,8 +6,8 @@
 //! | `run_stats_pools` … `run_stats_all` | each workload, small settings | pass, and its `@@stats` line read back into `zstats::Report` with unknown fields denied, its member present |
 //! | `run_fails_on_corrupt_page` | `corrupt_stored=3`: a stored pool object damaged | fail, the kernel's reason on the last line |
 //! | `run_fails_on_impossible_config` | `workload=swap swap_slots=1000000` (more than the disk) | fail with the reason |
-//! | `run_refuses_bad_option_on_host` | `swap_budget=abc` | fail in under a second, nothing built or booted |
-//! | `run_kernel_refuses_unchecked_option` | `swap_budget=abc` passed past the host check | the kernel itself fails the boot, naming the option |
+//! | `run_refuses_bad_option_on_host` | `swap_mem=abc` | fail in under a second, nothing built or booted |
+//! | `run_kernel_refuses_unchecked_option` | `swap_mem=abc` passed past the host check | the kernel itself fails the boot, naming the option |
 //! | `run_uses_the_pages_given` | a 64-page file, then an *older* 32-page file | the second boot reports 32 pages with a good checksum |
 //! | `run_fails_on_wrong_pages` | a page file with a checksum that does not match it | fail: not the page file given |
 //!
@@ -50,7 +50,7 @@ impl RunCheck {
     }
 }
 
-const SMALL_SWAP: &[&str] = &["swap_budget=64", "swap_accesses=768"];
+const SMALL_SWAP: &[&str] = &["swap_mem=64", "swap_accesses=768"];
 const SMALL_FILES: &[&str] = &["files_cache=32", "files_ops=40"];
 
 fn opts(o: &TestOpts, workload: Option<Workload>, options: &[&str]) -> RunOpts {
@@ -117,20 +117,20 @@ fn impossible_config(o: &TestOpts) -> Result<String> {
 
 fn bad_option_on_host(o: &TestOpts) -> Result<String> {
     let start = Instant::now();
-    let r = opts(o, None, &["swap_budget=abc"]);
+    let r = opts(o, None, &["swap_mem=abc"]);
     let err = match prepare_run(&r, false, true, "runcheck") {
         Ok(_) => bail!("the bad option was accepted"),
         Err(e) => format!("{e:#}"),
     };
     let took = start.elapsed();
-    ensure!(err.contains("option swap_budget=abc: not a number"), "wrong message: {err}");
+    ensure!(err.contains("option swap_mem=abc: not a number"), "wrong message: {err}");
     ensure!(err.contains("nothing was built or booted"), "wrong message: {err}");
     ensure!(took < Duration::from_secs(1), "took {took:?}");
     Ok(format!("refused in {} ms: {err}", took.as_millis()))
 }
 
 fn kernel_refuses_option(o: &TestOpts) -> Result<String> {
-    must_fail(boot(&opts(o, None, &["swap_budget=abc"]), false)?, "option swap_budget=abc: not a number")
+    must_fail(boot(&opts(o, None, &["swap_mem=abc"]), false)?, "option swap_mem=abc: not a number")
 }
 
 /// Two page files made from the sample: A (64 pages) and B (32 pages), B older than A.

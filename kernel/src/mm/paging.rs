@@ -317,6 +317,11 @@ impl Pte {
     pub fn flags(self) -> PageTableFlags {
         PageTableFlags::from_bits_retain(self.0 & !Self::ADDR_MASK)
     }
+
+    /// Bit 6, D: the CPU wrote through this entry since the bit was last clear.
+    pub fn is_dirty(self) -> bool {
+        self.is_present() && self.flags().contains(PageTableFlags::DIRTY)
+    }
 }
 
 impl core::fmt::Debug for Pte {

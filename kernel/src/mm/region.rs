@@ -22,7 +22,7 @@
 //! | call | entry before | entry after | frame |
 //! |---|---|---|---|
 //! | [`Region::map`]`(p, frame, flags)` | not present | present | the region takes it |
-//! | [`Region::unmap`]`(p, entry)` | present | `entry` (not present) | given back as an [`OwnedFrame`] |
+//! | [`Region::unmap`]`(p, entry)` | present | `entry` (not present) | given back as an [`OwnedFrame`], with the old entry (its dirty bit) |
 //! | [`Region::set_entry`]`(p, entry)` | not present | `entry` (not present) | — |
 //! | [`Region::test_and_clear_accessed`]`(p)` | present | accessed bit clear | — |
 //! | [`Region::read`] / [`Region::write`] | any | as the fault handler leaves it | copies through the virtual address, faulting like any access |
@@ -153,8 +153,9 @@ impl Region {
         }
     }
 
-    /// Replace `page`'s present mapping with the non-present `entry`, and take its frame back.
-    pub fn unmap(&self, page: u64, entry: Pte) -> Result<OwnedFrame, RegionError> {
+    /// Replace `page`'s present mapping with the non-present `entry`, and take its frame back, with the
+    /// entry the mapping had (its accessed and dirty bits as the CPU left them at the exchange).
+    pub fn unmap(&self, page: u64, entry: Pte) -> Result<(OwnedFrame, Pte), RegionError> {
         let va = self.va(page)?;
         if entry.is_present() {
             return Err(RegionError::Entry { page, found: entry });
@@ -166,7 +167,7 @@ impl Region {
         let old = unsafe { paging::write_leaf(va, entry, &mut BuddyTables) }?;
         let pfn = old.pfn().ok_or(RegionError::Entry { page, found: old })?;
         // SAFETY: the frame was mapped only here and is unmapped now (the TLB entry was flushed).
-        Ok(unsafe { OwnedFrame::from_pfn(pfn) })
+        Ok((unsafe { OwnedFrame::from_pfn(pfn) }, old))
     }
 
     /// Replace `page`'s non-present entry with another non-present one (a swap entry or empty).
@@ -211,7 +212,7 @@ impl Drop for Region {
             let Ok(va) = self.va(page) else { continue };
             match paging::read_leaf(va) {
                 Ok(e) if e.is_present() => {
-                    if let Ok(frame) = self.unmap(page, Pte::EMPTY) {
+                    if let Ok((frame, _)) = self.unmap(page, Pte::EMPTY) {
                         drop(frame);
                     }
                 }

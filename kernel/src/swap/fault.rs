@@ -2,16 +2,19 @@
 //!
 //! ```text
 //!  handle_fault(addr) ──► fault_in(page)
-//!     resident ≥ budget? ──► reclaim_one (reclaim.rs) until there is room
+//!     make_room(acct, 1): reclaim (reclaim.rs) and shrink the pool until one more frame fits:
+//!         equal memory: resident + 1 + pool frames ≤ N;  fixed: resident + 1 ≤ N
 //!     alloc_frame: a WORKLOAD frame (reclaiming and retrying when none is free)
-//!     empty PTE  ──► zero the frame                         (a minor fault: zero_fills)
-//!     swap entry ──► frontswap load, else the disk            (a major fault: swapins)
-//!     Region::map ──► only now release_slot: drop the frontswap copy and free the slot
+//!     empty PTE  ──► zero the frame                                   (a minor fault: zero_fills)
+//!     swap entry ──► frontswap load, else zram or the disk              (a major fault: swapins)
+//!     Region::map, dirty bit clear ──► only now the swap cache decides: keep the slot and its copy
+//!                  (a clean page reclaimed again costs nothing), or release them (swap_cache=exclusive)
 //! ```
 
 use frame::{FrameError, Owner};
-use swap::SwapEntry;
+use swap::cache::SwapIn;
 use swap::entry::Pte as Kind;
+use swap::{Backing, SwapCopy, SwapEntry};
 use x86_64::structures::paging::PageTableFlags;
 
 use super::{SwapError, Swapper};
@@ -29,30 +32,23 @@ impl Swapper {
             // Present: the fault was not for a missing page (a protection fault): not ours.
             return Err(SwapError::BadPte { page, raw: entry.raw() });
         }
-        while self.clock.len() as u64 >= self.cfg.budget_pages {
-            match self.reclaim_one() {
-                Ok(true) => {}
-                // Out of swap: go over budget rather than lose a page.
-                Ok(false) => break,
-                // A swap-out failed (the victim is back where it was): note it for the run's report and
-                // let this access complete over budget.
-                Err(e) => {
-                    log::error!("swap: reclaim failed: {e}");
-                    self.error.get_or_insert(e);
-                    break;
-                }
-            }
-        }
+        self.make_room()?;
         let mut frame = self.alloc_frame()?;
         // On an error the frame is dropped (freed): it was never mapped.
-        self.fill(&mut frame, page, kind)?;
+        let backing = self.fill(&mut frame, page, kind)?;
+        // Mapped with the dirty bit clear: a write through the region sets it, and reclaim reads it to
+        // know whether the kept copy is still the page's.
         let flags = PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
-        // If the mapping is refused, the swap entry is still in place and its copy (tmem or disk) still
-        // valid: only the frame goes (dropped with the error).
+        // If the mapping is refused, the swap entry is still in place and its copy (tmem, zram or disk)
+        // still valid: only the frame goes (dropped with the error).
         self.region.map(page, frame, flags).map_err(|(e, _frame)| SwapError::Region(e))?;
-        // Only now, with the page mapped again, does its swap copy go (Linux's do_swap_page order).
-        if let Kind::Swap(e) = kind {
-            self.release_slot(e)?;
+        // Only now, with the page mapped again, does the swap cache decide about its copy (Linux's
+        // do_swap_page order: swap_free last).
+        if let (Kind::Swap(e), Some(backing)) = (kind, backing) {
+            match self.cache.swapped_in(page, SwapCopy { slot: e.offset, backing }).map_err(SwapError::Cache)? {
+                SwapIn::Keep => {}
+                SwapIn::Release(copy) => self.release_slot(copy.slot)?,
+            }
         }
         self.clock.insert(page);
         self.stats.faults += 1;
@@ -61,42 +57,50 @@ impl Swapper {
         Ok(())
     }
 
-    /// Fill a fresh frame for `page`: zeros for a never-touched page, its swapped copy for a swap entry.
-    fn fill(&mut self, frame: &mut OwnedFrame, page: u64, kind: Kind) -> Result<(), SwapError> {
+    /// Fill a fresh frame for `page`: zeros for a never-touched page, its swapped copy for a swap entry
+    /// (and where that copy lives: in memory, frontswap or zram, or on the disk).
+    fn fill(&mut self, frame: &mut OwnedFrame, page: u64, kind: Kind) -> Result<Option<Backing>, SwapError> {
         frame
             .with_bytes(|bytes| match kind {
-                Kind::Swap(e) => self.read_in(e, bytes),
+                Kind::Swap(e) => self.read_in(e, bytes).map(Some),
                 _ => {
                     bytes.fill(0);
                     self.stats.zero_fills += 1;
-                    Ok(())
+                    Ok(None)
                 }
             })
             .map_err(|error| SwapError::Kmap { page, error })?
     }
 
-    /// Swap-in: frontswap first, then the disk. Nothing is given up here: the caller maps the page,
-    /// then [`Swapper::release_slot`] drops the swap copy.
-    fn read_in(&mut self, e: SwapEntry, out: &mut [u8; 4096]) -> Result<(), SwapError> {
-        let hit = self.front && zcache::frontswap::load(e.ty, e.offset, out)?;
-        if hit {
-            self.stats.frontswap_loads += 1;
-        } else {
-            self.disk.lock().read_page(e.offset, out).map_err(SwapError::Disk)?;
-            self.stats.disk_reads += 1;
-        }
+    /// Swap-in: frontswap first, then zram or the disk. Nothing is given up here: the caller maps the
+    /// page, then the swap cache keeps or releases the copy. A copy in memory (tmem or zram) counts as
+    /// [`Backing::Frontswap`] for the swap cache: dropping it gives memory back.
+    fn read_in(&mut self, e: SwapEntry, out: &mut [u8; 4096]) -> Result<Backing, SwapError> {
         self.stats.swapins += 1;
-        Ok(())
+        if self.front && zcache::frontswap::load(e.ty, e.offset, out)? {
+            self.stats.frontswap_loads += 1;
+            return Ok(Backing::Frontswap);
+        }
+        if self.zram {
+            crate::zram::read_page(e.offset, out).map_err(SwapError::Zram)?;
+            self.stats.zram_reads += 1;
+            return Ok(Backing::Frontswap);
+        }
+        self.disk.lock().read_page(e.offset, out).map_err(SwapError::Disk)?;
+        self.stats.disk_reads += 1;
+        Ok(Backing::Disk)
     }
 
-    /// The page is mapped again: drop its frontswap copy and free its slot (Linux's `swap_free` →
-    /// `frontswap_invalidate_page`). No swap cache here: the page is mapped writable, so it is dirty by
-    /// definition and must be written again on its next swap-out.
-    fn release_slot(&mut self, e: SwapEntry) -> Result<(), SwapError> {
+    /// A slot's copy is no longer wanted: drop it from frontswap or zram and free the slot (Linux's
+    /// `swap_free` → `frontswap_invalidate_page` / `zram_slot_free_notify`).
+    pub(super) fn release_slot(&mut self, slot: u64) -> Result<(), SwapError> {
         if self.front {
-            zcache::frontswap::invalidate_page(e.ty, e.offset)?;
+            zcache::frontswap::invalidate_page(super::SWAP_TYPE, slot)?;
         }
-        self.map.free(e.offset).map_err(SwapError::Slot)?;
+        if self.zram {
+            crate::zram::slot_free_notify(slot).map_err(SwapError::Zram)?;
+        }
+        self.map.free(slot).map_err(SwapError::Slot)?;
         self.stats.slots_used = self.map.used();
         Ok(())
     }

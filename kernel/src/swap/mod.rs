@@ -58,7 +58,7 @@ use compress::Algorithm;
 use frame::FrameError;
 use memmap::layout::SCRATCH_BASE;
 use spin::Mutex;
-use swap::{Clock, SlotError, SwapMap};
+use swap::{Accounting, CacheMode, Clock, FixedBudget, MemoryBudget, SlotError, SwapCache, SwapMap};
 use tmem::Backend;
 
 use crate::drivers::virtio_blk::{self, BlkDisk, BlkError};
@@ -75,16 +75,42 @@ pub const SWAP_TYPE: u8 = 0;
 /// Most region pages (256 GiB).
 pub const MAX_REGION_PAGES: u64 = 1 << 26;
 
+/// Whose memory the compressed pool uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemMode {
+    /// Resident pages + pool frames ≤ `budget_pages` at every step: the pool comes out of the same RAM,
+    /// as in Linux (`swap_mode=equal`, the default).
+    Equal,
+    /// Resident pages ≤ `budget_pages`, the pool on top of it (`swap_mode=fixed`).
+    Fixed,
+}
+
+/// Where swapped pages go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    /// The virtio-blk swap disk (with frontswap in front of it when `tmem` is set).
+    Disk,
+    /// The zram device (`crate::zram`): compressed RAM, no disk.
+    Zram,
+}
+
 /// How one swap run is set up.
 #[derive(Debug, Clone, Copy)]
 pub struct SwapConfig {
     /// Pages in the demand-paged region.
     pub region_pages: u64,
-    /// Most region pages resident at once.
+    /// The workload's memory N in pages (`swap_mem`): see [`MemMode`].
     pub budget_pages: u64,
+    /// Whose memory the pool uses.
+    pub mode: MemMode,
+    /// The swap device.
+    pub device: Device,
+    /// What a swap-in keeps (the swap cache).
+    pub cache: CacheMode,
     /// tmem backend for frontswap, or `None` for no tmem (every swap-out goes to the disk).
     pub tmem: Option<Backend>,
-    /// Most pool frames tmem may hold (the kernel's `tmem_max_pool_percent` of RAM).
+    /// Most pool frames tmem may hold: `tmem_max_pool_percent` of N under [`MemMode::Equal`] (it is the
+    /// pool's cap then), of RAM under [`MemMode::Fixed`].
     pub tmem_limit_pages: u64,
     /// Swap slots to use (at most the disk's pages).
     pub slots: u64,
@@ -117,6 +143,10 @@ pub enum SwapError {
     NotInstalled,
     /// tmem or frontswap failed in a way that is not a refusal.
     Tmem(ZcacheError),
+    /// The zram device failed in a way that is not a refusal.
+    Zram(crate::zram::ZramDevError),
+    /// The swap cache's bookkeeping refused a call (a kernel bug; nothing changed).
+    Cache(swap::CacheError),
 }
 
 impl fmt::Display for SwapError {
@@ -135,6 +165,8 @@ impl fmt::Display for SwapError {
             SwapError::Kmap { page, error } => write!(f, "no kmap slot for the frame of region page {page}: {error:?}"),
             SwapError::NotInstalled => write!(f, "no swap region is installed"),
             SwapError::Tmem(e) => write!(f, "tmem: {e}"),
+            SwapError::Zram(e) => write!(f, "{e}"),
+            SwapError::Cache(e) => write!(f, "swap cache: {e:?}"),
         }
     }
 }
@@ -160,8 +192,14 @@ struct Swapper {
     disk: &'static Mutex<BlkDisk>,
     /// Whether frontswap (in [`crate::zcache`]) is in front of the disk.
     front: bool,
+    /// Whether the zram device is the swap device.
+    zram: bool,
     /// Whether this swapper installed zcache itself (and removes it at the end).
     owns_zcache: bool,
+    /// How resident pages and pool frames are charged.
+    acct: Accounting,
+    /// The kept copies of resident pages (the swap cache).
+    cache: SwapCache,
     stats: SwapStats,
     /// The first reclaim error the fault handler met and survived (the access went on over budget); the
     /// run reports it at its end.
@@ -185,13 +223,37 @@ pub fn install(cfg: SwapConfig) -> Result<(), SwapError> {
     if cfg.region_pages > MAX_REGION_PAGES {
         return Err(SwapError::BadConfig("region above 256 GiB"));
     }
+    if cfg.device == Device::Zram && cfg.tmem.is_some() {
+        return Err(SwapError::BadConfig("frontswap goes in front of the disk, not of zram"));
+    }
+    let n = cfg.budget_pages;
+    let acct = match cfg.mode {
+        // The pool's cap: tmem's limit (zswap's max_pool_percent of N); zram may use all but one page.
+        MemMode::Equal => {
+            let cap = if cfg.device == Device::Zram { n - 1 } else { cfg.tmem_limit_pages.min(n - 1) };
+            Accounting::Equal(MemoryBudget { total: n, pool_cap: cap })
+        }
+        MemMode::Fixed => Accounting::Fixed(FixedBudget { resident: n }),
+    };
     // The swapper's lock first (the documented order: swap, then zcache), so a busy swapper is refused
     // before zcache is touched.
     let mut slot = SWAP.lock();
     if slot.is_some() {
         return Err(SwapError::Busy);
     }
-    let region = Arc::new(Region::claim(REGION_BASE, cfg.region_pages, handle_fault)?);
+    if cfg.device == Device::Zram {
+        let limit = acct.pool_cap().unwrap_or(0);
+        crate::zram::install(cfg.slots, limit).map_err(SwapError::Zram)?;
+    }
+    let region = match Region::claim(REGION_BASE, cfg.region_pages, handle_fault) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            if cfg.device == Device::Zram {
+                crate::zram::uninstall();
+            }
+            return Err(e.into());
+        }
+    };
     let mut owns_zcache = false;
     if let Some(backend) = cfg.tmem {
         if !zcache::installed() {
@@ -212,7 +274,10 @@ pub fn install(cfg: SwapConfig) -> Result<(), SwapError> {
         map: SwapMap::new(cfg.slots),
         disk,
         front: cfg.tmem.is_some(),
+        zram: cfg.device == Device::Zram,
         owns_zcache,
+        acct,
+        cache: SwapCache::new(cfg.cache),
         stats: SwapStats::default(),
         error: None,
         reported_oos: false,
@@ -234,6 +299,9 @@ pub struct Finished {
     pub tmem: Option<tmem::TmemStats>,
     /// tmem's counters after teardown: no page may be left.
     pub tmem_after: Option<tmem::TmemStats>,
+    /// The zram device's `mm_stat` when the workload ended, and after teardown, if it was the device.
+    pub zram: Option<zram::MmStat>,
+    pub zram_after: Option<zram::MmStat>,
     /// The first error teardown met.
     pub error: Option<SwapError>,
 }
@@ -242,12 +310,17 @@ pub struct Finished {
 pub fn uninstall() -> Option<Finished> {
     let mut s = SWAP.lock().take()?;
     let tmem = if s.front { zcache::stats() } else { None };
+    let zram = if s.zram { crate::zram::mm_stat() } else { None };
     let error = s.teardown().err();
     let tmem_after = if s.front { zcache::stats() } else { None };
     if s.owns_zcache {
         zcache::uninstall();
     }
-    Some(Finished { stats: s.stats, tmem, tmem_after, error: s.error.or(error) })
+    let zram_after = if s.zram { crate::zram::uninstall() } else { None };
+    s.stats.clean_reclaims_saved = s.cache.stats.clean_reclaims_saved;
+    s.stats.swapins_kept = s.cache.stats.swapins_kept;
+    s.stats.dirtied_after_swapin = s.cache.stats.dirtied_after_swapin;
+    Some(Finished { stats: s.stats, tmem, tmem_after, zram, zram_after, error: s.error.or(error) })
 }
 
 /// Counters of the installed swapper.
@@ -279,6 +352,17 @@ fn handle_fault(addr: u64, _write: bool) -> bool {
 }
 
 impl Swapper {
+    /// Drop whatever holds the copy at `slot` in memory: frontswap's (tmem) or zram's. A disk copy needs
+    /// nothing: the slot is freed by the caller.
+    fn drop_copy(&mut self, slot: u64) {
+        if self.front {
+            let _ = zcache::frontswap::invalidate_page(SWAP_TYPE, slot);
+        }
+        if self.zram {
+            let _ = crate::zram::slot_free_notify(slot);
+        }
+    }
+
     /// Unmap and free every region page, free every slot, empty frontswap.
     fn teardown(&mut self) -> Result<(), SwapError> {
         use crate::mm::paging::Pte;
@@ -296,15 +380,20 @@ impl Swapper {
             match SwapEntry::classify(entry.raw()) {
                 Kind::None => continue,
                 Kind::Present => {
-                    // The workload has finished; the frame comes back and is freed as it drops.
+                    // The workload has finished; the frame comes back and is freed as it drops, and a
+                    // copy the swap cache kept for the page is released with its slot.
                     if let Err(e) = self.region.unmap(page, Pte::EMPTY) {
                         first.get_or_insert(SwapError::Region(e));
                     }
+                    if let Some(copy) = self.cache.remove(page) {
+                        self.drop_copy(copy.slot);
+                        if let Err(err) = self.map.free(copy.slot) {
+                            first.get_or_insert(SwapError::Slot(err));
+                        }
+                    }
                 }
                 Kind::Swap(e) => {
-                    if self.front {
-                        let _ = zcache::frontswap::invalidate_page(e.ty, e.offset);
-                    }
+                    self.drop_copy(e.offset);
                     if let Err(err) = self.map.free(e.offset) {
                         first.get_or_insert(SwapError::Slot(err));
                     }

@@ -41,6 +41,24 @@ pub struct SwapStats {
     pub peak_tmem_pages: u64,
     /// cleancache (ephemeral) pages tmem dropped to make room for this run's frontswap stores.
     pub cleancache_dropped: u64,
+    /// Reclaims of a clean page whose swap copy was kept (the swap cache): no store, no write.
+    pub clean_reclaims_saved: u64,
+    /// Swap-ins that kept their slot and copy.
+    pub swapins_kept: u64,
+    /// Kept pages found written at reclaim (their copy was rewritten).
+    pub dirtied_after_swapin: u64,
+    /// Fault steps that had to go over the memory size N: nothing more could move (out of swap, or a
+    /// pool that could not shrink).
+    pub over_budget_steps: u64,
+    /// The most pool frames (tmem or zram) held at the end of a reclaim.
+    pub peak_pool_pages: u64,
+    /// The most resident pages + pool frames at the end of a reclaim (≤ N under equal memory).
+    pub peak_mem_pages: u64,
+    /// Pages written to and read from the zram device.
+    pub zram_writes: u64,
+    pub zram_reads: u64,
+    /// Writes the zram device refused (its memory limit): those pages stayed resident.
+    pub zram_refused: u64,
 }
 
 impl SwapStats {

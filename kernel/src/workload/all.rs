@@ -22,17 +22,15 @@ pub fn run_all(facts: &BootFacts, report: &mut Report, failures: &mut Failures) 
     let settings = &facts.settings;
     let alg = super::pools::algorithm(settings);
     let limit = settings.tmem_limit_pages(crate::mm::frames::stats().managed);
-    let budget = settings.swap_budget();
+    let budget = settings.swap_mem();
     let region = settings.swap_region_pages();
     let Some(slots) = swapdemo::slots(settings, failures) else { return };
     let swap_spec = RunSpec {
+        // One tmem for both workloads, installed below with the RAM-percent limit; the swap run's
+        // accounting still charges its memory with every frame that tmem holds.
         swap: SwapConfig {
-            region_pages: region,
-            budget_pages: budget,
-            tmem: Some(Backend::Zsmalloc),
             tmem_limit_pages: limit,
-            slots,
-            algorithm: alg,
+            ..swapdemo::swap_config(settings, region, budget, Some(Backend::Zsmalloc), slots)
         },
         pattern: swapdemo::pattern(settings.swap_pattern()),
         accesses: settings.swap_accesses(),

@@ -103,6 +103,15 @@ pub fn swap_stats(s: &SwapStats) -> zstats::SwapStatsReport {
             peak_slots,
             peak_tmem_pages,
             cleancache_dropped,
+            clean_reclaims_saved,
+            swapins_kept,
+            dirtied_after_swapin,
+            over_budget_steps,
+            peak_pool_pages,
+            peak_mem_pages,
+            zram_writes,
+            zram_reads,
+            zram_refused,
         }
     )
 }

@@ -3,7 +3,7 @@
 //! compressed in tmem, then the disk I/O each needed and the share tmem avoided (zcache's headline
 //! figure: 58-72 % on a kernel build).
 //!
-//! The options (`swap_pattern`, `swap_budget`, `swap_factor`, `swap_accesses`, `tmem`,
+//! The options (`swap_pattern`, `swap_mem`, `swap_factor`, `swap_accesses`, `tmem`,
 //! `tmem_max_pool_percent`, `swap_slots`, `swap_fresh`, `fail_frame_every`, `compressor`) are rows of
 //! kopts's table: `cargo xtask run --help-kernel` lists them with their ranges and defaults.
 //!
@@ -25,7 +25,8 @@ use crate::drivers::virtio_blk;
 use crate::init::BootFacts;
 use crate::mm::frames;
 use crate::println;
-use crate::swap::SwapConfig;
+use crate::swap::{Device, MemMode, SwapConfig};
+use swap::CacheMode;
 
 /// The page source the options and the ramdisk ask for.
 pub fn source(facts: &BootFacts) -> PageSource {
@@ -62,6 +63,39 @@ pub fn backend_name(b: Option<Backend>) -> &'static str {
     b.map_or("off", Backend::name)
 }
 
+/// A run's configuration as the report names it: `disk`, `tmem-zsmalloc`, …, `zram`.
+pub fn config_name(c: &SwapConfig) -> alloc::string::String {
+    match (c.device, c.tmem) {
+        (Device::Zram, _) => "zram-zsmalloc".into(),
+        (Device::Disk, None) => "disk".into(),
+        (Device::Disk, Some(b)) => format!("tmem-{}", b.name()),
+    }
+}
+
+/// The swap configuration the options ask for, for a run with `tmem` (or none) over a region of
+/// `region` pages and `mem` pages of memory: `swap_mode`, `swap_device`, `swap_cache`, and tmem's limit
+/// (`tmem_max_pool_percent` of N under equal memory, of RAM under `swap_mode=fixed`).
+pub fn swap_config(settings: &Settings, region: u64, mem: u64, tmem: Option<Backend>, slots: u64) -> SwapConfig {
+    let (mode, limit) = match settings.swap_mode() {
+        kopts::SwapMode::Equal => (MemMode::Equal, settings.tmem_limit_pages(mem)),
+        kopts::SwapMode::Fixed => (MemMode::Fixed, settings.tmem_limit_pages(frames::stats().managed)),
+    };
+    SwapConfig {
+        region_pages: region,
+        budget_pages: mem,
+        mode,
+        device: Device::Disk,
+        cache: match settings.swap_cache() {
+            kopts::SwapCacheMode::On => CacheMode::Keep,
+            kopts::SwapCacheMode::Exclusive => CacheMode::ExclusiveLoads,
+        },
+        tmem,
+        tmem_limit_pages: limit,
+        slots,
+        algorithm: super::pools::algorithm(settings),
+    }
+}
+
 /// The swap slots to use: the option's count (which must fit on the disk), else the whole disk.
 pub fn slots(settings: &Settings, failures: &mut Failures) -> Option<u64> {
     let capacity = virtio_blk::disk("swap").map_or(0, |d| d.lock().capacity_pages());
@@ -79,10 +113,10 @@ pub fn slots(settings: &Settings, failures: &mut Failures) -> Option<u64> {
 pub fn print_run(r: &RunResult) {
     let s = &r.stats;
     println!(
-        "  {:<10} {:<8} I/O {:>6} (reads {:>5}, writes {:>5}) | swap-outs {:>5}, swap-ins {:>5}, frontswap \
+        "  {:<10} {:<14} I/O {:>6} (reads {:>5}, writes {:>5}) | swap-outs {:>5}, swap-ins {:>5}, frontswap \
          stores {:>5} refused {:>4} loads {:>5}, written back {:>4} | mismatches {} | {} ms",
         r.spec.pattern.name(),
-        backend_name(r.spec.swap.tmem),
+        config_name(&r.spec.swap),
         s.io(),
         s.disk_reads,
         s.disk_writes,
@@ -153,12 +187,11 @@ pub fn check_run(r: &RunResult, failures: &mut Failures) {
 pub fn run_demo(facts: &BootFacts, report: &mut Report, failures: &mut Failures) {
     let settings = &facts.settings;
     let alg = super::pools::algorithm(settings);
-    let budget = settings.swap_budget();
+    let budget = settings.swap_mem();
     let region = settings.swap_region_pages();
     let accesses = settings.swap_accesses();
     let fail_every = settings.fail_frame_every().unwrap_or(0);
     let Some(slots) = slots(settings, failures) else { return };
-    let limit = settings.tmem_limit_pages(frames::stats().managed);
     let patterns: Vec<Pattern> = match settings.swap_pattern() {
         SwapPattern::All => Pattern::ALL.to_vec(),
         p => alloc::vec![pattern(p)],
@@ -172,9 +205,19 @@ pub fn run_demo(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
         TmemBackends::All => Backend::ALL.to_vec(),
     };
     let source = source(facts);
+    let base = swap_config(settings, region, budget, None, slots);
+    let zram = settings.swap_device() == kopts::SwapDevice::Zram;
     println!(
-        "swap: region {region} pages over a resident budget of {budget}; {accesses} accesses after the fill; \
-         {slots} swap slots on the virtio-blk disk; tmem limit {limit} pages; {}; compressor {alg:?}",
+        "swap: region {region} pages, memory {budget} pages ({}: {}); {accesses} accesses after the fill; \
+         {slots} swap slots on the {}; pool cap {} pages; swap cache {:?}; {}; compressor {alg:?}",
+        settings.swap_mode().name(),
+        match base.mode {
+            MemMode::Equal => "resident pages + pool frames <= memory",
+            MemMode::Fixed => "resident pages <= memory, the pool on top",
+        },
+        if zram { "zram device" } else { "virtio-blk disk" },
+        base.tmem_limit_pages,
+        base.cache,
         source.name()
     );
     if fail_every > 0 {
@@ -183,18 +226,16 @@ pub fn run_demo(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
     let mut out = SwapReport::default();
     for &pattern in &patterns {
         let mut io_off = None;
-        let configs = core::iter::once(None).chain(backends.iter().copied().map(Some));
-        for tmem in configs {
+        // Disk only first, then each tmem backend in front of the disk; with swap_device=zram, zram alone.
+        let configs: Vec<(Option<Backend>, Device)> = if zram {
+            alloc::vec![(None, Device::Disk), (None, Device::Zram)]
+        } else {
+            core::iter::once((None, Device::Disk)).chain(backends.iter().map(|&b| (Some(b), Device::Disk))).collect()
+        };
+        for (tmem, device) in configs {
             frames::set_fail_every(fail_every);
             let spec = RunSpec {
-                swap: SwapConfig {
-                    region_pages: region,
-                    budget_pages: budget,
-                    tmem,
-                    tmem_limit_pages: limit,
-                    slots,
-                    algorithm: alg,
-                },
+                swap: SwapConfig { device, ..swap_config(settings, region, budget, tmem, slots) },
                 pattern,
                 accesses,
                 write_every: 4,
@@ -208,14 +249,14 @@ pub fn run_demo(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
                     print_run(&r);
                     check_run(&r, failures);
                     out.runs.push(run_report(&r));
-                    match tmem {
-                        None => io_off = Some(r.stats.io()),
-                        Some(b) => {
+                    match (tmem, device) {
+                        (None, Device::Disk) => io_off = Some(r.stats.io()),
+                        _ => {
                             if let Some(off) = io_off {
                                 let on = r.stats.io();
                                 out.io_avoided.push(IoAvoidedReport {
                                     pattern: pattern.name().into(),
-                                    tmem: backend_name(Some(b)).into(),
+                                    tmem: config_name(&r.spec.swap).into(),
                                     io_without: off,
                                     io_with: on,
                                     percent: zstats::percent_avoided(off, on),
@@ -224,7 +265,11 @@ pub fn run_demo(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
                         }
                     }
                 }
-                Err(e) => failures.add(format!("swap {} with tmem {}: {e}", pattern.name(), backend_name(tmem))),
+                Err(e) => failures.add(format!(
+                    "swap {} with {}: {e}",
+                    pattern.name(),
+                    config_name(&SwapConfig { device, ..swap_config(settings, region, budget, tmem, slots) })
+                )),
             }
         }
     }

@@ -72,6 +72,9 @@ pub struct RunResult {
     /// tmem when the workload ended, and after teardown (nothing may be left).
     pub tmem: Option<tmem::TmemStats>,
     pub tmem_after: Option<tmem::TmemStats>,
+    /// The zram device's `mm_stat` when the workload ended and after teardown, when it was the device.
+    pub zram: Option<zram::MmStat>,
+    pub zram_after: Option<zram::MmStat>,
     /// Accesses made (fill included).
     pub accesses: u64,
     /// Pages whose checksum did not match (must be 0).
@@ -170,6 +173,8 @@ impl SwapRun {
             stats: f.stats,
             tmem: f.tmem,
             tmem_after: f.tmem_after,
+            zram: f.zram,
+            zram_after: f.zram_after,
             accesses: self.done,
             mismatches: self.mismatches,
             dirty_zero_fills: self.dirty_zero_fills,

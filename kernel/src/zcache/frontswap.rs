@@ -11,6 +11,8 @@
 //! | [`load`]`(ty, offset, out)` | `frontswap_load` | `Ok(true)` with the page in `out`, `Ok(false)` if tmem does not hold it |
 //! | [`invalidate_page`]`(ty, offset)` | `frontswap_invalidate_page` at `swap_free` | drop tmem's copy |
 //! | [`invalidate_area`]`(ty)` | `frontswap_invalidate_area` at swapoff | drop every page of `ty` |
+//! | [`writeback_one`]`(ty, sink)` | zswap's `shrink_worker`, one page | the oldest page of `ty` to the device |
+//! | [`pool_pages`] | `zswap_pool_total_size` | frames tmem holds now |
 //!
 //! Every call runs on the page-fault path and so takes zcache's lock with `try_lock`: a held lock there
 //! is a fault inside the fault path ([`ZcacheError::Held`]), never a wait with interrupts off.
@@ -108,4 +110,19 @@ pub fn invalidate_area(ty: u8) -> Result<(), ZcacheError> {
         .ok_or(ZcacheError::NotInstalled)?
         .map(|_| ())
         .map_err(ZcacheError::Frontswap)
+}
+
+/// zswap's shrink, one page: write the oldest page of swap type `ty` in tmem back through `sink` and drop
+/// it from tmem. `Ok(Some(offset))`: that slot's page is on the device now; `Ok(None)`: tmem holds no
+/// page of `ty`, or the sink refused.
+pub fn writeback_one(ty: u8, sink: &mut dyn FnMut(u64, &[u8; 4096]) -> bool) -> Result<Option<u64>, ZcacheError> {
+    try_with(|z| z.with_compressor(|tmem, fs, _, c| fs.writeback_oldest(tmem, c, ty, sink)))
+        .ok_or(ZcacheError::Held)?
+        .map_err(ZcacheError::NoStream)?
+        .map_err(ZcacheError::Frontswap)
+}
+
+/// Pool frames tmem holds now (every pool: frontswap's and cleancache's share the one limit).
+pub fn pool_pages() -> Result<u64, ZcacheError> {
+    try_with(|z| z.tmem.total_pages()).ok_or(ZcacheError::Held)
 }

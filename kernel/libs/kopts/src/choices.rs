@@ -28,6 +28,9 @@
 //! | [`TmemBackends`] | `tmem` | zsmalloc zbud xvmalloc xcfmalloc both all |
 //! | [`Backend`] | `cleancache` | zbud zsmalloc xvmalloc xcfmalloc |
 //! | [`EphemeralReclaim`] | `ephemeral_reclaim` | objects zbud_frames |
+//! | [`SwapMode`] | `swap_mode` | equal fixed |
+//! | [`SwapDevice`] | `swap_device` | disk zram |
+//! | [`SwapCacheMode`] | `swap_cache` | on exclusive |
 //!
 //! # Worked example
 //!
@@ -230,5 +233,35 @@ choice! {
         Objects = "objects",
         /// Evict whole zbud frames, oldest first (zcache's `zbud_evict_pages`).
         ZbudFrames = "zbud_frames",
+    }
+}
+
+choice! {
+    /// `swap_mode`: whose memory the compressed pool uses.
+    SwapMode {
+        /// Resident pages + pool frames <= swap_mem: the pool comes out of the same RAM (Linux).
+        Equal = "equal",
+        /// Resident pages <= swap_mem, the pool on top of it.
+        Fixed = "fixed",
+    }
+}
+
+choice! {
+    /// `swap_device`: where swapped pages go.
+    SwapDevice {
+        /// The virtio-blk swap disk, with frontswap and tmem in front of it.
+        Disk = "disk",
+        /// zram: a compressed RAM disk over zsmalloc, as the swap device itself.
+        Zram = "zram",
+    }
+}
+
+choice! {
+    /// `swap_cache`: what a swap-in does with the page's swap copy.
+    SwapCacheMode {
+        /// Keep slot and copy until the page is written (Linux's swap cache).
+        On = "on",
+        /// Drop them at once (zswap's `exclusive_loads`): every reclaim stores again.
+        Exclusive = "exclusive",
     }
 }

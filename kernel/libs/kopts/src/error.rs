@@ -4,7 +4,7 @@
 //! # Why
 //!
 //! A kernel option that is silently replaced by its default turns a typo into a wrong experiment that
-//! looks right (`swap_budget=1O24` ran with 1024, `tmem=zbd` ran zsmalloc). So every bad option is an
+//! looks right (`swap_mem=1O24` ran with 1024, `tmem=zbd` ran zsmalloc). So every bad option is an
 //! error before anything runs, on the host (xtask) and in the kernel, with the same words.
 //!
 //! # Vocabulary
@@ -12,23 +12,23 @@
 //! | variant | when | example |
 //! |---|---|---|
 //! | [`BadKey`](OptionError::BadKey) | the key is empty or has a character outside `[a-z0-9_.-]` | `=5`, `Swap=1` |
-//! | [`UnknownKey`](OptionError::UnknownKey) | a well-formed key that is not in the table | `swap_budgte=5` |
+//! | [`UnknownKey`](OptionError::UnknownKey) | a well-formed key that is not in the table | `swap_mme=5` |
 //! | [`MissingValue`](OptionError::MissingValue) | a bare `key` or `key=` | `loglevel` |
-//! | [`NotANumber`](OptionError::NotANumber) | anything but decimal digits for a number | `swap_budget=1k`, `+5`, `0x10` |
-//! | [`Negative`](OptionError::Negative) | `-` and digits for a number | `swap_budget=-1` |
-//! | [`Overflow`](OptionError::Overflow) | digits beyond `u64::MAX` | `swap_budget=99999999999999999999` |
+//! | [`NotANumber`](OptionError::NotANumber) | anything but decimal digits for a number | `swap_mem=1k`, `+5`, `0x10` |
+//! | [`Negative`](OptionError::Negative) | `-` and digits for a number | `swap_mem=-1` |
+//! | [`Overflow`](OptionError::Overflow) | digits beyond `u64::MAX` | `swap_mem=99999999999999999999` |
 //! | [`OutOfRange`](OptionError::OutOfRange) | a `u64` outside the option's `min..=max` | `deflate_level=11` |
 //! | [`NotOneOf`](OptionError::NotOneOf) | a word not in the option's list | `tmem=zbd` |
 //! | [`BadHex`](OptionError::BadHex) | not exactly 16 hex digits | `ramdisk_fnv=abc` |
 //! | [`Conflict`](OptionError::Conflict) | a value another option rules out | `swap_pattern=all` with `workload=all` |
-//! | [`DerivedOverflow`](OptionError::DerivedOverflow) | a value computed from options leaves its limit | `swap_budget=1048576 swap_factor=65` |
+//! | [`DerivedOverflow`](OptionError::DerivedOverflow) | a value computed from options leaves its limit | `swap_mem=1048576 swap_factor=65` |
 //!
 //! # Worked example
 //!
-//! `swap_budget=abc` gives `NotANumber { option: <swap_budget row>, value: "abc" }`, which prints
+//! `swap_mem=abc` gives `NotANumber { option: <swap_mem row>, value: "abc" }`, which prints
 //!
 //! ```text
-//! option swap_budget=abc: not a number (accepted: 1..=1048576, default 1024)
+//! option swap_mem=abc: not a number (accepted: 1..=1048576, default 1024)
 //! ```
 //!
 //! # Contracts
@@ -268,9 +268,9 @@ mod tests {
 
     #[test]
     fn edit_distance_counts_typos() {
-        assert_eq!(edit_distance(b"swap_budget", b"swap_budget"), Some(0));
-        assert_eq!(edit_distance(b"swap_budgte", b"swap_budget"), Some(2));
-        assert_eq!(edit_distance(b"swapbudget", b"swap_budget"), Some(1));
+        assert_eq!(edit_distance(b"swap_mem", b"swap_mem"), Some(0));
+        assert_eq!(edit_distance(b"swap_mme", b"swap_mem"), Some(2));
+        assert_eq!(edit_distance(b"swapmem", b"swap_mem"), Some(1));
         assert_eq!(edit_distance(b"", b"tmem"), Some(4));
         assert_eq!(edit_distance(b"tmem", b""), Some(4));
         assert_eq!(edit_distance(b"a", &[b'a'; 64]), None);
@@ -278,7 +278,7 @@ mod tests {
 
     #[test]
     fn suggestions_are_near_misses_only() {
-        assert_eq!(suggest("swap_budgte"), Some("swap_budget"));
+        assert_eq!(suggest("swap_mme"), Some("swap_mem"));
         assert_eq!(suggest("loglevl"), Some("loglevel"));
         assert_eq!(suggest("frobnicate"), None);
     }

@@ -44,7 +44,10 @@ mod settings;
 mod settings_tests;
 mod table;
 
-pub use choices::{Backend, Compressor, EphemeralReclaim, LogLevel, MemMap, SwapPattern, TmemBackends, Workload};
+pub use choices::{
+    Backend, Compressor, EphemeralReclaim, LogLevel, MemMap, SwapCacheMode, SwapDevice, SwapMode, SwapPattern,
+    TmemBackends, Workload,
+};
 pub use error::{Accepted, DefaultText, OptionError};
 pub use render::{README_BEGIN, README_END, help_text, markdown_table};
 pub use settings::{
@@ -270,8 +273,8 @@ mod tests {
 
     #[test]
     fn numbers_fall_back_to_the_default() {
-        let o = Options::new("swap_budget=512 swap_factor=x");
-        assert_eq!(o.number("swap_budget", 1), 512);
+        let o = Options::new("swap_mem=512 swap_factor=x");
+        assert_eq!(o.number("swap_mem", 1), 512);
         assert_eq!(o.number("swap_factor", 3), 3);
         assert_eq!(o.number("swap_slots", 7), 7);
     }

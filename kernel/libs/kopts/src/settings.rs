@@ -2,7 +2,7 @@
 //!
 //! # Why
 //!
-//! `Options::number("swap_budget", 1024)` looked an option up where it was used and fell back to the
+//! `Options::number("swap_mem", 1024)` looked an option up where it was used and fell back to the
 //! default on any bad value, so a typo changed the experiment without a word. [`Settings::parse`] instead
 //! checks *every* option before anything runs — unknown key, unparsable number, negative, overflowing,
 //! out of range, not one of the words, and combinations whose arithmetic leaves its limit — and either
@@ -21,22 +21,22 @@
 //! # Layout
 //!
 //! ```text
-//!   "swap_budget=512 tmem=zbud"
+//!   "swap_mem=512 tmem=zbud"
 //!      │ split at white space; each word: key syntax → row of OPTIONS → value checked by the row's kind
 //!      ▼
 //!   given: [Option<Value>; OPTIONS.len()]   (one slot per row; a repeated key overwrites its slot)
 //!      │ every word fine? then: defaults for the empty slots, words → enums, the combinations checked
 //!      ▼
-//!   Settings { swap_budget: 512, tmem: Zbud, swap_region_pages: 1536, swap_accesses: 6144, … }
+//!   Settings { swap_mem: 512, tmem: Zbud, swap_region_pages: 1536, swap_accesses: 6144, … }
 //! ```
 //!
 //! # Worked example
 //!
-//! `Settings::parse("swap_budget=512 swap_factor=2")` gives a `Settings` with `swap_budget() == 512`,
+//! `Settings::parse("swap_mem=512 swap_factor=2")` gives a `Settings` with `swap_mem() == 512`,
 //! `swap_region_pages() == 1024` and `swap_accesses() == 4096` (the default, 4 x the region).
-//! `Settings::parse("swap_budget=abc deflate_level=0 frob=1")` gives `Err` with three errors, in order:
+//! `Settings::parse("swap_mem=abc deflate_level=0 frob=1")` gives `Err` with three errors, in order:
 //! `NotANumber`, `OutOfRange { min: 1, max: 10, .. }` and `UnknownKey`.
-//! `Settings::parse("swap_budget=1048576 swap_factor=65")` gives one `DerivedOverflow`: the region,
+//! `Settings::parse("swap_mem=1048576 swap_factor=65")` gives one `DerivedOverflow`: the region,
 //! 68157440 pages, is above the swapper's 67108864.
 //!
 //! # Contracts
@@ -53,7 +53,10 @@
 
 use alloc::vec::Vec;
 
-use crate::choices::{Backend, Compressor, EphemeralReclaim, LogLevel, MemMap, SwapPattern, TmemBackends, Workload};
+use crate::choices::{
+    Backend, Compressor, EphemeralReclaim, LogLevel, MemMap, SwapCacheMode, SwapDevice, SwapMode, SwapPattern,
+    TmemBackends, Workload,
+};
 use crate::error::{OptionError, suggest};
 use crate::table::{Kind, NumberDefault, OPTIONS, OptionSpec, SWAP_REGION_MAX_PAGES};
 
@@ -98,7 +101,10 @@ pub struct Settings {
     compressor: Compressor,
     deflate_level: u8,
     swap_pattern: SwapPattern,
-    swap_budget: u64,
+    swap_mem: u64,
+    swap_mode: SwapMode,
+    swap_device: SwapDevice,
+    swap_cache: SwapCacheMode,
     swap_factor: u64,
     swap_accesses: u64,
     swap_slots: Option<u64>,
@@ -281,10 +287,10 @@ impl Settings {
             let accepted = "sequential|seq|random|zipf";
             return Err(OptionError::Conflict { option, value: "all", with: "workload=all", accepted });
         }
-        let swap_budget = g.required("swap_budget")?;
+        let swap_mem = g.required("swap_mem")?;
         let swap_factor = g.required("swap_factor")?;
         let swap_region_pages =
-            derive("swap region pages", "swap_budget x swap_factor", swap_budget, swap_factor, SWAP_REGION_MAX_PAGES)?;
+            derive("swap region pages", "swap_mem x swap_factor", swap_mem, swap_factor, SWAP_REGION_MAX_PAGES)?;
         let swap_accesses = match g.number("swap_accesses")? {
             (_, Some(n)) => n,
             (option, None) => {
@@ -307,7 +313,10 @@ impl Settings {
             compressor: g.choice("compressor", Compressor::from_name)?,
             deflate_level: g.small("deflate_level")?.ok_or(mismatch("deflate_level"))?,
             swap_pattern,
-            swap_budget,
+            swap_mem,
+            swap_mode: g.choice("swap_mode", SwapMode::from_name)?,
+            swap_device: g.choice("swap_device", SwapDevice::from_name)?,
+            swap_cache: g.choice("swap_cache", SwapCacheMode::from_name)?,
             swap_factor,
             swap_accesses,
             swap_slots: g.number("swap_slots")?.1,
@@ -358,15 +367,27 @@ impl Settings {
     pub fn swap_pattern(&self) -> SwapPattern {
         self.swap_pattern
     }
-    /// `swap_budget`: resident pages, 1..=2^20.
-    pub fn swap_budget(&self) -> u64 {
-        self.swap_budget
+    /// `swap_mode`.
+    pub fn swap_mode(&self) -> SwapMode {
+        self.swap_mode
+    }
+    /// `swap_device`.
+    pub fn swap_device(&self) -> SwapDevice {
+        self.swap_device
+    }
+    /// `swap_cache`.
+    pub fn swap_cache(&self) -> SwapCacheMode {
+        self.swap_cache
+    }
+    /// `swap_mem`: the workload's memory in pages, 1..=2^20.
+    pub fn swap_mem(&self) -> u64 {
+        self.swap_mem
     }
     /// `swap_factor`, 1..=1024.
     pub fn swap_factor(&self) -> u64 {
         self.swap_factor
     }
-    /// The swap region in pages: `swap_budget x swap_factor`, at most [`SWAP_REGION_MAX_PAGES`].
+    /// The swap region in pages: `swap_mem x swap_factor`, at most [`SWAP_REGION_MAX_PAGES`].
     pub fn swap_region_pages(&self) -> u64 {
         self.swap_region_pages
     }
@@ -460,7 +481,10 @@ impl Settings {
             "compressor" => Value::Choice(self.compressor.name()),
             "deflate_level" => n(self.deflate_level.into()),
             "swap_pattern" => Value::Choice(self.swap_pattern.name()),
-            "swap_budget" => n(self.swap_budget),
+            "swap_mem" => n(self.swap_mem),
+            "swap_mode" => Value::Choice(self.swap_mode.name()),
+            "swap_device" => Value::Choice(self.swap_device.name()),
+            "swap_cache" => Value::Choice(self.swap_cache.name()),
             "swap_factor" => n(self.swap_factor),
             "swap_accesses" => n(self.swap_accesses),
             "swap_slots" => opt(self.swap_slots),

@@ -159,7 +159,7 @@ fn defaults_are_applied() {
 #[test]
 fn typed_fields_hold_the_given_values() {
     let s = ok("loglevel=trace memmap=full ramdisk_fnv=00000000deadbeef workload=swap compressor=deflate \
-                deflate_level=6 swap_pattern=seq swap_budget=512 swap_factor=2 swap_accesses=7 swap_slots=100 \
+                deflate_level=6 swap_pattern=seq swap_mem=512 swap_mode=fixed swap_device=zram swap_cache=exclusive swap_factor=2 swap_accesses=7 swap_slots=100 \
                 swap_fresh=40 tmem=both tmem_max_pool_percent=50 files_cache=64 files_factor=8 files_ops=9 \
                 files_invalidate_every=0 cleancache=zsmalloc ephemeral_reclaim=zbud_frames zv_max_zsize=3000 \
                 zv_max_mean_zsize=2000 zv_page_count_policy_percent=0 fail_frame_every=13 corrupt_stored=3\0");
@@ -169,7 +169,11 @@ fn typed_fields_hold_the_given_values() {
     assert_eq!(s.workload(), Workload::Swap);
     assert_eq!((s.compressor(), s.deflate_level()), (Compressor::Deflate, 6));
     assert_eq!(s.swap_pattern(), SwapPattern::Sequential);
-    assert_eq!((s.swap_budget(), s.swap_factor(), s.swap_region_pages()), (512, 2, 1024));
+    assert_eq!(
+        (s.swap_mode(), s.swap_device(), s.swap_cache()),
+        (SwapMode::Fixed, SwapDevice::Zram, SwapCacheMode::Exclusive)
+    );
+    assert_eq!((s.swap_mem(), s.swap_factor(), s.swap_region_pages()), (512, 2, 1024));
     assert_eq!((s.swap_accesses(), s.swap_slots(), s.swap_fresh()), (7, Some(100), Some(40)));
     assert_eq!((s.tmem(), s.tmem_max_pool_percent()), (TmemBackends::Both, 50));
     assert_eq!((s.files_cache(), s.files_factor(), s.files_set_pages(), s.files_ops()), (64, 8, 512, 9));
@@ -188,17 +192,14 @@ fn typed_fields_hold_the_given_values() {
 #[test]
 fn unknown_and_malformed_keys() {
     assert_eq!(
-        one_error("swap_budgte=5"),
-        OptionError::UnknownKey { key: "swap_budgte", value: Some("5"), suggestion: Some("swap_budget") }
+        one_error("swap_mme=5"),
+        OptionError::UnknownKey { key: "swap_mme", value: Some("5"), suggestion: Some("swap_mem") }
     );
     assert_eq!(one_error("frobnicate"), OptionError::UnknownKey { key: "frobnicate", value: None, suggestion: None });
     for word in ["=5", "=", "Swap_budget=5", "swap/budget=1", "swäp=1"] {
         assert_eq!(one_error(word), OptionError::BadKey { word }, "{word}");
     }
-    assert_eq!(
-        one_error("swap_budgte=5").to_string(),
-        "option swap_budgte=5: unknown option (did you mean swap_budget?)"
-    );
+    assert_eq!(one_error("swap_mme=5").to_string(), "option swap_mme=5: unknown option (did you mean swap_mem?)");
     let all = one_error("frobnicate=1").to_string();
     assert!(all.starts_with("option frobnicate=1: unknown option (accepted: loglevel, memmap, ramdisk_fnv, "), "{all}");
     assert!(all.ends_with(", corrupt_stored)"), "{all}");
@@ -209,14 +210,14 @@ fn unknown_and_malformed_keys() {
 #[test]
 fn messages_name_the_option_the_value_and_what_is_accepted() {
     let cases = [
-        ("swap_budget=abc", "option swap_budget=abc: not a number (accepted: 1..=1048576, default 1024)"),
-        ("swap_budget=-3", "option swap_budget=-3: negative (accepted: 1..=1048576, default 1024)"),
+        ("swap_mem=abc", "option swap_mem=abc: not a number (accepted: 1..=1048576, default 1024)"),
+        ("swap_mem=-3", "option swap_mem=-3: negative (accepted: 1..=1048576, default 1024)"),
         (
-            "swap_budget=99999999999999999999",
-            "option swap_budget=99999999999999999999: does not fit in 64 bits (accepted: 1..=1048576, default 1024)",
+            "swap_mem=99999999999999999999",
+            "option swap_mem=99999999999999999999: does not fit in 64 bits (accepted: 1..=1048576, default 1024)",
         ),
-        ("swap_budget=0", "option swap_budget=0: out of range (accepted: 1..=1048576, default 1024)"),
-        ("swap_budget", "option swap_budget: missing value (accepted: 1..=1048576, default 1024)"),
+        ("swap_mem=0", "option swap_mem=0: out of range (accepted: 1..=1048576, default 1024)"),
+        ("swap_mem", "option swap_mem: missing value (accepted: 1..=1048576, default 1024)"),
         ("swap_accesses=x", "option swap_accesses=x: not a number (accepted: 0..=4294967296, default 4 x swap region)"),
         (
             "tmem=zbd",
@@ -233,49 +234,49 @@ fn messages_name_the_option_the_value_and_what_is_accepted() {
 
 #[test]
 fn every_bad_word_is_reported_in_order() {
-    let e = errors("swap_budget=abc loglevel=debug frob=1 deflate_level=0 tmem=zbd");
+    let e = errors("swap_mem=abc loglevel=debug frob=1 deflate_level=0 tmem=zbd");
     let row = |k| spec(k).unwrap();
     assert_eq!(
         e,
         vec![
-            OptionError::NotANumber { option: row("swap_budget"), value: "abc" },
+            OptionError::NotANumber { option: row("swap_mem"), value: "abc" },
             OptionError::UnknownKey { key: "frob", value: Some("1"), suggestion: None },
             OptionError::OutOfRange { option: row("deflate_level"), value: 0, min: 1, max: 10 },
             OptionError::NotOneOf { option: row("tmem"), value: "zbd", values: TmemBackends::NAMES },
         ]
     );
-    assert_eq!(e.iter().map(|e| e.key()).collect::<Vec<_>>(), ["swap_budget", "frob", "deflate_level", "tmem"]);
+    assert_eq!(e.iter().map(|e| e.key()).collect::<Vec<_>>(), ["swap_mem", "frob", "deflate_level", "tmem"]);
 }
 
 #[test]
 fn a_repeated_key_is_checked_each_time_and_the_last_wins() {
-    assert_eq!(ok("swap_budget=5 swap_budget=6").swap_budget(), 6);
+    assert_eq!(ok("swap_mem=5 swap_mem=6").swap_mem(), 6);
     assert_eq!(ok("workload=swap workload=files").workload(), Workload::Files);
-    let row = spec("swap_budget").unwrap();
-    assert_eq!(one_error("swap_budget=abc swap_budget=6"), OptionError::NotANumber { option: row, value: "abc" });
-    assert_eq!(one_error("swap_budget=6 swap_budget=abc"), OptionError::NotANumber { option: row, value: "abc" });
+    let row = spec("swap_mem").unwrap();
+    assert_eq!(one_error("swap_mem=abc swap_mem=6"), OptionError::NotANumber { option: row, value: "abc" });
+    assert_eq!(one_error("swap_mem=6 swap_mem=abc"), OptionError::NotANumber { option: row, value: "abc" });
 }
 
 #[test]
 fn derived_values_are_checked_at_parse_time() {
     // The region limit exactly: 2^20 x 64 = 2^26 pages.
-    let s = ok("swap_budget=1048576 swap_factor=64");
+    let s = ok("swap_mem=1048576 swap_factor=64");
     assert_eq!(s.swap_region_pages(), SWAP_REGION_MAX_PAGES);
     assert_eq!(s.swap_accesses(), 4 * SWAP_REGION_MAX_PAGES);
     let over = OptionError::DerivedOverflow {
         what: "swap region pages",
-        formula: "swap_budget x swap_factor",
+        formula: "swap_mem x swap_factor",
         operands: [1_048_576, 65],
         max: SWAP_REGION_MAX_PAGES,
     };
-    assert_eq!(one_error("swap_budget=1048576 swap_factor=65"), over);
+    assert_eq!(one_error("swap_mem=1048576 swap_factor=65"), over);
     assert_eq!(
         over.to_string(),
-        "options swap_budget x swap_factor = 1048576 x 65: swap region pages above 67108864 (accepted: a product of \
+        "options swap_mem x swap_factor = 1048576 x 65: swap region pages above 67108864 (accepted: a product of \
          at most 67108864)"
     );
     // Given accesses are not derived, so the limit of the default does not apply to them.
-    assert_eq!(ok("swap_budget=1048576 swap_factor=64 swap_accesses=4294967296").swap_accesses(), 1 << 32);
+    assert_eq!(ok("swap_mem=1048576 swap_factor=64 swap_accesses=4294967296").swap_accesses(), 1 << 32);
     // The biggest file set the ranges allow still fits.
     assert_eq!(ok("files_cache=1048576 files_factor=1024").files_set_pages(), 1 << 30);
 }

@@ -5,26 +5,26 @@
 //! # Why
 //!
 //! Option names, defaults and ranges used to live in three places: a list of keys for the help, the
-//! README prose, and the `number("swap_budget", 1024).max(1)` calls spread over the kernel. They drifted
-//! (the README said `deflate_level=1..10`, the kernel silently turned `swap_budget=0` into 1 and
-//! `swap_budget=abc` into 1024). One table fixes that: a row per option, and everything else derived.
+//! README prose, and the `number("swap_mem", 1024).max(1)` calls spread over the kernel. They drifted
+//! (the README said `deflate_level=1..10`, the kernel silently turned `swap_mem=0` into 1 and
+//! `swap_mem=abc` into 1024). One table fixes that: a row per option, and everything else derived.
 //!
 //! # Vocabulary
 //!
 //! | term | meaning |
 //! |---|---|
-//! | key | the name before `=` (`swap_budget`) |
+//! | key | the name before `=` (`swap_mem`) |
 //! | kind | what the value may be: a word from a list ([`Kind::Enum`]), a decimal in `min..=max` ([`Kind::Number`]), or 16 hex digits ([`Kind::Hex64`]) |
 //! | default | the value when the key is absent: a number, a word, or text saying how the kernel derives it ([`NumberDefault`]) |
 //! | used by | which kernels read it ([`UsedBy`]): every kernel at boot, some workloads of the demo kernel, or only test kernels |
 //! | test only | read only by test kernels (for example fault injection that makes a run fail on purpose) |
-//! | derived value | a value computed from options, such as the swap region (`swap_budget x swap_factor`); checked at parse time, see [`crate::Settings`] |
+//! | derived value | a value computed from options, such as the swap region (`swap_mem x swap_factor`); checked at parse time, see [`crate::Settings`] |
 //!
 //! # Layout of a row
 //!
 //! | field | example |
 //! |---|---|
-//! | `key` | `"swap_budget"` |
+//! | `key` | `"swap_mem"` |
 //! | `kind` | `Number { min: 1, max: 1048576, default: Value(1024) }` |
 //! | `used_by` | `Workloads(&[Swap, All])` |
 //! | `help` | `"resident budget of the swap workload in pages"` |
@@ -43,9 +43,12 @@
 //! - Adding an option means: a row here, a field in [`crate::Settings`] (the tests fail until the
 //!   field exists), and the README table regenerated (a test compares it).
 
-use crate::choices::{Backend, Compressor, EphemeralReclaim, LogLevel, MemMap, SwapPattern, TmemBackends, Workload};
+use crate::choices::{
+    Backend, Compressor, EphemeralReclaim, LogLevel, MemMap, SwapCacheMode, SwapDevice, SwapMode, SwapPattern,
+    TmemBackends, Workload,
+};
 
-/// The most pages the swap region (`swap_budget x swap_factor`) may have: the kernel's swapper refuses
+/// The most pages the swap region (`swap_mem x swap_factor`) may have: the kernel's swapper refuses
 /// a region above 2^26 pages (256 GiB of virtual addresses).
 pub const SWAP_REGION_MAX_PAGES: u64 = 1 << 26;
 
@@ -158,16 +161,38 @@ pub const OPTIONS: &[OptionSpec] = &[
         help: "access pattern of the swap workload after its fill; all = each in turn (not with workload=all)",
     },
     OptionSpec {
-        key: "swap_budget",
+        key: "swap_mem",
         kind: Kind::Number { min: 1, max: 1 << 20, default: NumberDefault::Value(1024) },
         used_by: UsedBy::Workloads(SWAP),
-        help: "resident budget of the swap workload in pages",
+        help: "memory of the swap workload in pages N: resident pages + every pool frame <= N (swap_mode=equal), \
+               or resident pages alone <= N with the pool on top (swap_mode=fixed)",
+    },
+    OptionSpec {
+        key: "swap_mode",
+        kind: Kind::Enum { values: SwapMode::NAMES, default: "equal" },
+        used_by: UsedBy::Workloads(SWAP),
+        help: "equal: the pool comes out of the workload's memory, as in Linux; fixed: the pool is extra memory on \
+               top of swap_mem (the old demo, kept under this name)",
+    },
+    OptionSpec {
+        key: "swap_device",
+        kind: Kind::Enum { values: SwapDevice::NAMES, default: "disk" },
+        used_by: UsedBy::Workloads(SWAP_ONLY),
+        help: "the swap device: the virtio-blk disk (frontswap and tmem in front of it), or zram, a compressed RAM \
+               disk over zsmalloc (no frontswap)",
+    },
+    OptionSpec {
+        key: "swap_cache",
+        kind: Kind::Enum { values: SwapCacheMode::NAMES, default: "on" },
+        used_by: UsedBy::Workloads(SWAP),
+        help: "on: a page swapped in keeps its slot and tmem copy until written, so a clean page reclaimed again \
+               costs nothing; exclusive: loads drop the copy (zswap's exclusive_loads)",
     },
     OptionSpec {
         key: "swap_factor",
         kind: Kind::Number { min: 1, max: 1024, default: NumberDefault::Value(3) },
         used_by: UsedBy::Workloads(SWAP),
-        help: "swap region = factor x budget pages, at most 67108864 (256 GiB)",
+        help: "swap region = factor x swap_mem pages, at most 67108864 (256 GiB)",
     },
     OptionSpec {
         key: "swap_accesses",

@@ -5,10 +5,12 @@
 //!
 //! ```text
 //!  workload touches page p ──► #PF ──► PTE empty?       ──► zero-filled frame, mapped
-//!                                       PTE swap entry? ──► frontswap load, else disk read; slot freed
-//!  resident set > budget ──► Clock::victim picks q (accessed bit clear)
-//!                        ──► SwapMap::alloc gives slot s ──► PTE(q) := SwapEntry { ty, offset: s }
-//!                        ──► frontswap store (tmem), or the disk if tmem refused
+//!                                       PTE swap entry? ──► frontswap load, else disk read;
+//!                                                           SwapCache::swapped_in: keep slot + copy, or release
+//!  before mapping: budget::make_room: R + 1 + P > N ──► Clock::victim picks q (accessed bit clear)
+//!                        ──► kept slot, else SwapMap::alloc gives slot s ──► PTE(q) := SwapEntry { ty, offset: s }
+//!                        ──► SwapCache::reclaim(q, D): clean ──► nothing stored; else frontswap store (tmem),
+//!                            or the disk if tmem refused; the pool grew, so make_room looks again
 //! ```
 //!
 //! | module | what | Linux |

@@ -610,3 +610,172 @@ fn every_backend_stores_and_serves_both_kinds() {
     assert_eq!(Backend::from_name("zram"), None);
     assert_eq!(t.stats().leaked_pages, 0);
 }
+
+// ---- compaction under pressure (module header) ----
+
+/// A tmem with compaction under pressure at `threshold`, and a zsmalloc pool of `kind` holding 4 full
+/// zspages of copies of one page (each its own object, oid = index), on 64 frames or (`exact`) on just
+/// those zspages' frames. Returns the pool, the page, and the class's (pages per zspage, objects per
+/// zspage, size).
+fn four_zspages(threshold: Option<u8>, kind: PoolKind, exact: bool) -> (T, PoolId, Box<Page>, (u64, u64, u64)) {
+    let mut c = lz4();
+    let page = small(1);
+    let class = Zsmalloc::new(HostMemory::new(1)).class_for(zs_stored_size(&page)).unwrap();
+    let (pages, objs, size) = (class.pages_per_zspage as u64, class.objs_per_zspage as u64, class.size as u64);
+    assert!(objs >= 3 && !class.huge, "{class:?}");
+    let frames = if exact { 4 * pages as usize } else { 64 };
+    let mut t = Tmem::new(Config { compact_threshold_percent: threshold, ..Config::new(1000) }.without_zv_rules());
+    let p = t.new_pool(kind, Some(Backend::Zsmalloc), HostMemory::new(frames)).unwrap();
+    for i in 0..4 * objs {
+        t.put(&mut c, k(p, i, 0), &page).unwrap();
+    }
+    assert_eq!(t.total_pages(), 4 * pages);
+    let f = t.pool_fragmentation(p).unwrap();
+    assert_eq!(f, Fragmentation { free_bytes_in_partial: 0, pool_bytes: 4 * pages * 4096, floor_free_bytes: 0 });
+    (t, p, page, (pages, objs, size))
+}
+
+/// The bytes a zsmalloc pool stores for `page` (LZ4 and the store's frame).
+fn zs_stored_size(page: &Page) -> usize {
+    let mut t = tmem(1000, 90);
+    let q = pool(&mut t, PoolKind::Persistent, Backend::Zsmalloc);
+    t.put(&mut lz4(), k(q, 0, 0), page).unwrap();
+    t.stats().compr_data_size as usize
+}
+
+/// The `objs − 1` holes before the one that makes a zspage's worth: the objects after the first of each
+/// zspage, round-robin over the 4 zspages (store order fills zspage `i / objs`).
+fn spread_holes(objs: u64) -> Vec<u64> {
+    (1..objs).flat_map(|j| (0..4).map(move |z| z * objs + j)).take(objs as usize - 1).collect()
+}
+
+/// How the last free is made: every path that frees a page asks the shrinker.
+#[derive(Debug, Clone, Copy)]
+enum LastFree {
+    FlushPage,
+    FlushObject,
+    Writeback,
+    EphemeralGet,
+}
+
+#[test]
+fn a_zspages_worth_of_holes_triggers_one_compaction_on_every_free_path() {
+    for last in [LastFree::FlushPage, LastFree::FlushObject, LastFree::Writeback, LastFree::EphemeralGet] {
+        let mut c = lz4();
+        let kind = if matches!(last, LastFree::EphemeralGet) { PoolKind::Ephemeral } else { PoolKind::Persistent };
+        let (mut t, p, page, (pages, objs, size)) = four_zspages(Some(10), kind, false);
+        for oid in spread_holes(objs) {
+            assert_eq!(t.flush_page(k(p, oid, 0)), Ok(true));
+        }
+        let f = t.pool_fragmentation(p).unwrap();
+        assert_eq!((f.free_bytes_in_partial, f.floor_free_bytes), ((objs - 1) * size, (objs - 1) * size), "{last:?}");
+        assert_eq!((t.stats().compactions_triggered, t.pool_can_compact_pages(p)), (0, 0), "{last:?}: no excess yet");
+        // The objs-th hole, in zspage 0's first object (the oldest page): now a whole zspage's worth is
+        // free, 25 % of the pool above the floor, more than 10 %.
+        match last {
+            LastFree::FlushPage => assert_eq!(t.flush_page(k(p, 0, 0)), Ok(true)),
+            LastFree::FlushObject => assert_eq!(t.flush_object(p, 0), Ok(1)),
+            LastFree::Writeback => {
+                let sink = &mut |key: Key, got: &Page| key == k(p, 0, 0) && *got == *page;
+                assert_eq!(t.writeback_oldest(&mut c, p, sink), Ok(Some(k(p, 0, 0))));
+            }
+            LastFree::EphemeralGet => assert_eq!(get(&mut t, &mut c, k(p, 0, 0)).as_deref(), Ok(&*page)),
+        }
+        let s = t.stats();
+        assert_eq!(
+            (s.compactions_triggered, s.shrinker_pages_compacted, s.pages_compacted, s.limit_compactions),
+            (1, pages, pages, 0),
+            "{last:?}"
+        );
+        let after = t.pool_fragmentation(p).unwrap();
+        // 3 × objs objects left: three full zspages, no free place at all.
+        let _ = size;
+        assert_eq!(
+            after,
+            Fragmentation { free_bytes_in_partial: 0, pool_bytes: 3 * pages * 4096, floor_free_bytes: 0 },
+            "{last:?}: compacted to the floor"
+        );
+        assert_eq!(t.total_pages(), 3 * pages);
+        let left: Vec<u64> = (1..4 * objs).filter(|oid| !spread_holes(objs).contains(oid)).collect();
+        assert_eq!(left.len() as u64, 3 * objs);
+        if kind == PoolKind::Persistent {
+            for oid in left {
+                assert_eq!(get(&mut t, &mut c, k(p, oid, 0)).as_deref(), Ok(&*page), "{last:?}: oid {oid}");
+            }
+        }
+        consistent(&t);
+    }
+}
+
+#[test]
+fn below_the_threshold_or_switched_off_nothing_is_compacted() {
+    // A zspage's worth of holes is 25 % of this pool: a threshold of 30 % does not fire, nor does off.
+    for threshold in [Some(30), None] {
+        let (mut t, p, _, (pages, objs, size)) = four_zspages(threshold, PoolKind::Persistent, false);
+        for oid in spread_holes(objs).into_iter().chain([0]) {
+            assert_eq!(t.flush_page(k(p, oid, 0)), Ok(true));
+        }
+        let f = t.pool_fragmentation(p).unwrap();
+        assert_eq!((f.excess_bytes(), t.pool_can_compact_pages(p)), (objs * size, pages), "{threshold:?}");
+        assert!(!t.wants_compaction(p));
+        assert_eq!((t.stats().compactions_triggered, t.stats().pages_compacted), (0, 0), "{threshold:?}");
+        // zram's manual compact still works, and counts only in pages_compacted.
+        assert_eq!(t.compact(), Ok(pages));
+        let s = t.stats();
+        assert_eq!((s.compactions_triggered, s.shrinker_pages_compacted, s.pages_compacted), (0, 0, pages));
+    }
+}
+
+#[test]
+fn out_of_memory_compacts_before_it_refuses() {
+    for (threshold, want) in [(Some(100), Ok(())), (None, Err(TmemError::OutOfMemory))] {
+        let mut c = lz4();
+        // The arena holds exactly the 4 zspages; 100 % never fires on a free.
+        let (mut t, p, _, (pages, objs, _)) = four_zspages(threshold, PoolKind::Persistent, true);
+        for oid in spread_holes(objs).into_iter().chain([0]) {
+            assert_eq!(t.flush_page(k(p, oid, 0)), Ok(true));
+        }
+        assert_eq!(t.stats().compactions_triggered, 0);
+        // A page of another class whose zspage fits in what compaction frees: no frame is free until then.
+        let small_class = Zsmalloc::new(HostMemory::new(1)).class_for(zs_stored_size(&small(1))).unwrap();
+        let other = (21..90)
+            .map(|pct| {
+                let mut page = Box::new([0; PAGE_SIZE]);
+                ratio_page(7, pct, &mut page);
+                page
+            })
+            .find(|page| {
+                let class = Zsmalloc::new(HostMemory::new(1)).class_for(zs_stored_size(page)).unwrap();
+                class != small_class && class.pages_per_zspage as u64 <= pages
+            })
+            .unwrap();
+        let other_pages = Zsmalloc::new(HostMemory::new(1)).class_for(zs_stored_size(&other)).unwrap().pages_per_zspage;
+        assert_eq!(t.put(&mut c, k(p, 999, 0), &other), want, "{threshold:?}");
+        let s = t.stats();
+        if want.is_ok() {
+            assert_eq!((s.oom_retries, s.compactions_triggered, s.shrinker_pages_compacted), (1, 1, pages));
+            assert_eq!(t.total_pages(), 3 * pages + other_pages as u64);
+        } else {
+            assert_eq!((s.oom_retries, s.compactions_triggered, s.reject_alloc_fail), (0, 0, 1));
+        }
+        consistent(&t);
+    }
+}
+
+#[test]
+fn fragmentation_is_reported_for_zsmalloc_pools_only() {
+    let mut c = lz4();
+    let mut t = tmem(1000, 90);
+    let z = pool(&mut t, PoolKind::Ephemeral, Backend::Zbud);
+    t.put(&mut c, k(z, 0, 0), &small(1)).unwrap();
+    assert_eq!((t.pool_fragmentation(z), t.fragmentation(), t.pool_can_compact_pages(z)), (None, None, 0));
+    assert_eq!(t.pool_fragmentation(PoolId(77)), None);
+    let a = pool(&mut t, PoolKind::Persistent, Backend::Zsmalloc);
+    let b = pool(&mut t, PoolKind::Ephemeral, Backend::Zsmalloc);
+    t.put(&mut c, k(a, 0, 0), &small(2)).unwrap();
+    t.put(&mut c, k(b, 0, 0), &big(3)).unwrap();
+    let (fa, fb) = (t.pool_fragmentation(a).unwrap(), t.pool_fragmentation(b).unwrap());
+    assert_eq!(t.fragmentation(), Some(fa.plus(fb)));
+    assert_eq!(fa.pool_bytes + fb.pool_bytes + 4096, t.total_pages() * 4096, "zbud's frame is not in it");
+    assert_eq!(Config::new(1).compact_threshold_percent, Some(Config::DEFAULT_COMPACT_THRESHOLD_PERCENT));
+}

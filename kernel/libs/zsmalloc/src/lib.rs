@@ -33,6 +33,7 @@
 //! | span | an object whose data crosses from one frame of its zspage into the next |
 //! | copy buffer | the pool's 4096 bytes for [`SpanMap::Copy`] and for compaction's copies (Linux's per-CPU `vm_buf`) |
 //! | freeable | frames compaction could give back now: whole zspages' worth of free places (Linux's `zs_can_compact`) |
+//! | fragmentation | free places' bytes (all in partly used zspages) ÷ the pool's bytes; its floor is what a full compaction would leave ([`Fragmentation`]) |
 //!
 //! # Size classes
 //!
@@ -169,6 +170,11 @@
 //! left in place, and compaction gives up on that class ([`Zsmalloc::verify`] reports it). Huge classes
 //! never compact: their zspages are always full.
 //!
+//! *When* to compact is the caller's choice. Linux registers a shrinker per pool (4.1 on): its count is
+//! `zs_can_compact` summed ([`Zsmalloc::can_compact_pages`]) and its scan is `zs_compact`. tmem asks
+//! [`Zsmalloc::fragmentation`] after each free (O(classes)) and compacts when the part compaction can
+//! give back passes a threshold (tmem's "Compaction under pressure").
+//!
 //! # No eviction
 //!
 //! [`ZPool::evict`] returns [`PoolError::EvictRefused`]: freeing one zspage would mean writing back every
@@ -249,6 +255,7 @@
 //! | `handle.rs` | the handle table's entry and handle encode/lookup ([`HANDLE_LAYOUT`] over `zpool::handle`) |
 //! | `span.rs` | where an object's bytes are in its frames, and mapping one that spans two ([`SpanMap`]) |
 //! | `compact.rs` | compaction ([`ZPool::compact`]) |
+//! | `fragmentation.rs` | fragmentation, its floor and the frames compaction could free, for a shrinker ([`Zsmalloc::fragmentation`], [`Zsmalloc::can_compact_pages`]) |
 //! | `verify.rs` | the self-check ([`Zsmalloc::verify`], [`VerifyError`]) |
 //!
 //! # Contracts
@@ -288,6 +295,7 @@ use zpool::{Handle, MapMode, PoolError, PoolStats, ZPool};
 
 mod class;
 mod compact;
+mod fragmentation;
 mod handle;
 mod span;
 mod verify;
@@ -300,6 +308,7 @@ pub use class::{
     ZS_HANDLE_SIZE, ZS_MAX_ALLOC_SIZE, ZS_MAX_PAGES_PER_ZSPAGE, ZS_MIN_ALLOC_SIZE, ZS_SIZE_CLASS_DELTA,
     ZS_SIZE_CLASSES, chain_size, class_index, fullness_group, huge_class_size, index_size,
 };
+pub use fragmentation::Fragmentation;
 pub use handle::HANDLE_LAYOUT;
 pub use span::SpanMap;
 pub use verify::VerifyError;

@@ -914,3 +914,143 @@ fn efficiency_figures() {
     }
     assert!(at("10,000 x 3072 B", 16) < at("10,000 x 3072 B", 8));
 }
+
+// ---- fragmentation (fragmentation.rs) ----
+
+#[test]
+fn fragmentation_of_the_worked_example() {
+    let mut z = pool(64);
+    assert_eq!(z.fragmentation(), Fragmentation::default(), "an empty pool");
+    assert_eq!((z.fragmentation().percent_milli(), z.can_compact_pages()), (None, 0));
+    let keep: Vec<Handle> = [0xa0, 0xb0].into_iter().map(|b| put(&mut z, 3072, b)).collect();
+    let c = put(&mut z, 4000, 0xc0);
+    let fill: Vec<Handle> = (2..5).map(|i| put(&mut z, 3072, i)).collect();
+    let e = put(&mut z, 3072, 0xe0);
+    let f = z.fragmentation();
+    assert_eq!(f, Fragmentation { free_bytes_in_partial: 4 * 3264, pool_bytes: 9 * 4096, floor_free_bytes: 4 * 3264 });
+    assert_eq!(z.can_compact_pages(), 0, "Z full, Z' 1/5: nothing to gain");
+    for h in fill {
+        z.free(h).unwrap();
+    }
+    let f = z.fragmentation();
+    assert_eq!(f, Fragmentation { free_bytes_in_partial: 22848, pool_bytes: 36864, floor_free_bytes: 6528 });
+    assert_eq!(
+        (f.percent_milli(), f.floor_percent_milli(), f.excess_percent_milli(), f.excess_bytes()),
+        (Some(61979), Some(17708), Some(44270), 16320)
+    );
+    assert_eq!(z.can_compact_pages(), 4);
+    assert_eq!(z.compact(), Ok(4));
+    let f = z.fragmentation();
+    assert_eq!(f, Fragmentation { free_bytes_in_partial: 6528, pool_bytes: 20480, floor_free_bytes: 6528 });
+    assert_eq!((f.percent_milli(), f.excess_bytes(), z.can_compact_pages()), (Some(31875), 0, 0));
+    for h in keep.into_iter().chain([c, e]) {
+        z.free(h).unwrap();
+    }
+    assert_eq!(z.fragmentation(), Fragmentation::default(), "empty again");
+}
+
+#[test]
+fn fragmentation_sums_classes_and_plus_adds_pools() {
+    let mut z = pool(256);
+    // Class 112 (objects of 100 bytes + 8): 2 frames, 73 objects, 16 bytes of tail.
+    let small = z.class_for(100).unwrap();
+    assert_eq!((small.size, small.pages_per_zspage, small.objs_per_zspage), (112, 2, 73));
+    let smalls: Vec<Handle> = (0..80).map(|i| put(&mut z, 100, i as u8)).collect();
+    // 80 objects: 2 zspages, 146 places, 66 free; the floor is the same (⌈80/73⌉ = 2).
+    let bigs: Vec<Handle> = (0..7).map(|i| put(&mut z, 3072, i as u8)).collect();
+    // Class 3264: 2 zspages, 10 places, 3 free.
+    assert_eq!(z.total_pages(), 4 + 8);
+    let want = Fragmentation {
+        free_bytes_in_partial: 66 * 112 + 3 * 3264,
+        pool_bytes: 12 * 4096,
+        floor_free_bytes: 66 * 112 + 3 * 3264,
+    };
+    assert_eq!((z.fragmentation(), z.can_compact_pages()), (want, 0));
+    // Free 40 of the smalls, every other one: 40 left over 2 zspages (146 places): 106 free, floor
+    // ⌈40/73⌉ = 1 zspage: 33 free; freeable ⌊106/73⌋ × 2 = 2 frames. Free 4 bigs: 3 left, 7 free, floor 2
+    // free, freeable ⌊7/5⌋ × 4 = 4 frames.
+    for h in smalls.iter().step_by(2).chain(&bigs[..4]) {
+        z.free(*h).unwrap();
+    }
+    let f = z.fragmentation();
+    let want = Fragmentation {
+        free_bytes_in_partial: 106 * 112 + 7 * 3264,
+        pool_bytes: 12 * 4096,
+        floor_free_bytes: 33 * 112 + 2 * 3264,
+    };
+    assert_eq!((f, z.can_compact_pages(), z.zs_stats().freeable), (want, 6, 6));
+    assert_eq!(z.compact(), Ok(6));
+    let after = z.fragmentation();
+    assert_eq!(after, Fragmentation { free_bytes_in_partial: want.floor_free_bytes, pool_bytes: 6 * 4096, ..want });
+    assert_eq!(
+        f.plus(after),
+        Fragmentation {
+            free_bytes_in_partial: f.free_bytes_in_partial + after.free_bytes_in_partial,
+            pool_bytes: 18 * 4096,
+            floor_free_bytes: 2 * want.floor_free_bytes,
+        }
+    );
+}
+
+/// Fragmentation counted the slow way: from where every live object is, not from the class counters.
+fn fragmentation_by_locating(z: &Pool, live: &[Handle]) -> (u64, u64) {
+    use std::collections::BTreeMap;
+    let mut zspages: BTreeMap<u32, (SizeClass, u64)> = BTreeMap::new();
+    for &h in live {
+        let l = z.locate(h).unwrap();
+        let class = z.class_for(l.size).unwrap();
+        zspages.entry(l.zspage).or_insert((class, 0)).1 += 1;
+    }
+    let mut per_class: BTreeMap<usize, (SizeClass, u64)> = BTreeMap::new();
+    let mut free = 0;
+    for (class, used) in zspages.values() {
+        free += (class.objs_per_zspage as u64 - used) * class.size as u64;
+        per_class.entry(class.size).or_insert((*class, 0)).1 += used;
+    }
+    let floor = per_class
+        .values()
+        .map(|(c, used)| {
+            let objs = c.objs_per_zspage as u64;
+            (used.div_ceil(objs) * objs - used) * c.size as u64
+        })
+        .sum();
+    (free, floor)
+}
+
+#[test]
+fn fragmentation_agrees_with_locating_every_object_under_churn() {
+    let mut rng = Rng::new(4242);
+    let mut z = pool(4096);
+    let mut live: Vec<Handle> = Vec::new();
+    let mut checked_excess = 0;
+    for step in 0..6000 {
+        if live.len() < 200 || rng.below(5) < 2 {
+            let size = rng.between(1, 4096);
+            live.push(z.malloc(size).unwrap());
+        } else {
+            let h = live.swap_remove(rng.below(live.len() as u64) as usize);
+            z.free(h).unwrap();
+        }
+        if step % 97 == 0 {
+            let f = z.fragmentation();
+            let (free, floor) = fragmentation_by_locating(&z, &live);
+            assert_eq!((f.free_bytes_in_partial, f.floor_free_bytes), (free, floor), "step {step}");
+            assert_eq!(f.pool_bytes, z.total_pages() * PAGE as u64);
+            assert!(floor <= free && free <= f.pool_bytes);
+            assert_eq!(f.excess_bytes() == 0, z.can_compact_pages() == 0, "step {step}: excess iff can compact");
+            checked_excess += u64::from(f.excess_bytes() > 0);
+            if step % 970 == 0 {
+                let can = z.can_compact_pages();
+                assert_eq!(z.compact(), Ok(can), "step {step}: compaction frees what it promised");
+                let g = z.fragmentation();
+                assert_eq!(
+                    (g.free_bytes_in_partial, g.floor_free_bytes),
+                    (floor, floor),
+                    "compaction reaches the floor"
+                );
+            }
+        }
+    }
+    assert!(checked_excess > 10, "the churn made excess to check ({checked_excess} samples)");
+    z.verify().unwrap();
+}

@@ -41,6 +41,7 @@
 //! | `kmap` | [`KmapReport`] | `mm::kmap::KmapStats` | always |
 //! | `paging` | [`PagingReport`] | `mm::paging::PagingStats` | always |
 //! | `pools[]` | [`PoolReport`] | `workload::pools::PoolRun` + `zstore::StoreStats` | `workload=pools` |
+//! | `pool_table[]` | [`PoolTableRow`] | `workload::pooltable::run` + `pooltable::Measured` | `workload=pools` |
 //! | `swap` | [`SwapReport`] | `workload::swap::run_demo` | `workload=swap` |
 //! | `swap.runs[]`, `all.swap` | [`SwapRunReport`] | `workload::swap_run::RunResult` | |
 //! | `swap.runs[].swap` | [`SwapStatsReport`] | `swap::SwapStats` | |
@@ -50,6 +51,8 @@
 //! | `files.runs[]`, `all.files` | [`FileRunReport`] | `workload::files::FileResult` + `pagecache::PageCacheStats` | |
 //! | `….cleancache_stats` | [`CleancacheReport`] | `tmem::cleancache::CleancacheStats` | runs with cleancache |
 //! | `all` | [`AllReport`] | `workload::all::run_all` | `workload=all` |
+//! | `sweep` | [`SweepReport`] | `workload::sweep` | `workload=sweep` |
+//! | `sweep.points[]` | [`SweepPoint`] | one swap run of the sweep, one configuration at one memory size | |
 //!
 //! # Keys that changed from the hand-built line
 //!
@@ -70,6 +73,8 @@
 //! `memory.usable_end` and `memory.unordered`, a run's `dirty_zero_fills`, `swap.resident` and
 //! `swap.slots_used`, a file run's `ms` and the page-cache counters it did not print, and the tmem and
 //! cleancache counters the old objects left out (each object now mirrors its library struct whole).
+//! Later, with the equal-memory sweep: the swap-cache, memory-size and zram counters of a run's `swap`
+//! (`clean_reclaims_saved` … `zram_refused`) and the `sweep` member.
 //!
 //! # Worked example
 //!
@@ -99,7 +104,7 @@
 //! overhead over its objects is 4096000 / 3514368 − 1 = 16.6 %. After two of every three pages were
 //! freed the pool held 620 frames (`sparse_pages`) and compaction gave back 250 (`pages_compacted`).
 //! No option but `compressor=lz4` was given, nothing failed (`failures` is empty), and as the other
-//! workloads did not run, `swap`, `files` and `all` are absent.
+//! workloads did not run, `swap`, `files`, `all` and `sweep` are absent.
 //!
 //! # Contracts
 //!
@@ -159,6 +164,11 @@ pub struct Report {
     /// Empty, and left out of the line, for the other workloads.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pools: Vec<PoolReport>,
+    /// `workload=pools`: the allocator table, every pool on the same objects (`pooltable`), one row per
+    /// (workload, pool) — the counts the host's `pool-table` prints for the same workloads. Empty, and
+    /// left out of the line, when the table did not run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pool_table: Vec<PoolTableRow>,
     /// `workload=swap`: the swap workload without and with tmem behind frontswap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swap: Option<SwapReport>,
@@ -168,6 +178,10 @@ pub struct Report {
     /// `workload=all`: both workloads at once over one tmem; `None` when that run failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub all: Option<AllReport>,
+    /// `workload=sweep`: the swap workload at each memory size for each configuration (disk only,
+    /// frontswap + tmem on each pool, zram), to compare them at equal memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepReport>,
     /// Why this run must not pass, one reason each (a mismatch, a stale hit, a run that failed); empty
     /// for a run that passed.
     pub failures: Vec<String>,
@@ -309,6 +323,32 @@ pub struct PoolReport {
     pub mismatches: u64,
 }
 
+/// One row of the allocator table (`pooltable::Measured`): one pool on one workload, every object
+/// `malloc`'d and written, counted with every object live, read back, freed. Keyed by (`workload`,
+/// `pool`) as the host's `pool-table` keys its JSON rows, so host and kernel rows compare field by field.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PoolTableRow {
+    /// The workload's key: `"p75"`, `"perl"`, `"perl_x8"`, `"uniform"` (`pooltable::Workload::key`).
+    pub workload: String,
+    /// The pool's key: `"zbud"`, `"xvmalloc"`, `"xcfmalloc"`, `"zsmalloc-1"` … `"zsmalloc-16"`
+    /// (`pooltable::PoolKind::key`).
+    pub pool: String,
+    /// Objects the pool took.
+    pub stored: u64,
+    /// Objects refused as larger than the pool's `max_size`.
+    pub refused: u64,
+    /// Frames held with every object live, without the reserve (`Measured::pool_pages`).
+    pub pool_pages: u64,
+    /// Empty frames held by design beside them (xcfmalloc's reserve; 0 for the others).
+    pub reserve_pages: u64,
+    /// Bytes of the stored objects (`Measured::stored_bytes`): the ideal is this ÷ 4096 pages.
+    pub object_bytes: u64,
+    /// Bookkeeping bytes with every object live, in the pool's pages and beside them
+    /// (`Measured::metadata`).
+    pub metadata_bytes: u64,
+}
+
 /// `workload=swap`: every run, then the disk I/O tmem avoided per pattern and backend.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
@@ -389,6 +429,24 @@ pub struct SwapStatsReport {
     pub peak_tmem_pages: u64,
     /// cleancache pages tmem dropped to make room for this run's frontswap stores.
     pub cleancache_dropped: u64,
+    /// Reclaims of a clean page whose swap copy was kept (the swap cache): no store, no write.
+    pub clean_reclaims_saved: u64,
+    /// Swap-ins that kept their slot and copy (the swap cache).
+    pub swapins_kept: u64,
+    /// Kept pages found written at reclaim (their copy was rewritten).
+    pub dirtied_after_swapin: u64,
+    /// Fault steps that had to go over the memory size N (nothing more could move).
+    pub over_budget_steps: u64,
+    /// The most pool frames (tmem or zram) held at the end of a reclaim.
+    pub peak_pool_pages: u64,
+    /// The most resident pages + pool frames at the end of a reclaim (≤ N under equal memory).
+    pub peak_mem_pages: u64,
+    /// Pages written to the zram device.
+    pub zram_writes: u64,
+    /// Pages read from the zram device.
+    pub zram_reads: u64,
+    /// Writes the zram device refused (its memory limit).
+    pub zram_refused: u64,
 }
 
 /// tmem's counters (`tmem::TmemStats`, field for field; names after zswap, zram and zcache).
@@ -597,6 +655,62 @@ pub struct AllReport {
     pub ephemeral_drops: u64,
     /// Of `ephemeral_drops`: dropped to make room for frontswap's stores (`swap.cleancache_dropped`).
     pub dropped_for_frontswap: u64,
+}
+
+/// `workload=sweep`: compression at equal memory. One boot runs the same swap workload (same pages,
+/// same accesses) at each memory size N from 20 % to 100 % of the region, once per configuration, and
+/// counts the swap-disk I/O each needed. N counts everything the configuration keeps in RAM for the
+/// region — resident pages plus the frames of its compressed pool — so a pool's frames are taken from
+/// the pages that may stay resident (zcache's question: is a page of compressed pages worth more than a
+/// page of plain ones?). `cargo xtask bench --sweep` draws the table and the plot from it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SweepReport {
+    /// Pages in the demand-paged region (`swap_factor` × `swap_mem`): 100 % of the sweep's axis.
+    pub region_pages: u64,
+    /// Accesses each run made, the fill included (the same for every point).
+    pub accesses: u64,
+    /// Where the region's page contents came from (the kernel's page source name: the ramdisk's page
+    /// file or the synthetic pages).
+    pub pages: String,
+    /// One per configuration and memory size, in the order the kernel ran them. A configuration that
+    /// could not run at some N is still listed, with `fits` false.
+    pub points: Vec<SweepPoint>,
+}
+
+/// One run of the sweep: one configuration at one memory size N. Always `io == disk_reads +
+/// disk_writes`, and with `fits`, `peak_resident + peak_pool_pages <= mem_pages`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SweepPoint {
+    /// The configuration: `"disk"` (no compression: every swap-out goes to the disk),
+    /// `"tmem-zsmalloc"`, `"tmem-zbud"`, `"tmem-xvmalloc"`, `"tmem-xcfmalloc"` (frontswap + tmem on
+    /// that pool, writing back to the disk when full) or `"zram-zsmalloc"` (a zram swap device).
+    pub config: String,
+    /// N, the memory the run had, in pages: resident region pages plus pool frames never exceeded it.
+    pub mem_pages: u64,
+    /// N in percent of `region_pages` (20, 30, …, 100).
+    pub percent: u64,
+    /// Swap-disk I/O: `disk_reads + disk_writes`; meaningless when `fits` is false.
+    pub io: u64,
+    /// Pages read from the swap disk (`pswpin`).
+    pub disk_reads: u64,
+    /// Pages written to the swap disk, writeback included (`pswpout`).
+    pub disk_writes: u64,
+    /// Whether the configuration kept resident pages + pool frames within N for the whole run. False
+    /// when it could not (zram full, a pool too large for N): the point has no figure.
+    pub fits: bool,
+    /// Pages whose checksum did not match when read (must be 0).
+    pub mismatches: u64,
+    /// Most pool frames the compressed store held at once (0 for `"disk"`).
+    pub peak_pool_pages: u64,
+    /// Most region pages resident at once.
+    pub peak_resident: u64,
+    /// Clean pages reclaimed without a write because the swap disk or the pool still held an
+    /// up-to-date copy (Linux: a swap-cache page whose slot is still valid is dropped, not written).
+    pub clean_reclaims_saved: u64,
+    /// Milliseconds of guest time the run took (TCG).
+    pub ms: u64,
 }
 
 /// Why a line did not read as a [`Report`].

@@ -85,6 +85,15 @@ fn full() -> Report {
             peak_slots: 2049,
             peak_tmem_pages: 300,
             cleancache_dropped: 6,
+            clean_reclaims_saved: 31,
+            swapins_kept: 32,
+            dirtied_after_swapin: 33,
+            over_budget_steps: 34,
+            peak_pool_pages: 35,
+            peak_mem_pages: 36,
+            zram_writes: 37,
+            zram_reads: 38,
+            zram_refused: 39,
         },
         tmem_stats: Some(t),
     };
@@ -157,6 +166,7 @@ fn full() -> Report {
         paging: PagingReport { maps: 1310, unmaps: 12, invlpg: 11, tables: 9 },
         breakpoints: 1,
         pools: vec![PoolReport { huge_pages: 3, reject_alloc_fail: 1, mismatches: 2, ..example_pool() }],
+        pool_table: vec![PoolTableRow { refused: 3, reserve_pages: 31, ..table_row("p75", "xcfmalloc", 7693) }],
         swap: Some(SwapReport {
             runs: vec![swap_run("zipf", t1)],
             io_avoided: vec![IoAvoidedReport {
@@ -179,7 +189,48 @@ fn full() -> Report {
             ephemeral_drops: 40,
             dropped_for_frontswap: 31,
         }),
+        sweep: Some(SweepReport {
+            region_pages: 3072,
+            accesses: 15360,
+            pages: "ramdisk".into(),
+            points: vec![
+                sweep_point("disk", 614, 20, true),
+                SweepPoint { mismatches: 9, ..sweep_point("zram-zsmalloc", 614, 20, true) },
+            ],
+        }),
         failures: vec!["pools: zbud: 1 page did not read back".into(), "files: 2 stale hits".into()],
+    }
+}
+
+/// A row of the allocator table: `stored` objects of 3091 B in `pool_pages` frames, no reserve, none refused.
+fn table_row(workload: &str, pool: &str, pool_pages: u64) -> PoolTableRow {
+    PoolTableRow {
+        workload: workload.into(),
+        pool: pool.into(),
+        stored: 10_000,
+        refused: 0,
+        pool_pages,
+        reserve_pages: 0,
+        object_bytes: 30_910_000,
+        metadata_bytes: 5_401_216,
+    }
+}
+
+/// One sweep point with every counter set and distinct (`io` is the sum of its reads and writes).
+fn sweep_point(config: &str, mem_pages: u64, percent: u64, fits: bool) -> SweepPoint {
+    SweepPoint {
+        config: config.into(),
+        mem_pages,
+        percent,
+        io: 13738,
+        disk_reads: 6345,
+        disk_writes: 7393,
+        fits,
+        mismatches: 1,
+        peak_pool_pages: 12,
+        peak_resident: 602,
+        clean_reclaims_saved: 211,
+        ms: 5120,
     }
 }
 
@@ -390,6 +441,19 @@ const TMEM_FIELDS: [&str; 34] = [
     "pools",
 ];
 
+/// `SwapStatsReport` fields added with the equal-memory sweep (the swap cache, N, zram).
+const NEW_SWAP_STATS: [&str; 9] = [
+    "clean_reclaims_saved",
+    "swapins_kept",
+    "dirtied_after_swapin",
+    "over_budget_steps",
+    "peak_pool_pages",
+    "peak_mem_pages",
+    "zram_writes",
+    "zram_reads",
+    "zram_refused",
+];
+
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
@@ -597,11 +661,40 @@ fn a_full_report_round_trips() {
         .map(|(k, _)| k)
         .collect();
     assert_eq!(defaults, Vec::<&String>::new());
-    // 27 boot leaves (5 top-level + memory 8 + frames 8 + heap 3 + kmap 4 + paging 4), a pool 16, a swap
-    // run 61 (9 + swap 18 + tmem 34), an I/O-avoided entry 5, a file run 68 (22 + cleancache 12 + tmem 34),
-    // files 3 more, all 2 more: 27 + 16 + (61 + 5) + (68 + 3) + (61 + 68 + 2) = 316.
-    assert_eq!(leaves.len(), 316);
+    // 32 boot leaves (5 top-level + memory 8 + frames 8 + heap 3 + kmap 4 + paging 4), a pool 16, a pool
+    // table row 8, a swap run 70 (9 + swap 27 + tmem 34), an I/O-avoided entry 5, a file run 68 (22 +
+    // cleancache 12 + tmem 34), files 3 more, all 2 more, a sweep 3 and 12 per point (two): 32 + 16 + 8 +
+    // (70 + 5) + (68 + 3) + (70 + 68 + 2) + (3 + 2 × 12) = 369.
+    assert_eq!(leaves.len(), 369);
     assert_eq!(from_line(&line), Ok(report));
+}
+
+#[test]
+fn pool_table_rows_round_trip_and_are_absent_when_empty() {
+    let rows = vec![
+        table_row("p75", "zbud", 10_000),
+        PoolTableRow { reserve_pages: 31, ..table_row("p75", "xcfmalloc", 7693) },
+        PoolTableRow { stored: 9_724, refused: 276, ..table_row("uniform", "zbud", 9_724) },
+    ];
+    let report = Report { pool_table: rows.clone(), ..typed_pools() };
+    let line = to_line(&report);
+    assert!(line.contains(
+        r#""pool_table":[{"workload":"p75","pool":"zbud","stored":10000,"refused":0,"pool_pages":10000,"reserve_pages":0,"object_bytes":30910000,"metadata_bytes":5401216},"#
+    ));
+    let back = from_line(&line).unwrap();
+    assert_eq!(back.pool_table, rows);
+    assert_eq!(back, report);
+    // Without rows the member is left out, and a line without it reads back with none.
+    let plain = to_line(&typed_pools());
+    assert!(!plain.contains("pool_table"));
+    assert_eq!(from_line(&plain).unwrap().pool_table, Vec::new());
+    // A row keeps deny_unknown_fields and needs every field.
+    let extra = line.replacen(r#""metadata_bytes":5401216}"#, r#""metadata_bytes":5401216,"ns":3}"#, 1);
+    let e = from_line(&extra).unwrap_err().to_string();
+    assert!(e.contains("unknown field `ns`"), "{e}");
+    let short = line.replacen(r#","object_bytes":30910000"#, "", 1);
+    let e = from_line(&short).unwrap_err().to_string();
+    assert!(e.contains("missing field `object_bytes`"), "{e}");
 }
 
 #[test]
@@ -614,7 +707,7 @@ fn a_serial_line_end_is_accepted() {
 fn absent_members_are_left_out_and_read_back_absent() {
     let report = boot_part();
     let line = to_line(&report);
-    for key in ["\"pools\"", "\"swap\"", "\"files\"", "\"all\"", "\"tmem_stats\""] {
+    for key in ["\"pools\"", "\"swap\"", "\"files\"", "\"all\"", "\"sweep\"", "\"tmem_stats\""] {
         assert!(!line.contains(key), "{key} in {line}");
     }
     assert!(
@@ -624,6 +717,41 @@ fn absent_members_are_left_out_and_read_back_absent() {
     // The old kernel printed `"all":null` when the run failed: that is `None` too.
     let with_null = line.replace(r#""breakpoints":0,"#, r#""breakpoints":0,"all":null,"#);
     assert_eq!(from_line(&with_null), Ok(report));
+}
+
+#[test]
+fn a_sweep_report_round_trips_with_its_keys() {
+    let sweep = SweepReport {
+        region_pages: 3072,
+        accesses: 15360,
+        pages: "perl-heap".into(),
+        points: vec![
+            SweepPoint { io: 0, disk_reads: 0, disk_writes: 0, ..sweep_point("disk", 3072, 100, true) },
+            sweep_point("zram-zsmalloc", 614, 20, false),
+        ],
+    };
+    let report = Report { sweep: Some(sweep), ..boot_part() };
+    let line = to_line(&report);
+    let expected = concat!(
+        r#""breakpoints":0,"sweep":{"region_pages":3072,"accesses":15360,"pages":"perl-heap","points":["#,
+        r#"{"config":"disk","mem_pages":3072,"percent":100,"io":0,"disk_reads":0,"disk_writes":0,"fits":true,"#,
+        r#""mismatches":1,"peak_pool_pages":12,"peak_resident":602,"clean_reclaims_saved":211,"ms":5120},"#,
+        r#"{"config":"zram-zsmalloc","mem_pages":614,"percent":20,"io":13738,"disk_reads":6345,"#,
+        r#""disk_writes":7393,"fits":false,"mismatches":1,"peak_pool_pages":12,"peak_resident":602,"#,
+        r#""clean_reclaims_saved":211,"ms":5120}]},"failures":[]}"#,
+    );
+    assert!(line.ends_with(expected), "{line}");
+    assert_eq!(from_line(&line), Ok(report.clone()));
+    // A point without `fits` is refused: every field of a point is required.
+    let bad = line.replacen(r#""fits":false,"#, "", 1);
+    let (category, message) = json_error(&bad);
+    assert_eq!(category, JsonCategory::Data);
+    assert!(message.starts_with("missing field `fits`"), "{message}");
+    // `"sweep":null` reads back as no sweep.
+    let with_null = line.replacen(r#""sweep":{"#, r#""sweep":null,"x":{"#, 1);
+    assert!(json_error(&with_null).1.starts_with("unknown field `x`"));
+    let null_line = to_line(&boot_part()).replace(r#""breakpoints":0,"#, r#""breakpoints":0,"sweep":null,"#);
+    assert_eq!(from_line(&null_line), Ok(boot_part()));
 }
 
 #[test]
@@ -651,6 +779,8 @@ fn an_unknown_field_is_refused_at_every_level() {
             r#""extra":1,"ephemeral_drops":40"#,
             "unknown field `extra`, expected one of `swap`, ",
         ),
+        (r#""points":"#, r#""extra":1,"points":"#, "unknown field `extra`, expected one of `region_pages`, "),
+        (r#"{"config":"#, r#"{"extra":1,"config":"#, "unknown field `extra`, expected one of `config`, "),
     ];
     for (at, with, expected) in cases {
         assert!(line.contains(at), "{at}");
@@ -773,6 +903,7 @@ fn swap_line_of_the_old_kernel() {
     assert_eq!(new_tmem.len(), 24);
     let mut expected = prefixed("", &NEW_BOOT_KEYS);
     expected.extend(prefixed("swap.runs[].", &["dirty_zero_fills", "swap.resident", "swap.slots_used"]));
+    expected.extend(prefixed("swap.runs[].swap.", &NEW_SWAP_STATS));
     expected.extend(prefixed("swap.runs[].tmem_stats.", &new_tmem));
     assert_eq!(added, sorted(expected));
     assert_eq!(from_line(&to_line(&typed_swap())), Ok(typed_swap()));

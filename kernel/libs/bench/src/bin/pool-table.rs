@@ -1,8 +1,10 @@
 //! `pool-table`: the allocator table — every pool (zsmalloc at each chain 1..=16, zbud, xvmalloc,
 //! xcfmalloc) on the same objects in one run; `cargo xtask bench --pools` runs it in release.
 //!
-//! The measuring is [`zkernel_bench::pooltable`] (its header defines every column); this binary builds the
-//! workloads, runs every pool on each, and writes the figures three ways:
+//! The counting is the `no_std` crate `pooltable` (its header defines every column), the same code the
+//! kernel's `--workload pools` runs over real frames, so the counts here and there agree exactly;
+//! [`zkernel_bench::pooltable`] times it on the host. This binary builds the workloads, runs every pool on
+//! each, and writes the figures three ways:
 //!
 //! | output | what |
 //! |---|---|
@@ -19,11 +21,21 @@
 //! | (c) uniform | 10,000 sizes uniform in 2048..=4096 bytes (fixed seed), random bytes |
 //! | (d) `--pages FILE` | the pages of FILE (raw or gzip), compressed with LZ4; a missing or malformed file is an error, never replaced |
 //!
-//! Worked example (the run on this machine, 2026-11-30): on (a), xvmalloc holds each ~3072-byte object
-//! in a page of its own (no second object over half a page fits beside it): 1.000 pool pages per stored
-//! page; xcfmalloc tiles the pages with 64-byte blocks: 0.76.
+//! Worked example (a run on this machine, 2026-11-30; the counts are deterministic): on (a) the objects
+//! are 2950..=3194 bytes, mean 3090.9 (ideal 0.755 pages each). xvmalloc never lets an object cross a
+//! page, and no second object fits in the 900-odd bytes left beside one: 10,000 pool pages, 1.000 per
+//! stored page. xcfmalloc cuts the object into two 64-byte-unit blocks where needed and tiles the pages:
+//! 7,693 pages in use (0.769, +1.9 % over ideal: 16-byte headers and 64-byte rounding) and 31 empty
+//! reserve pages apart. zsmalloc at chain 8: 7,705 (0.770).
 //!
-//! Usage: `pool-table [--pages FILE] [--out DIR]`.
+//! The chart's text is drawn with DejaVu Sans embedded from the `dejavu` crate (plotters' `ab_glyph`
+//! backend): no system font, no fontconfig.
+//!
+//! Usage: `pool-table [--pages FILE] [--out DIR] [--objects N]`. `--objects N` (default 10,000) sizes (a)
+//! and (c): their objects are then the first N of the 10,000 (same seeds, same order), the set the
+//! kernel's `--workload pools` table uses when it runs a smaller one, so the two tables' counts compare
+//! row by row (`OUT/pools.json` `rows[]` by (`workload`, `pool`) against the kernel report's
+//! `pool_table[]`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -34,14 +46,8 @@ use plotters::prelude::*;
 use plotters::style::register_font;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde_json::{Value, json};
-use zkernel_bench::pooltable::{self, Measured, PoolKind, Workload};
+use zkernel_bench::pooltable::{self, Measured, OBJECTS, PoolKind, Workload};
 
-/// Objects in (a) and (c).
-const OBJECTS: usize = 10_000;
-/// The perl sample this many times over in (b)'s second workload.
-const PERL_REPEAT: usize = 8;
-/// Seed of (c)'s sizes and bytes.
-const UNIFORM_SEED: u64 = 0x5eed_2048_4096;
 /// Frames of each arena beyond one per object: room for every size class's partly filled zspage at chain 16.
 const SPARE_FRAMES: usize = 8192;
 /// The pools the chart shows (the table shows every chain).
@@ -50,17 +56,24 @@ const CHART_CHAINS: [usize; 5] = [1, 2, 4, 8, 16];
 struct Args {
     pages: Option<PathBuf>,
     out: PathBuf,
+    /// Objects in (a) and (c): [`OBJECTS`] unless `--objects N`; the kernel's table uses its own count,
+    /// and the host run with the same N prints the same counts.
+    objects: usize,
 }
 
-const USAGE: &str = "usage: pool-table [--pages FILE] [--out DIR]";
+const USAGE: &str = "usage: pool-table [--pages FILE] [--out DIR] [--objects N]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
-    let (mut pages, mut out) = (None, None);
+    let (mut pages, mut out, mut objects) = (None, None, OBJECTS);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--pages" => pages = Some(PathBuf::from(args.next().ok_or("--pages needs a FILE")?)),
             "--out" => out = Some(PathBuf::from(args.next().ok_or("--out needs a DIR")?)),
+            "--objects" => {
+                let n = args.next().ok_or("--objects needs a count")?;
+                objects = n.parse().ok().filter(|&n| n > 0).ok_or(format!("--objects {n:?}: not a count above 0"))?;
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -72,7 +85,7 @@ fn parse_args() -> Result<Args, String> {
         Some(t) => PathBuf::from(t).join("zkernel"),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../target/zkernel"),
     });
-    Ok(Args { pages, out })
+    Ok(Args { pages, out, objects })
 }
 
 fn main() -> ExitCode {
@@ -97,31 +110,29 @@ fn run() -> Result<(), String> {
         }
         None => None,
     };
-    let perl = pooltable::compressed(
-        "perl",
-        "(b) perl sample",
-        "the perl sample (data/perl-heap.pages.gz)",
-        zkernel_bench::perl_pages()?,
-    )?;
-    let perl_x8 = perl.repeated("perl_x8", &format!("(b) perl sample x{PERL_REPEAT}"), PERL_REPEAT);
-    let mut workloads =
-        vec![pooltable::three_quarters(OBJECTS)?, perl, perl_x8, pooltable::uniform(OBJECTS, UNIFORM_SEED)];
+    // (a), (b) x1 and x8, (c): the same objects the kernel's `--workload pools` builds (`pooltable`).
+    let perl = pooltable::Sample::perl(zkernel_bench::perl_pages()?, "the perl sample (data/perl-heap.pages.gz)");
+    let mut workloads = pooltable::standard_workloads(args.objects, perl)?;
     workloads.extend(file);
 
-    let mut rows: Vec<(usize, Measured)> = Vec::new();
+    // The counts in `rows`, the two times of each row (malloc ns, free ns) beside them in `times`.
+    let (mut rows, mut times): (Vec<(usize, Measured)>, Vec<(f64, f64)>) = (Vec::new(), Vec::new());
     for (wi, w) in workloads.iter().enumerate() {
         for kind in PoolKind::all() {
-            rows.push((wi, kind.measure(w, w.len() + SPARE_FRAMES)?));
+            let t = pooltable::measure(kind, w, w.len() + SPARE_FRAMES)?;
+            rows.push((wi, t.m));
+            times.push((t.malloc_ns, t.free_ns));
         }
     }
 
-    let md = markdown(&workloads, &rows);
+    let md = markdown(&workloads, &rows, &times);
     print!("{md}");
     std::fs::create_dir_all(&args.out).map_err(|e| format!("creating {}: {e}", args.out.display()))?;
     let md_path = args.out.join("pools.md");
     std::fs::write(&md_path, &md).map_err(|e| format!("writing {}: {e}", md_path.display()))?;
     let json_path = args.out.join("pools.json");
-    let doc = serde_json::to_string_pretty(&to_json(&workloads, &rows)).map_err(|e| format!("JSON: {e}"))? + "\n";
+    let doc =
+        serde_json::to_string_pretty(&to_json(&workloads, &rows, &times)).map_err(|e| format!("JSON: {e}"))? + "\n";
     std::fs::write(&json_path, doc).map_err(|e| format!("writing {}: {e}", json_path.display()))?;
     let png_path = args.out.join("pools.png");
     chart(&png_path, &workloads, &rows)?;
@@ -144,7 +155,7 @@ fn thousands(v: u64) -> String {
     s
 }
 
-fn markdown(workloads: &[Workload], rows: &[(usize, Measured)]) -> String {
+fn markdown(workloads: &[Workload], rows: &[(usize, Measured)], times: &[(f64, f64)]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Every pool on the same objects\n");
     let _ = writeln!(
@@ -160,7 +171,7 @@ fn markdown(workloads: &[Workload], rows: &[(usize, Measured)]) -> String {
         "| workload | pool | stored | pool pages | pages / stored | ideal | overhead vs ideal | metadata bytes (in pages + side) | (pages + side) / stored | malloc ns | free ns | refused |"
     );
     let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
-    for (wi, m) in rows {
+    for ((wi, m), (malloc_ns, free_ns)) in rows.iter().zip(times) {
         let pages = match m.reserve_pages {
             0 => thousands(m.pool_pages()),
             r => format!("{} (+{r} reserve)", thousands(m.pool_pages())),
@@ -179,8 +190,8 @@ fn markdown(workloads: &[Workload], rows: &[(usize, Measured)]) -> String {
             thousands(m.metadata_in_pages),
             thousands(m.metadata_side),
             m.memory_per_stored(),
-            m.malloc_ns,
-            m.free_ns,
+            malloc_ns,
+            free_ns,
             m.refused
         );
     }
@@ -255,10 +266,11 @@ fn markdown(workloads: &[Workload], rows: &[(usize, Measured)]) -> String {
     s
 }
 
-fn to_json(workloads: &[Workload], rows: &[(usize, Measured)]) -> Value {
+fn to_json(workloads: &[Workload], rows: &[(usize, Measured)], times: &[(f64, f64)]) -> Value {
     let rows: Vec<Value> = rows
         .iter()
-        .map(|(wi, m)| {
+        .zip(times)
+        .map(|((wi, m), (malloc_ns, free_ns))| {
             json!({
                 "workload": workloads[*wi].key,
                 "workload_label": workloads[*wi].label,
@@ -281,8 +293,8 @@ fn to_json(workloads: &[Workload], rows: &[(usize, Measured)]) -> Value {
                 "metadata_in_pages": m.metadata_in_pages,
                 "metadata_side": m.metadata_side,
                 "memory_per_stored": m.memory_per_stored(),
-                "malloc_ns": m.malloc_ns,
-                "free_ns": m.free_ns,
+                "malloc_ns": malloc_ns,
+                "free_ns": free_ns,
                 "verified": m.verified,
             })
         })
