@@ -6,6 +6,7 @@
 //! | [`swap`] + [`swap_run`] | `swap` | the same swap workload without and with tmem behind frontswap |
 //! | [`files`] | `files` | the page cache over the file disk without and with cleancache |
 //! | [`all`] | `all` | both workloads at once over one tmem |
+//! | [`sweep`] | `sweep` | the swap workload at memory sizes 20–100 % of its region, every configuration (`cargo xtask bench --sweep`) |
 //! | [`report`] | — | the kernel's counters as `zstats` objects; the failures a run ends with |
 //!
 //! Every workload checks its own results (pages intact, nothing stale, nothing left behind) and adds a
@@ -18,6 +19,7 @@ pub mod pools;
 pub mod report;
 pub mod swap;
 pub mod swap_run;
+pub mod sweep;
 
 use kopts::Workload;
 use zstats::Report;
@@ -35,6 +37,7 @@ pub fn run(facts: &BootFacts, report: &mut Report) {
         Workload::Swap => swap::run_demo(facts, report, &mut failures),
         Workload::Files => files::run_demo(facts, report, &mut failures),
         Workload::All => all::run_all(facts, report, &mut failures),
+        Workload::Sweep => sweep::run_sweep(facts, report, &mut failures),
     }
     report.failures = failures.0;
 }

@@ -35,7 +35,7 @@ pub const PERL_SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../dat
 pub const PERL_PAGES: usize = 2048;
 
 /// FNV-1a 64 of the sample's 8 MiB of unpacked pages: the bytes Linux's zram was measured on.
-pub const PERL_FNV: u64 = pooltable::PERL_SAMPLE_FNV;
+pub const PERL_FNV: u64 = ::pooltable::PERL_SAMPLE_FNV;
 
 /// The sample's 2048 pages, read and checked once. `Err` says which file and what is wrong with it.
 pub fn perl_pages() -> Result<&'static [Page], String> {

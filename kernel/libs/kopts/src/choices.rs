@@ -22,7 +22,7 @@
 //! |---|---|---|
 //! | [`LogLevel`] | `loglevel` | error warn info debug trace |
 //! | [`MemMap`] | `memmap` | summary full |
-//! | [`Workload`] | `workload` | pools swap files all |
+//! | [`Workload`] | `workload` | pools swap files all sweep |
 //! | [`Compressor`] | `compressor` | lz4 deflate |
 //! | [`SwapPattern`] | `swap_pattern` | sequential (alias seq) random zipf all |
 //! | [`TmemBackends`] | `tmem` | zsmalloc zbud xvmalloc xcfmalloc both all |
@@ -106,12 +106,16 @@ choice! {
         Files = "files",
         /// The swap and the file workloads at once over one tmem.
         All = "all",
+        /// The swap workload at memory sizes from 20 % to 100 % of its region, for every configuration
+        /// (`cargo xtask bench --sweep`).
+        Sweep = "sweep",
     }
 }
 
 impl Workload {
     /// Every workload, in `NAMES` order.
-    pub const EVERY: &'static [Workload] = &[Workload::Pools, Workload::Swap, Workload::Files, Workload::All];
+    pub const EVERY: &'static [Workload] =
+        &[Workload::Pools, Workload::Swap, Workload::Files, Workload::All, Workload::Sweep];
 }
 
 choice! {

@@ -107,10 +107,10 @@ pub fn spec(key: &str) -> Option<&'static OptionSpec> {
     OPTIONS.iter().find(|o| o.key == key)
 }
 
-const SWAP: &[Workload] = &[Workload::Swap, Workload::All];
+const SWAP: &[Workload] = &[Workload::Swap, Workload::All, Workload::Sweep];
 const SWAP_ONLY: &[Workload] = &[Workload::Swap];
 const FILES: &[Workload] = &[Workload::Files, Workload::All];
-const TMEM: &[Workload] = &[Workload::Swap, Workload::Files, Workload::All];
+const TMEM: &[Workload] = &[Workload::Swap, Workload::Files, Workload::All, Workload::Sweep];
 /// 2^32: the cap of the counts (accesses, operations, "every N") — hours of TCG time, far above any run.
 const COUNT_MAX: u64 = 1 << 32;
 

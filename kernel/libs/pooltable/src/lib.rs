@@ -192,11 +192,13 @@ impl PoolKind {
 }
 
 /// One pool of any kind over `M`: the pools are distinct types, a trial holds whichever its kind names.
+/// Boxed: the pools' inline tables differ in size (zbud's unbuddied lists are the largest), and the
+/// counts do not depend on where the pool struct itself lives.
 enum AnyPool<M> {
-    Zbud(Zbud<M>),
-    Xvmalloc(Xvmalloc<M>),
-    Xcfmalloc(Xcfmalloc<M>),
-    Zsmalloc(Zsmalloc<M>),
+    Zbud(Box<Zbud<M>>),
+    Xvmalloc(Box<Xvmalloc<M>>),
+    Xcfmalloc(Box<Xcfmalloc<M>>),
+    Zsmalloc(Box<Zsmalloc<M>>),
 }
 
 /// The same expression on whichever pool `$pool` holds.
@@ -214,14 +216,13 @@ macro_rules! each {
 impl<M: PageMemory + FrameSource> AnyPool<M> {
     fn new(kind: PoolKind, mem: M) -> Result<Self, String> {
         Ok(match kind {
-            PoolKind::Zbud => AnyPool::Zbud(Zbud::new(mem)),
-            PoolKind::Xvmalloc => AnyPool::Xvmalloc(Xvmalloc::new(mem)),
-            PoolKind::Xcfmalloc => AnyPool::Xcfmalloc(Xcfmalloc::new(mem)),
+            PoolKind::Zbud => AnyPool::Zbud(Box::new(Zbud::new(mem))),
+            PoolKind::Xvmalloc => AnyPool::Xvmalloc(Box::new(Xvmalloc::new(mem))),
+            PoolKind::Xcfmalloc => AnyPool::Xcfmalloc(Box::new(Xcfmalloc::new(mem))),
             PoolKind::Zsmalloc { chain } => {
                 let config = zsmalloc::Config { max_pages_per_zspage: chain, ..zsmalloc::Config::DEFAULT };
-                AnyPool::Zsmalloc(
-                    Zsmalloc::with_config(mem, config).map_err(|e| format!("zsmalloc chain {chain}: {e}"))?,
-                )
+                let pool = Zsmalloc::with_config(mem, config).map_err(|e| format!("zsmalloc chain {chain}: {e}"))?;
+                AnyPool::Zsmalloc(Box::new(pool))
             }
         })
     }

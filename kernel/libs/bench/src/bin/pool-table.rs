@@ -116,7 +116,8 @@ fn run() -> Result<(), String> {
     workloads.extend(file);
 
     // The counts in `rows`, the two times of each row (malloc ns, free ns) beside them in `times`.
-    let (mut rows, mut times): (Vec<(usize, Measured)>, Vec<(f64, f64)>) = (Vec::new(), Vec::new());
+    let mut rows: Vec<(usize, Measured)> = Vec::new();
+    let mut times: Vec<(f64, f64)> = Vec::new();
     for (wi, w) in workloads.iter().enumerate() {
         for kind in PoolKind::all() {
             let t = pooltable::measure(kind, w, w.len() + SPARE_FRAMES)?;
