@@ -19,6 +19,12 @@
 //! (zsmalloc at each chain, zbud, xvmalloc, xcfmalloc) on the same objects — 75 % pages, the perl sample
 //! once and 8 times over, sizes uniform in 2048–4096 B, and `--pages FILE` if given — and writes
 //! `target/zkernel/pools.md`, `pools.json` and the bar chart `pools.png`.
+//!
+//! `--sweep` runs only compression at equal memory instead (`sweep.rs`): one boot of the demo kernel with
+//! `workload=sweep` runs the swap workload at N = 20 %, 30 %, …, 100 % of the region for each
+//! configuration (disk only; frontswap + tmem on zsmalloc, zbud, xvmalloc and xcfmalloc; zram on
+//! zsmalloc), on the default page file or `--pages FILE`, and writes `target/zkernel/sweep.md`,
+//! `sweep.png` and `sweep.json`, and the memory below which each compressed configuration stops paying.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,9 +38,10 @@ use clap::Args;
 use serde_json::{Map, Value, json};
 
 use crate::test::TESTS_PACKAGE;
-use crate::{cargo, files, make_image, pages, qemu, verdict};
+use crate::{cargo, files, make_image, pages, qemu, sweep, verdict};
 
 #[derive(Args, Clone, Debug)]
+#[command(group(clap::ArgGroup::new("only").args(["pools", "sweep"])))]
 pub struct BenchOpts {
     /// Shorter criterion runs (less precise).
     #[arg(long)]
@@ -52,8 +59,14 @@ pub struct BenchOpts {
     /// target/zkernel/pools.md, pools.json and pools.png.
     #[arg(long)]
     pools: bool,
-    /// With --pools: a page file (raw 4096-byte pages, or gzip) as one more workload.
-    #[arg(long, value_name = "FILE", requires = "pools")]
+    /// Only compression at equal memory: one boot of the demo kernel with `workload=sweep` (the swap
+    /// workload at N = 20 %..100 % of the region, disk only, frontswap + tmem on each pool, zram), written
+    /// to target/zkernel/sweep.md, sweep.png and sweep.json.
+    #[arg(long, conflicts_with_all = ["quick", "kernel_only", "host_only"])]
+    sweep: bool,
+    /// With --pools: a page file (raw 4096-byte pages, or gzip) as one more workload. With --sweep: the
+    /// page file the kernel swaps (default data/perl-heap.pages.gz).
+    #[arg(long, value_name = "FILE", requires = "only")]
     pages: Option<PathBuf>,
 }
 
@@ -100,6 +113,10 @@ pub fn bench(o: &BenchOpts) -> Result<ExitCode> {
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     if o.pools {
         pool_table(o.pages.as_deref(), &out_dir)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if o.sweep {
+        sweep::sweep(o.pages.as_deref(), &out_dir)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut report = Map::new();
@@ -319,4 +336,35 @@ fn kernels(o: &BenchOpts, meta: &Metadata, target: &Path) -> Result<(Value, Valu
         }
     }
     Ok((json!(results), json!(medians)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchOpts,
+    }
+
+    fn parse(args: &[&str]) -> Result<BenchOpts, clap::error::ErrorKind> {
+        Cli::try_parse_from(std::iter::once("bench").chain(args.iter().copied())).map(|c| c.bench).map_err(|e| e.kind())
+    }
+
+    #[test]
+    fn sweep_and_pools_take_pages_and_exclude_each_other() {
+        let o = parse(&["--sweep", "--pages", "f.pages"]).unwrap();
+        assert!(o.sweep && !o.pools);
+        assert_eq!(o.pages, Some(PathBuf::from("f.pages")));
+        let o = parse(&["--pools", "--pages", "f.pages"]).unwrap();
+        assert!(o.pools && !o.sweep);
+        assert!(parse(&["--sweep"]).unwrap().pages.is_none());
+        assert_eq!(parse(&["--pages", "f.pages"]).unwrap_err(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert_eq!(parse(&["--sweep", "--pools"]).unwrap_err(), clap::error::ErrorKind::ArgumentConflict);
+        assert_eq!(parse(&["--sweep", "--quick"]).unwrap_err(), clap::error::ErrorKind::ArgumentConflict);
+        // The default `--rounds` is no conflict.
+        assert!(parse(&["--sweep", "--rounds", "3"]).is_ok());
+    }
 }

@@ -102,6 +102,7 @@ pub enum Workload {
     Swap,
     Files,
     All,
+    Sweep,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -316,6 +317,7 @@ pub fn prepare_run(o: &RunOpts, gdb: bool, check_options: bool, swap_name: &str)
             Workload::Swap => "swap",
             Workload::Files => "files",
             Workload::All => "all",
+            Workload::Sweep => "sweep",
         };
         kernel_options.push(format!("workload={name}"));
     }

@@ -83,6 +83,7 @@ fn stats(o: &TestOpts, w: Workload, options: &[&str]) -> Result<String> {
         Workload::Swap => r.swap.as_ref().is_some_and(|s| !s.runs.is_empty()),
         Workload::Files => r.files.as_ref().is_some_and(|f| f.runs.len() == 2),
         Workload::All => r.all.is_some(),
+        Workload::Sweep => r.sweep.as_ref().is_some_and(|s| !s.points.is_empty()),
     };
     ensure!(member, "the report has no {w:?} member");
     Ok(format!("report read back into zstats::Report, {w:?} member present"))

@@ -80,8 +80,6 @@ use crate::{BuildOpts, MachineOpts, RunOpts, execute_run, prepare_run, qemu};
 
 /// The configuration every other one is compared with: no compression, every swap-out to the disk.
 pub const BASELINE: &str = "disk";
-/// The kernel option that selects the sweep (until `Workload::Sweep` exists in main.rs).
-const WORKLOAD_OPTION: &str = "workload=sweep";
 /// Seconds the one boot may take: 6 configurations × 9 sizes of the swap workload under TCG.
 pub const TIMEOUT_SECS: u64 = 900;
 /// The name of the sweep's swap disk (`target/zkernel/disks/…`), apart from `run`'s.
@@ -217,19 +215,9 @@ impl<'a> Sweep<'a> {
         Ok(Sweep { report, configs, rows })
     }
 
-    /// The configurations, the baseline first.
-    pub fn configs(&self) -> &[&'a str] {
-        &self.configs
-    }
-
     /// The compressed configurations: every one but the baseline.
     pub fn compressed(&self) -> &[&'a str] {
         &self.configs[1..]
-    }
-
-    /// Every N, smallest first.
-    pub fn rows(&self) -> &[Memory] {
-        &self.rows
     }
 
     /// The point of `config` at N = `mem_pages`, if the kernel ran it.
@@ -392,7 +380,9 @@ impl<'a> Sweep<'a> {
                                 segments.push(Vec::new());
                             }
                             Some(p) => {
-                                segments.last_mut().into_iter().for_each(|s| s.push((row.percent as f64, y(p.io))))
+                                if let Some(s) = segments.last_mut() {
+                                    s.push((row.percent as f64, y(p.io)));
+                                }
                             }
                         }
                     }
@@ -499,8 +489,8 @@ fn run_opts(pages: Option<&Path>) -> RunOpts {
         help_kernel: false,
         files: None,
         swap_mib: qemu::SWAP_MIB,
-        workload: None,
-        kernel_options: vec![WORKLOAD_OPTION.to_string()],
+        workload: Some(crate::Workload::Sweep),
+        kernel_options: Vec::new(),
     }
 }
 
@@ -608,8 +598,9 @@ mod tests {
     fn table_and_crossovers_of_a_constructed_sweep() {
         let report = example();
         let s = Sweep::new(&report).unwrap();
+        // The baseline first, then the kernel's order.
         assert_eq!(
-            s.configs(),
+            s.configs,
             ["disk", "tmem-zsmalloc", "tmem-zbud", "tmem-xvmalloc", "tmem-xcfmalloc", "zram-zsmalloc"]
         );
         assert_eq!(

@@ -2,7 +2,8 @@
 //!
 //! | file | `--workload` | what |
 //! |---|---|---|
-//! | [`pools`] | `pools` (default) | store pages in zsmalloc and zbud on real frames, read them back, compact |
+//! | [`pools`] | `pools` (default) | store pages in every pool on real frames, read them back, compact; zram parity |
+//! | [`pooltable`] | `pools` (default) | the seeds' allocator table of `cargo xtask bench --pools`, on real frames |
 //! | [`swap`] + [`swap_run`] | `swap` | the same swap workload without and with tmem behind frontswap |
 //! | [`files`] | `files` | the page cache over the file disk without and with cleancache |
 //! | [`all`] | `all` | both workloads at once over one tmem |
@@ -16,6 +17,7 @@
 pub mod all;
 pub mod files;
 pub mod pools;
+pub mod pooltable;
 pub mod report;
 pub mod swap;
 pub mod swap_run;
@@ -33,7 +35,10 @@ pub fn run(facts: &BootFacts, report: &mut Report) {
     let mut failures = Failures::default();
     crate::zcache::set_tunables(tunables(&facts.settings));
     match facts.settings.workload() {
-        Workload::Pools => pools::run(facts, report, &mut failures),
+        Workload::Pools => {
+            pools::run(facts, report, &mut failures);
+            pooltable::run(facts, report, &mut failures);
+        }
         Workload::Swap => swap::run_demo(facts, report, &mut failures),
         Workload::Files => files::run_demo(facts, report, &mut failures),
         Workload::All => all::run_all(facts, report, &mut failures),

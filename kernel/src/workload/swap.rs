@@ -256,7 +256,7 @@ pub fn run_demo(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
                                 let on = r.stats.io();
                                 out.io_avoided.push(IoAvoidedReport {
                                     pattern: pattern.name().into(),
-                                    tmem: config_name(&r.spec.swap).into(),
+                                    tmem: config_name(&r.spec.swap),
                                     io_without: off,
                                     io_with: on,
                                     percent: zstats::percent_avoided(off, on),

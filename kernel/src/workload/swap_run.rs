@@ -64,6 +64,21 @@ pub struct RunSpec {
     pub source: PageSource,
 }
 
+/// tmem sampled during a run, every [`SAMPLE_EVERY`] accesses.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// Accesses made so far (fill included).
+    pub access: u64,
+    /// Pool frames and pages tmem held.
+    pub pool_pages: u64,
+    pub stored_pages: u64,
+    /// Its zsmalloc pools' fragmentation and floor (none without a zsmalloc pool).
+    pub fragmentation: Option<tmem::Fragmentation>,
+}
+
+/// How often a run samples tmem.
+pub const SAMPLE_EVERY: u64 = 1000;
+
 /// What a run did.
 #[derive(Debug, Clone)]
 pub struct RunResult {
@@ -75,6 +90,8 @@ pub struct RunResult {
     /// The zram device's `mm_stat` when the workload ended and after teardown, when it was the device.
     pub zram: Option<zram::MmStat>,
     pub zram_after: Option<zram::MmStat>,
+    /// tmem every [`SAMPLE_EVERY`] accesses, when the run has frontswap.
+    pub samples: Vec<Sample>,
     /// Accesses made (fill included).
     pub accesses: u64,
     /// Pages whose checksum did not match (must be 0).
@@ -98,6 +115,7 @@ pub struct SwapRun {
     done: u64,
     mismatches: u64,
     dirty_zero_fills: u64,
+    samples: Vec<Sample>,
     start: u64,
 }
 
@@ -117,6 +135,7 @@ impl SwapRun {
             done: 0,
             mismatches: 0,
             dirty_zero_fills: 0,
+            samples: Vec::new(),
             start: rdtsc(),
         })
     }
@@ -126,6 +145,20 @@ impl SwapRun {
         let Some(a) = self.stream.next() else { return false };
         let i = self.done;
         self.done += 1;
+        if self.spec.swap.tmem.is_some()
+            && i.is_multiple_of(SAMPLE_EVERY)
+            && i > 0
+            && let Some(t) = crate::zcache::stats()
+        {
+            {
+                self.samples.push(Sample {
+                    access: i,
+                    pool_pages: t.pool_pages,
+                    stored_pages: t.stored_pages,
+                    fragmentation: crate::zcache::fragmentation(),
+                });
+            }
+        }
         let page = a.page as usize;
         // Copies through the region's addresses: a page that is not present faults in on the way.
         if let Err(e) = self.region.read(a.page, &mut self.buf) {
@@ -175,6 +208,7 @@ impl SwapRun {
             tmem_after: f.tmem_after,
             zram: f.zram,
             zram_after: f.zram_after,
+            samples: self.samples,
             accesses: self.done,
             mismatches: self.mismatches,
             dirty_zero_fills: self.dirty_zero_fills,

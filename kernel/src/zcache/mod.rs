@@ -187,6 +187,12 @@ pub fn stats() -> Option<TmemStats> {
     with(|z| z.tmem.stats())
 }
 
+/// The fragmentation of tmem's zsmalloc pools now (free bytes in partly used zspages, and the floor a
+/// full compaction would leave), if zcache is installed and holds a zsmalloc pool.
+pub fn fragmentation() -> Option<tmem::Fragmentation> {
+    with(|z| z.tmem.fragmentation()).flatten()
+}
+
 /// Memory for a new tmem pool: pool frames only (see [`KernelMemory`]).
 fn pool_memory() -> KernelMemory {
     KernelMemory::new(frame::Owner::POOL)
