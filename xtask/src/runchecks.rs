@@ -10,6 +10,7 @@
 //! | `run_kernel_refuses_unchecked_option` | `swap_mem=abc` passed past the host check | the kernel itself fails the boot, naming the option |
 //! | `run_uses_the_pages_given` | a 64-page file, then an *older* 32-page file | the second boot reports 32 pages with a good checksum |
 //! | `run_fails_on_wrong_pages` | a page file with a checksum that does not match it | fail: not the page file given |
+//! | `run_pool_table_matches_host` | `run_stats_pools`'s report, and the host's `pool-table` on the same objects | every pool's stored, refused, pool pages, reserve, object and metadata bytes equal, row by row |
 //!
 //! They run one at a time after the test kernels (each boots the same disk image).
 
@@ -40,6 +41,7 @@ pub fn checks() -> Vec<RunCheck> {
         RunCheck { name: "run_kernel_refuses_unchecked_option", check: kernel_refuses_option },
         RunCheck { name: "run_uses_the_pages_given", check: pages_given },
         RunCheck { name: "run_fails_on_wrong_pages", check: wrong_pages },
+        RunCheck { name: "run_pool_table_matches_host", check: pool_table_matches_host },
     ]
 }
 
@@ -74,8 +76,14 @@ fn boot(r: &RunOpts, check_options: bool) -> Result<crate::RunOutcome> {
     execute_run(&prepared, false)
 }
 
+/// The pools workload's report from `run_stats_pools`, for `run_pool_table_matches_host` (one boot for both).
+static POOLS_REPORT: std::sync::Mutex<Option<zstats::Report>> = std::sync::Mutex::new(None);
+
 fn stats(o: &TestOpts, w: Workload, options: &[&str]) -> Result<String> {
     let passed = boot(&opts(o, Some(w), options), true)?.into_result()?;
+    if w == Workload::Pools {
+        *POOLS_REPORT.lock().expect("no panics hold it") = Some(passed.report.clone());
+    }
     let r = &passed.report;
     ensure!(r.failures.is_empty(), "the report lists failures: {:?}", r.failures);
     let member = match w {
@@ -179,4 +187,55 @@ fn wrong_pages(o: &TestOpts) -> Result<String> {
     let mut r = opts(o, Some(Workload::Pools), &["ramdisk_fnv=0123456789abcdef"]);
     r.pages = Some(a);
     must_fail(boot(&r, true)?, "not the page file given")
+}
+
+/// The kernel's allocator table (the pools workload on real frames through kmap) against the host's
+/// `pool-table` on the same objects: the same algorithms on the same sizes must give the same counts.
+fn pool_table_matches_host(o: &TestOpts) -> Result<String> {
+    let cached = POOLS_REPORT.lock().expect("no panics hold it").take();
+    let report = match cached {
+        Some(r) => r,
+        None => boot(&opts(o, Some(Workload::Pools), &[]), true)?.into_result()?.report,
+    };
+    ensure!(!report.pool_table.is_empty(), "the kernel's report has no pool table");
+    let meta = cargo::metadata()?;
+    let out = cargo::target_dir(&meta).join("zkernel").join("runchecks").join("pool-table");
+    let status = cargo::cargo()
+        .args(["run", "--quiet", "--package", "zkernel-bench", "--bin", "pool-table", "--", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("running the host's pool-table")?;
+    ensure!(status.success(), "the host's pool-table failed");
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join("pools.json")).with_context(|| format!("reading {}", out.display()))?,
+    )
+    .context("parsing the host's pools.json")?;
+    let rows = json["rows"].as_array().context("pools.json has no rows")?;
+    let mut compared = 0;
+    for k in &report.pool_table {
+        let host = rows
+            .iter()
+            .find(|h| h["workload"] == k.workload.as_str() && h["pool"] == k.pool.as_str())
+            .with_context(|| format!("the host has no row for {} / {}", k.workload, k.pool))?;
+        let field = |name: &str| host[name].as_u64().unwrap_or(u64::MAX);
+        let pairs = [
+            ("stored", k.stored, field("stored")),
+            ("refused", k.refused, field("refused")),
+            ("pool_pages", k.pool_pages, field("pool_pages")),
+            ("reserve_pages", k.reserve_pages, field("reserve_pages")),
+            ("object_bytes", k.object_bytes, field("stored_bytes")),
+            ("metadata_bytes", k.metadata_bytes, field("metadata_bytes")),
+        ];
+        for (name, kernel, host) in pairs {
+            ensure!(
+                kernel == host,
+                "{} / {}: {name} is {kernel} in the kernel, {host} on the host",
+                k.workload,
+                k.pool
+            );
+        }
+        compared += 1;
+    }
+    Ok(format!("{compared} rows (workload × pool) equal on the host and in the kernel"))
 }
