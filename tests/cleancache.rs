@@ -20,7 +20,7 @@ use zkernel::mm::frames;
 use zkernel::println;
 use zkernel::swap::{Device, MemMode, SwapConfig};
 use zkernel::workload::files::{FileResult, FileRun, FileSpec, print_run, run};
-use zkernel::workload::swap_run::{PageSource, RunSpec, SwapRun};
+use zkernel::workload::swap_run::{PageSource, RunResult, RunSpec, SwapRun};
 use zkernel::zcache;
 
 zkernel::test_kernel!(
@@ -148,9 +148,10 @@ fn gets_are_exclusive() {
     assert_eq!((t.stored_pages, t.pool_pages), (0, 0));
 }
 
-fn ephemeral_pages_dropped_for_frontswap() {
-    // One tmem of 96 pool frames: the page cache's evictions fill it with ephemeral pages, then the
-    // swap workload's stores need the room.
+/// The storm both eviction cases run: one tmem of 96 pool frames; the page cache's evictions fill it
+/// with ephemeral pages, then the swap workload's stores need the room. Returns both runs' results with
+/// zcache removed again.
+fn storm() -> (RunResult, FileResult) {
     zcache::install(96, Algorithm::Lz4).expect("zcache free");
     let mut files = FileRun::start(&spec(Some(Backend::Zbud))).unwrap_or_else(|e| panic!("{e}"));
     for _ in 0..60 {
@@ -187,9 +188,14 @@ fn ephemeral_pages_dropped_for_frontswap() {
     }
     let s = swap.finish().unwrap_or_else(|e| panic!("{e}"));
     let f = files.finish();
+    zcache::uninstall();
+    (s, f)
+}
+
+fn ephemeral_pages_dropped_for_frontswap() {
+    let (s, f) = storm();
     zkernel::workload::swap::print_run(&s);
     print_run(&f);
-    zcache::uninstall();
     let t = f.tmem.expect("tmem stats");
     println!(
         "  ephemeral pages dropped: {} in all, {} of them for frontswap's stores",
@@ -214,41 +220,7 @@ fn zbud_frame_eviction_under_a_frontswap_storm() {
     let mut figures = alloc::vec::Vec::new();
     for reclaim in [tmem::EphemeralReclaim::ObjectOrder, tmem::EphemeralReclaim::ZbudFrames] {
         zcache::set_tunables(zcache::Tunables { ephemeral_reclaim: reclaim, ..zcache::Tunables::ZCACHE });
-        zcache::install(96, Algorithm::Lz4).expect("zcache free");
-        let mut files = FileRun::start(&spec(Some(Backend::Zbud))).unwrap_or_else(|e| panic!("{e}"));
-        for _ in 0..60 {
-            files.step().unwrap_or_else(|e| panic!("{e}"));
-        }
-        let swap_spec = RunSpec {
-            swap: SwapConfig {
-                region_pages: 384,
-                budget_pages: 128,
-                mode: MemMode::Fixed,
-                device: Device::Disk,
-                cache: CacheMode::Keep,
-                tmem: Some(Backend::Zsmalloc),
-                tmem_limit_pages: 96,
-                slots: 2048,
-                algorithm: Algorithm::Lz4,
-            },
-            pattern: Pattern::Random,
-            accesses: 1024,
-            write_every: 4,
-            seed: 3,
-            source: PageSource::Fresh(30),
-        };
-        let mut swap = SwapRun::start(&swap_spec).unwrap_or_else(|e| panic!("{e}"));
-        let mut more = true;
-        while more {
-            more = false;
-            for _ in 0..8 {
-                more |= swap.step();
-            }
-            more |= files.step().unwrap_or_else(|e| panic!("{e}"));
-        }
-        let s = swap.finish().unwrap_or_else(|e| panic!("{e}"));
-        let f = files.finish();
-        zcache::uninstall();
+        let (s, f) = storm();
         zcache::set_tunables(zcache::Tunables::ZCACHE);
         let t = f.tmem.expect("tmem stats");
         assert_eq!((s.mismatches, f.mismatches, f.stale_hits), (0, 0, 0), "{reclaim:?}: a stale or wrong page");

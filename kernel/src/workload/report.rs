@@ -9,111 +9,19 @@ use tmem::cleancache::CleancacheStats;
 
 use crate::swap::SwapStats;
 
-/// Copy the named fields of `$src` into a new `$ty` (the same names on both sides).
-macro_rules! copy_fields {
-    ($src:expr, $ty:ident { $($f:ident),* $(,)? }) => {
-        zstats::$ty { $($f: $src.$f.into()),* }
-    };
-}
-
-/// tmem's counters (`TmemStats`) as a report object.
+/// tmem's counters as a report object: the same type (`tmem::TmemStats` is `zstats::TmemReport`).
 pub fn tmem(t: &TmemStats) -> zstats::TmemReport {
-    copy_fields!(
-        t,
-        TmemReport {
-            puts,
-            puts_replaced,
-            put_failures,
-            refused_full,
-            reject_compress_poor,
-            reject_alloc_fail,
-            pool_limit_hit,
-            oom_retries,
-            gets,
-            get_hits,
-            get_misses,
-            flush_pages,
-            flush_objects,
-            flush_object_pages,
-            created_pools,
-            destroyed_pools,
-            destroyed_pages,
-            ephemeral_drops,
-            written_back_pages,
-            corrupt,
-            pages_compacted,
-            free_errors,
-            leaked_pages,
-            no_such_pool,
-            stored_pages,
-            persistent_pages,
-            ephemeral_pages,
-            same_pages,
-            compr_data_size,
-            pool_pages,
-            limit_pages,
-            accept_pages,
-            full,
-            pools,
-        }
-    )
+    *t
 }
 
-/// cleancache's counters as a report object.
+/// cleancache's counters as a report object: the same type.
 pub fn cleancache(c: &CleancacheStats) -> zstats::CleancacheReport {
-    copy_fields!(
-        c,
-        CleancacheReport {
-            succ_gets,
-            failed_gets,
-            puts,
-            invalidates,
-            failed_puts,
-            corrupt_gets,
-            invalidated_pages,
-            invalidated_inodes,
-            invalidated_inode_pages,
-            inited_fs,
-            invalidated_fs,
-            invalidated_fs_pages,
-        }
-    )
+    *c
 }
 
-/// The swap subsystem's counters as a report object.
+/// The swap subsystem's counters as a report object: the same type (see `swap::SwapStats`).
 pub fn swap_stats(s: &SwapStats) -> zstats::SwapStatsReport {
-    copy_fields!(
-        s,
-        SwapStatsReport {
-            faults,
-            zero_fills,
-            swapins,
-            swapouts,
-            disk_reads,
-            disk_writes,
-            frontswap_loads,
-            frontswap_stores,
-            frontswap_refused,
-            written_back_pages,
-            out_of_swap,
-            alloc_failures,
-            resident,
-            peak_resident,
-            slots_used,
-            peak_slots,
-            peak_tmem_pages,
-            cleancache_dropped,
-            clean_reclaims_saved,
-            swapins_kept,
-            dirtied_after_swapin,
-            over_budget_steps,
-            peak_pool_pages,
-            peak_mem_pages,
-            zram_writes,
-            zram_reads,
-            zram_refused,
-        }
-    )
+    *s
 }
 
 /// A file run's page-cache counters, flat in a file-run report whose other fields the caller sets.

@@ -148,35 +148,9 @@ impl fmt::Display for CleancacheError {
     }
 }
 
-/// cleancache's counters: the first four are Linux's debugfs `cleancache/` files. Calls that name an fs
-/// that does not exist move none of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CleancacheStats {
-    /// Gets served by tmem (Linux `succ_gets`).
-    pub succ_gets: u64,
-    /// Gets tmem could not serve: misses and corrupt pages (Linux `failed_gets`).
-    pub failed_gets: u64,
-    /// Pages offered by `put_page`, stored or not (Linux `puts`).
-    pub puts: u64,
-    /// `invalidate_page` calls (Linux `invalidates`), whether or not tmem held the page.
-    pub invalidates: u64,
-    /// Of `puts`: refused by tmem.
-    pub failed_puts: u64,
-    /// Of `failed_gets`: pages that failed the compressor's check (removed all the same).
-    pub corrupt_gets: u64,
-    /// Of `invalidates`: calls that found a page and removed it.
-    pub invalidated_pages: u64,
-    /// `invalidate_inode` calls.
-    pub invalidated_inodes: u64,
-    /// Pages removed by `invalidate_inode`.
-    pub invalidated_inode_pages: u64,
-    /// Filesystems initialised, ever.
-    pub inited_fs: u64,
-    /// Filesystems invalidated (umount).
-    pub invalidated_fs: u64,
-    /// Pages removed by `invalidate_fs`.
-    pub invalidated_fs_pages: u64,
-}
+/// cleancache's counters (Linux's debugfs names): the shared report type itself (`zstats::CleancacheReport`),
+/// so what cleancache counts is what `@@stats` prints.
+pub use zstats::CleancacheReport as CleancacheStats;
 
 /// cleancache over one [`Tmem`] (see the module header): the table from fs id to tmem pool.
 #[derive(Debug, Default)]

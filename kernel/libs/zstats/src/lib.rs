@@ -388,8 +388,9 @@ pub struct SwapRunReport {
     pub tmem_stats: Option<TmemReport>,
 }
 
-/// The swap subsystem's counters for one run (`swap::SwapStats`; names after Linux's `/proc/vmstat`).
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+/// The swap subsystem's counters for one run (names after Linux's `/proc/vmstat`). The kernel counts in
+/// this very type (`zkernel::swap::SwapStats` is an alias of it), so the report cannot drift from it.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SwapStatsReport {
     /// Region page faults handled (`pgfault`).
@@ -449,32 +450,38 @@ pub struct SwapStatsReport {
     pub zram_refused: u64,
 }
 
-/// tmem's counters (`tmem::TmemStats`, field for field; names after zswap, zram and zcache).
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+impl SwapStatsReport {
+    /// Disk I/O operations: pages read plus pages written.
+    pub fn io(&self) -> u64 {
+        self.disk_reads + self.disk_writes
+    }
+}
+
+/// tmem's counters. tmem counts in this very type (`tmem::TmemStats` is an alias of it), so the report
+/// cannot drift from it. Names follow zswap, zram and zcache where one exists.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct TmemReport {
     /// Puts to a live pool: stored + `put_failures` + `refused_full`.
     pub puts: u64,
     /// Puts that found a page under their key and flushed it first.
     pub puts_replaced: u64,
-    /// Puts refused by the page store: incompressible, out of memory, other pool errors.
+    /// Puts refused by the page store: incompressible, out of memory, other pool errors (not `Full`).
     pub put_failures: u64,
     /// Puts refused because tmem was full and could not make room.
     pub refused_full: u64,
-    /// Of `put_failures`: pages that did not compress below the threshold (zswap
-    /// `reject_compress_poor`).
+    /// Of `put_failures`: pages that did not compress below the threshold (zswap `reject_compress_poor`).
     pub reject_compress_poor: u64,
     /// Of `put_failures`: the allocator refused, even after the retry (zswap `reject_alloc_fail`).
     pub reject_alloc_fail: u64,
     /// Times tmem became full (zswap `pool_limit_hit`).
     pub pool_limit_hit: u64,
-    /// Stores retried after dropping ephemeral pages because the allocator was out of memory.
+    /// Stores retried because the allocator was out of memory: after compaction under pressure freed a
+    /// frame, or after dropping ephemeral pages.
     pub oom_retries: u64,
     /// Gets from a live pool: `get_hits` + `get_misses` + gets that found a corrupt page.
     pub gets: u64,
-    /// Gets that found the page.
     pub get_hits: u64,
-    /// Gets that found no page under their key.
     pub get_misses: u64,
     /// Pages removed by `flush_page`.
     pub flush_pages: u64,
@@ -488,40 +495,90 @@ pub struct TmemReport {
     pub destroyed_pools: u64,
     /// Pages freed by `destroy_pool`.
     pub destroyed_pages: u64,
-    /// Ephemeral (cleancache) pages tmem dropped to make room.
+    /// Ephemeral pages tmem dropped to make room (limit or out of memory), one by one in object order or
+    /// a frame's worth at a time by zbud eviction. Ephemeral gets are not drops.
     pub ephemeral_drops: u64,
-    /// Persistent pages written back to the swap device and removed (zswap `written_back_pages`).
+    /// Pool frames the ephemeral reclaim steps gave back (both modes): the fall of `pool_pages` across
+    /// each drop or eviction. `ephemeral_drops ÷ ephemeral_frames_freed` is the pages lost per frame won.
+    pub ephemeral_frames_freed: u64,
+    /// Of `ephemeral_frames_freed`: zbud frames freed by eviction ([`EphemeralReclaim::ZbudFrames`];
+    /// zcache's `zcache_evicted_buddied_pages + zcache_evicted_unbuddied_pages`).
+    pub zbud_frames_evicted: u64,
+    /// zbud evictions that did not go through: a frame held an object tmem has no key for (an internal
+    /// inconsistency; should stay 0). tmem then dropped a page in object order instead.
+    pub zbud_evict_failures: u64,
+    /// Of `reject_compress_poor`: persistent pages above `zv_max_zsize` (zcache `zcache_compress_poor`).
+    pub compress_poor: u64,
+    /// Of `reject_compress_poor`: persistent pages above `zv_max_mean_zsize` while the mean was too
+    /// (zcache `zcache_mean_compress_poor`).
+    pub mean_compress_poor: u64,
+    /// Of `put_failures`: persistent puts refused by `zv_page_count_policy_percent` (zcache counted them
+    /// only in `zcache_failed_pers_puts`).
+    pub page_count_policy_refused: u64,
+    /// Persistent pages handed to a writeback sink and removed (zswap `written_back_pages`).
     pub written_back_pages: u64,
     /// Gets and writebacks that found stored bytes failing their check.
     pub corrupt: u64,
-    /// Pool frames given back by compaction (zram `pages_compacted`).
+    /// Pool frames given back by compaction: the one tmem runs when full, compaction under pressure, and
+    /// [`Tmem::compact`] (zram `pages_compacted`).
     pub pages_compacted: u64,
-    /// Allocator refusals to free a pampd tmem let go of (should stay 0).
+    /// Compactions of all pools tmem ran because it was full (at the limit, before dropping ephemeral
+    /// pages or refusing a put).
+    pub limit_compactions: u64,
+    /// Compactions of one zsmalloc pool run by compaction under pressure (module header): its excess
+    /// passed [`Config::compact_threshold_percent`], or an allocator was out of memory and the pool could
+    /// free a frame. Not counted in `limit_compactions`.
+    pub compactions_triggered: u64,
+    /// Of `pages_compacted`: frames those `compactions_triggered` gave back.
+    pub shrinker_pages_compacted: u64,
+    /// Allocator refusals to free a pampd tmem let go of (an internal inconsistency; should stay 0).
     pub free_errors: u64,
     /// Frames a destroyed pool still held after every page was freed (should stay 0).
     pub leaked_pages: u64,
     /// Operations that named a pool that does not exist.
     pub no_such_pool: u64,
-    /// Pages held now, all pools (zswap `stored_pages`).
+    /// Pages held now, in all pools (zswap `stored_pages`).
     pub stored_pages: u64,
-    /// Of `stored_pages`: in persistent (frontswap) pools.
+    /// Of `stored_pages`: in persistent pools.
     pub persistent_pages: u64,
-    /// Of `stored_pages`: in ephemeral (cleancache) pools.
+    /// Of `stored_pages`: in ephemeral pools.
     pub ephemeral_pages: u64,
-    /// Of `stored_pages`: same-filled pages, holding no pool memory (zswap `same_filled_pages`).
+    /// Of `stored_pages`: same-filled pages, which hold no pool memory (zswap `same_filled_pages`).
     pub same_pages: u64,
     /// Bytes the held pages' compressed objects take (zram `compr_data_size`).
     pub compr_data_size: u64,
     /// Pool frames held now, all pools (zswap `pool_total_size` / 4096).
     pub pool_pages: u64,
-    /// The configured limit, in pool frames (zswap `max_pool_percent` of RAM).
+    /// The configured limit, in pool frames.
     pub limit_pages: u64,
-    /// The accept threshold, in pool frames (zswap `accept_threshold_percent` of the limit).
+    /// The accept threshold, in pool frames.
     pub accept_pages: u64,
-    /// Whether tmem is in the full state (zswap `zswap_pool_reached_full`).
+    /// Whether tmem is in the full state.
     pub full: bool,
     /// Live pools.
     pub pools: u64,
+}
+
+impl TmemReport {
+    /// Ephemeral pages dropped per pool frame freed by reclaim, in thousandths; `None` before any frame
+    /// was freed. Lower is better: with `tmem::EphemeralReclaim::ZbudFrames` over zbud pools it lies between
+    /// 1000 and 2000 (each eviction drops one or two pages and frees one frame); object order can drop
+    /// pages that free nothing, so it has no upper bound.
+    pub const fn drops_per_frame_milli(&self) -> Option<u64> {
+        if self.ephemeral_frames_freed == 0 {
+            return None;
+        }
+        Some((self.ephemeral_drops as u128 * 1000 / self.ephemeral_frames_freed as u128) as u64)
+    }
+
+    /// The inverse: frames freed per page dropped, in thousandths (`None` before any drop); at most
+    /// 1000 with zbud eviction, at least 500 when every evicted frame was buddied.
+    pub const fn frames_per_drop_milli(&self) -> Option<u64> {
+        if self.ephemeral_drops == 0 {
+            return None;
+        }
+        Some((self.ephemeral_frames_freed as u128 * 1000 / self.ephemeral_drops as u128) as u64)
+    }
 }
 
 /// The disk I/O tmem avoided for one pattern and backend: the run with tmem against the run without.
@@ -612,9 +669,9 @@ pub struct FileRunReport {
     pub tmem_stats: Option<TmemReport>,
 }
 
-/// cleancache's counters (`tmem::cleancache::CleancacheStats`, field for field; the first four are
-/// Linux's debugfs `cleancache/` files).
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+/// cleancache's counters (Linux's debugfs names). cleancache counts in this very type
+/// (`tmem::cleancache::CleancacheStats` is an alias of it).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CleancacheReport {
     /// Gets served by tmem (Linux `succ_gets`).
@@ -623,11 +680,11 @@ pub struct CleancacheReport {
     pub failed_gets: u64,
     /// Pages offered by `put_page`, stored or not (Linux `puts`).
     pub puts: u64,
-    /// `invalidate_page` calls, whether or not tmem held the page (Linux `invalidates`).
+    /// `invalidate_page` calls (Linux `invalidates`), whether or not tmem held the page.
     pub invalidates: u64,
     /// Of `puts`: refused by tmem.
     pub failed_puts: u64,
-    /// Of `failed_gets`: pages that failed the compressor's check.
+    /// Of `failed_gets`: pages that failed the compressor's check (removed all the same).
     pub corrupt_gets: u64,
     /// Of `invalidates`: calls that found a page and removed it.
     pub invalidated_pages: u64,

@@ -55,6 +55,15 @@ fn full() -> Report {
         accept_pages: n(),
         full: true,
         pools: n(),
+        ephemeral_frames_freed: n(),
+        zbud_frames_evicted: n(),
+        zbud_evict_failures: n(),
+        compress_poor: n(),
+        mean_compress_poor: n(),
+        page_count_policy_refused: n(),
+        limit_compactions: n(),
+        compactions_triggered: n(),
+        shrinker_pages_compacted: n(),
     };
     let swap_run = |pattern: &str, t: TmemReport| SwapRunReport {
         pattern: pattern.into(),
@@ -404,7 +413,7 @@ fn prefixed(prefix: &str, names: &[&str]) -> Vec<String> {
 const NEW_BOOT_KEYS: [&str; 4] = ["failures", "memory.unordered", "memory.usable_end", "options"];
 
 /// Every `TmemReport` field, in `tmem::TmemStats` order.
-const TMEM_FIELDS: [&str; 34] = [
+const TMEM_FIELDS: [&str; 43] = [
     "puts",
     "puts_replaced",
     "put_failures",
@@ -439,6 +448,15 @@ const TMEM_FIELDS: [&str; 34] = [
     "accept_pages",
     "full",
     "pools",
+    "ephemeral_frames_freed",
+    "zbud_frames_evicted",
+    "zbud_evict_failures",
+    "compress_poor",
+    "mean_compress_poor",
+    "page_count_policy_refused",
+    "limit_compactions",
+    "compactions_triggered",
+    "shrinker_pages_compacted",
 ];
 
 /// `SwapStatsReport` fields added with the equal-memory sweep (the swap cache, N, zram).
@@ -662,10 +680,10 @@ fn a_full_report_round_trips() {
         .collect();
     assert_eq!(defaults, Vec::<&String>::new());
     // 32 boot leaves (5 top-level + memory 8 + frames 8 + heap 3 + kmap 4 + paging 4), a pool 16, a pool
-    // table row 8, a swap run 70 (9 + swap 27 + tmem 34), an I/O-avoided entry 5, a file run 68 (22 +
-    // cleancache 12 + tmem 34), files 3 more, all 2 more, a sweep 3 and 12 per point (two): 32 + 16 + 8 +
-    // (70 + 5) + (68 + 3) + (70 + 68 + 2) + (3 + 2 × 12) = 369.
-    assert_eq!(leaves.len(), 369);
+    // table row 8, a swap run 79 (9 + swap 27 + tmem 43), an I/O-avoided entry 5, a file run 77 (22 +
+    // cleancache 12 + tmem 43), files 3 more, all 2 more, a sweep 3 and 12 per point (two): 32 + 16 + 8 +
+    // (79 + 5) + (77 + 3) + (79 + 77 + 2) + (3 + 2 × 12) = 405.
+    assert_eq!(leaves.len(), 405);
     assert_eq!(from_line(&line), Ok(report));
 }
 
@@ -900,7 +918,7 @@ fn swap_line_of_the_old_kernel() {
     let old_tmem = ["stored_pages", "same_pages", "pool_pages", "limit_pages", "compr_data_size", "ephemeral_drops"];
     let old_tmem = [&old_tmem[..], &["refused_full", "written_back_pages", "puts", "gets"]].concat();
     let new_tmem: Vec<&str> = TMEM_FIELDS.iter().copied().filter(|f| !old_tmem.contains(f)).collect();
-    assert_eq!(new_tmem.len(), 24);
+    assert_eq!(new_tmem.len(), 33);
     let mut expected = prefixed("", &NEW_BOOT_KEYS);
     expected.extend(prefixed("swap.runs[].", &["dirty_zero_fills", "swap.resident", "swap.slots_used"]));
     expected.extend(prefixed("swap.runs[].swap.", &NEW_SWAP_STATS));
@@ -924,7 +942,7 @@ fn files_line_of_the_old_kernel() {
     expected.extend(prefixed("files.runs[].cleancache_stats.", &cleancache));
     expected.extend(prefixed("files.runs[].cleancache_stats.", &["invalidated_fs", "invalidated_fs_pages"]));
     let new_tmem: Vec<&str> = TMEM_FIELDS.iter().copied().filter(|f| !moved.contains(f)).collect();
-    assert_eq!(new_tmem.len(), 31);
+    assert_eq!(new_tmem.len(), 40);
     expected.extend(prefixed("files.runs[].tmem_stats.", &new_tmem));
     assert_eq!(added, sorted(expected));
     assert_eq!(from_line(&to_line(&typed_files())), Ok(typed_files()));
