@@ -8,6 +8,7 @@
 //! | `bench` | criterion benchmarks on the host, then benchmark kernels built with kmap and with a direct map |
 //! | `gdb` | boot stopped at the first instruction with the gdb stub, print the gdb command line |
 //! | `capture` | dump the anonymous pages of a Linux process to a page file that `run --pages` replays |
+//! | `fuzz` | the cargo-fuzz targets of `fuzz/` for a bounded time each; executions, coverage and crashes per target |
 //! | `lint` | the architecture check of `kernel/src` (`archcheck.rs`), then rustfmt check and clippy (host crates and kernel target), warnings are errors |
 //!
 //! See README.md for the options and `verdict.rs` for how a run is judged.
@@ -17,6 +18,7 @@ mod bench;
 mod capture;
 mod cargo;
 mod files;
+mod fuzz;
 mod pages;
 mod qemu;
 mod runchecks;
@@ -57,6 +59,9 @@ enum Cmd {
     /// The architecture check of kernel/src, then rustfmt --check and clippy on host crates and the
     /// kernel target.
     Lint(LintOpts),
+    /// Run the cargo-fuzz targets of fuzz/ (one, or all in turn) for `--time` seconds each; fails on a
+    /// crash and names the saved input.
+    Fuzz(fuzz::FuzzOpts),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -178,6 +183,7 @@ fn main() -> ExitCode {
         Cmd::Test(o) => test::test(&o),
         Cmd::Bench(o) => bench::bench(&o),
         Cmd::Lint(o) => lint(&o),
+        Cmd::Fuzz(o) => fuzz::fuzz(&o),
         Cmd::Capture(o) => cargo::metadata()
             .and_then(|meta| capture::capture(&o, &cargo::target_dir(&meta).join("zkernel").join("captures")))
             .map(|s| {
