@@ -155,7 +155,8 @@ fn targets(root: &Path) -> Result<Vec<String>> {
         bail!("cargo metadata of {} failed", manifest.display());
     }
     let text = std::str::from_utf8(&out.stdout).context("cargo metadata printed something other than UTF-8")?;
-    let meta = MetadataCommand::parse(text).with_context(|| format!("parsing cargo metadata of {}", manifest.display()))?;
+    let meta =
+        MetadataCommand::parse(text).with_context(|| format!("parsing cargo metadata of {}", manifest.display()))?;
     let package = meta
         .packages
         .iter()

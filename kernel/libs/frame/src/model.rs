@@ -453,8 +453,8 @@ impl Run<'_, '_> {
 
     /// A fingerprint of everything the allocator holds, to prove a refused operation changed nothing.
     fn fingerprint(&self) -> u64 {
-        let mut h = 0xcbf2_9ce4_8422_2325u64;
-        let mut mix = |v: u64| h = (h ^ v).wrapping_mul(0x0000_0100_0000_01b3);
+        let mut h = fnv1a::Fnv1a::new();
+        let mut mix = |v: u64| h = h.write(&v.to_le_bytes());
         for f in self.a.table.iter() {
             mix(f.link);
             mix(u64::from(f.prev) << 32 | u64::from(f.next));
@@ -464,7 +464,7 @@ impl Run<'_, '_> {
         for &head in &self.a.heads {
             mix(u64::from(head));
         }
-        h
+        h.finish()
     }
 
     /// A free (buddy or per-CPU), `set_link` or out-of-range `alloc` aimed at a random, often wrong,
