@@ -117,7 +117,9 @@ fuzz_target!(|data: &[u8]| {
     STATE.with(|state| {
         let s = &mut *state.borrow_mut();
         match data.split_first() {
-            Some((&id, _)) if id == Algorithm::Lz4.id() || id == Algorithm::Deflate { level: 1 }.id() => decode(s, data),
+            Some((&id, _)) if id == Algorithm::Lz4.id() || id == Algorithm::Deflate { level: 1 }.id() => {
+                decode(s, data)
+            }
             Some((&selector, page)) => round_trip(s, selector, page),
             None => decode(s, data),
         }

@@ -68,7 +68,10 @@ enum Op {
     Malloc(u16),
     Free(Target),
     /// Read the object; with `write`, `ReadWrite` and flip its first byte.
-    Map { target: Target, write: bool },
+    Map {
+        target: Target,
+        write: bool,
+    },
     SizeOf(Target),
     Compact,
 }

@@ -64,14 +64,38 @@ struct PageSpec {
 
 #[derive(Debug, Clone, Copy, Arbitrary)]
 enum Op {
-    Put { pool: u8, oid: u8, index: u8, page: PageSpec },
-    Get { pool: u8, oid: u8, index: u8 },
-    FlushPage { pool: u8, oid: u8, index: u8 },
-    FlushObject { pool: u8, oid: u8 },
-    Destroy { pool: u8 },
+    Put {
+        pool: u8,
+        oid: u8,
+        index: u8,
+        page: PageSpec,
+    },
+    Get {
+        pool: u8,
+        oid: u8,
+        index: u8,
+    },
+    FlushPage {
+        pool: u8,
+        oid: u8,
+        index: u8,
+    },
+    FlushObject {
+        pool: u8,
+        oid: u8,
+    },
+    Destroy {
+        pool: u8,
+    },
     /// `backend % 5`: 0 is the kind's default, else [`Backend::ALL`]`[backend % 5 - 1]`.
-    NewPool { ephemeral: bool, backend: u8 },
-    Writeback { pool: u8, accept: bool },
+    NewPool {
+        ephemeral: bool,
+        backend: u8,
+    },
+    Writeback {
+        pool: u8,
+        accept: bool,
+    },
     Compact,
 }
 

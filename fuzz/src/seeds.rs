@@ -16,7 +16,7 @@
 
 use compress::{Algorithm, Compressor, MAX_STORED, PAGE_SIZE};
 
-/// Every fuzz target, in the order `cargo xtask fuzz` runs them.
+/// Every fuzz target (`cargo xtask fuzz` reads them from this crate's `[[bin]]`s; the seeds test uses this list).
 pub const TARGETS: [&str; 5] = ["fsimage_parse", "kopts_parse", "compress_decode", "pool_forged_handles", "tmem_model"];
 
 /// A page of English-like text (compresses to about half with either algorithm).
@@ -140,7 +140,11 @@ mod tests {
                     std::fs::write(&path, &bytes).unwrap();
                 }
                 let on_disk = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                assert!(on_disk == bytes, "{} differs from its maker (ZKERNEL_FUZZ_WRITE_SEEDS=1 rewrites it)", path.display());
+                assert!(
+                    on_disk == bytes,
+                    "{} differs from its maker (ZKERNEL_FUZZ_WRITE_SEEDS=1 rewrites it)",
+                    path.display()
+                );
             }
         }
     }
