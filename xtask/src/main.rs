@@ -161,7 +161,7 @@ pub struct TestOpts {
     #[arg(long)]
     kvm: bool,
     /// Per-test-kernel timeout in seconds (tests/Cargo.toml may set a shorter one).
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 300)]
     timeout: u64,
     /// QEMU instances to run at once (default: the number of CPUs).
     #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
