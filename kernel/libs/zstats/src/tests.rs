@@ -598,7 +598,7 @@ fn typed_swap() -> Report {
             frontswap_stores: 6811,
             frontswap_refused: 582,
             peak_tmem_pages: 300,
-            ..off.swap.clone()
+            ..off.swap
         },
         tmem_stats: Some(TmemReport {
             stored_pages: 824,
