@@ -49,8 +49,9 @@ type Entry = Option<(Range<u64>, FaultHandler)>;
 
 static HANDLERS: Mutex<[Entry; MAX_HANDLERS]> = Mutex::new([const { None }; MAX_HANDLERS]);
 
-/// Send faults in `range` to `handler`.
-pub fn register(range: Range<u64>, handler: FaultHandler) -> Result<(), FaultError> {
+/// Send faults in `range` to `handler` (through [`super::region::Region::claim`] only: a region owns
+/// its range, so nobody else may take its faults).
+pub(super) fn register(range: Range<u64>, handler: FaultHandler) -> Result<(), FaultError> {
     if range.is_empty() {
         return Err(FaultError::Empty);
     }
@@ -65,8 +66,9 @@ pub fn register(range: Range<u64>, handler: FaultHandler) -> Result<(), FaultErr
     })
 }
 
-/// Stop sending faults at `start..` anywhere: the range that starts there is unregistered.
-pub fn unregister(start: u64) {
+/// Stop sending faults at `start..` anywhere: the range that starts there is unregistered (when its
+/// region is dropped).
+pub(super) fn unregister(start: u64) {
     without_interrupts(|| {
         for e in HANDLERS.lock().iter_mut() {
             if e.as_ref().is_some_and(|(r, _)| r.start == start) {

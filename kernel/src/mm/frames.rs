@@ -206,8 +206,13 @@ pub struct OwnedFrame {
 }
 
 impl OwnedFrame {
-    /// A fresh frame for `owner` (scrubbed if its last owner was another; see [`alloc_page`]).
+    /// A fresh frame for `owner` (scrubbed if its last owner was another; see [`alloc_page`]). The owners
+    /// whose frames [`super::KernelMemory`] serves (pools, the page cache) are refused: a frame of theirs
+    /// could be freed through a `KernelMemory` behind this value's back.
     pub fn alloc(owner: Owner) -> Result<OwnedFrame, FrameError> {
+        if owner == Owner::POOL || owner == Owner::PAGE_CACHE {
+            return Err(FrameError::Foreign(Pfn(0)));
+        }
         alloc_page(owner).map(|pfn| OwnedFrame { pfn })
     }
 

@@ -295,7 +295,8 @@ impl Pte {
 
     /// A present entry mapping `pfn` with `flags` (`PRESENT` is added).
     pub fn mapping(pfn: Pfn, flags: PageTableFlags) -> Pte {
-        Pte(pfn.addr() & Self::ADDR_MASK | (flags | PageTableFlags::PRESENT).bits())
+        // Flag bits never reach the address field, whatever `flags` holds.
+        Pte(pfn.addr() & Self::ADDR_MASK | ((flags | PageTableFlags::PRESENT).bits() & !Self::ADDR_MASK))
     }
 
     /// The raw value.

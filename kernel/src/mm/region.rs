@@ -66,6 +66,10 @@ pub enum RegionError {
     Fault(FaultError),
     /// The entry was not in the state the call needs.
     Entry { page: u64, found: Pte },
+    /// Flags a region page may not have (only writable, no-execute, accessed and dirty are allowed).
+    Flags(PageTableFlags),
+    /// A page of the range is mapped or holds an entry already: the range is someone else's.
+    InUse { page: u64, found: Pte },
     /// The page tables refused the change.
     Map(MapError),
     /// A frame was refused on free.
@@ -93,9 +97,14 @@ impl Region {
         if pages == 0 || !base.is_multiple_of(4096) || end > memmap::layout::DYNAMIC_BASE.min(1 << 47) {
             return Err(bad);
         }
-        // Both ends must be pages the page tables may change.
-        paging::read_leaf(base).map_err(|_| bad)?;
-        paging::read_leaf(end - 4096).map_err(|_| bad)?;
+        // Every page must be one the page tables may change, and empty: a region owns its pages and
+        // every frame mapped in them, so it cannot take over a page someone else mapped.
+        for page in 0..pages {
+            let found = paging::read_leaf(base + page * 4096).map_err(|_| bad)?;
+            if found != Pte::EMPTY {
+                return Err(RegionError::InUse { page, found });
+            }
+        }
         fault::register(base..end, handler).map_err(RegionError::Fault)?;
         Ok(Region { base, pages })
     }
@@ -136,6 +145,12 @@ impl Region {
             Ok(va) => va,
             Err(e) => return Err((e, frame)),
         };
+        let allowed =
+            PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE | PageTableFlags::ACCESSED | PageTableFlags::DIRTY;
+        let extra = flags - allowed - PageTableFlags::PRESENT;
+        if !extra.is_empty() {
+            return Err((RegionError::Flags(extra), frame));
+        }
         match paging::read_leaf(va) {
             Ok(old) if !old.is_present() => {}
             Ok(found) => return Err((RegionError::Entry { page, found }, frame)),

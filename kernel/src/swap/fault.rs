@@ -42,18 +42,29 @@ impl Swapper {
         // If the mapping is refused, the swap entry is still in place and its copy (tmem, zram or disk)
         // still valid: only the frame goes (dropped with the error).
         self.region.map(page, frame, flags).map_err(|(e, _frame)| SwapError::Region(e))?;
-        // Only now, with the page mapped again, does the swap cache decide about its copy (Linux's
-        // do_swap_page order: swap_free last).
-        if let (Kind::Swap(e), Some(backing)) = (kind, backing) {
-            match self.cache.swapped_in(page, SwapCopy { slot: e.offset, backing }).map_err(SwapError::Cache)? {
-                SwapIn::Keep => {}
-                SwapIn::Release(copy) => self.release_slot(copy.slot)?,
-            }
-        }
+        // The page is mapped: from here on the fault is resolved whatever happens to the bookkeeping, so
+        // errors are recorded for the run's report instead of failing the access.
         self.clock.insert(page);
         self.stats.faults += 1;
         self.stats.resident = self.clock.len() as u64;
         self.stats.peak_resident = self.stats.peak_resident.max(self.stats.resident);
+        // Only now does the swap cache decide about the copy (Linux's do_swap_page order: swap_free last).
+        if let (Kind::Swap(e), Some(backing)) = (kind, backing) {
+            let release = match self.cache.swapped_in(page, SwapCopy { slot: e.offset, backing }) {
+                Ok(SwapIn::Keep) => None,
+                Ok(SwapIn::Release(copy)) => Some(copy.slot),
+                Err(err) => {
+                    self.error.get_or_insert(SwapError::Cache(err));
+                    Some(e.offset)
+                }
+            };
+            if let Some(slot) = release
+                && let Err(err) = self.release_slot(slot)
+            {
+                self.error.get_or_insert(err);
+            }
+        }
+        self.check_invariant();
         Ok(())
     }
 
@@ -93,16 +104,25 @@ impl Swapper {
 
     /// A slot's copy is no longer wanted: drop it from frontswap or zram and free the slot (Linux's
     /// `swap_free` → `frontswap_invalidate_page` / `zram_slot_free_notify`).
+    /// The slot is freed even when dropping the copy fails: a stale tmem copy at a reused slot is
+    /// replaced by frontswap's duplicate-store rule and dropped at swapoff, so it is never served.
     pub(super) fn release_slot(&mut self, slot: u64) -> Result<(), SwapError> {
-        if self.front {
-            zcache::frontswap::invalidate_page(super::SWAP_TYPE, slot)?;
+        let mut first = None;
+        if self.front
+            && let Err(e) = zcache::frontswap::invalidate_page(super::SWAP_TYPE, slot)
+        {
+            first = Some(SwapError::Tmem(e));
         }
-        if self.zram {
-            crate::zram::slot_free_notify(slot).map_err(SwapError::Zram)?;
+        if self.zram
+            && let Err(e) = crate::zram::slot_free_notify(slot)
+        {
+            first.get_or_insert(SwapError::Zram(e));
         }
-        self.map.free(slot).map_err(SwapError::Slot)?;
+        if let Err(e) = self.map.free(slot) {
+            first.get_or_insert(SwapError::Slot(e));
+        }
         self.stats.slots_used = self.map.used();
-        Ok(())
+        first.map_or(Ok(()), Err)
     }
 
     fn alloc_frame(&mut self) -> Result<OwnedFrame, SwapError> {
@@ -116,6 +136,9 @@ impl Swapper {
                     if self.clock.is_empty() || !self.reclaim_one()? {
                         break;
                     }
+                    // That reclaim's store may have grown the pool: make room under the accounting again
+                    // before the retried frame is mapped.
+                    self.make_room()?;
                 }
             }
         }

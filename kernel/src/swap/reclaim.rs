@@ -96,10 +96,18 @@ impl Swapper {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// After a step: the peaks, and the accounting's invariant, which a step that went over (or a pool
+    /// that grew behind `make_room`, e.g. a store made to find a frame) breaks and is counted for.
+    pub(super) fn check_invariant(&mut self) {
         let (resident, pool) = (self.clock.len() as u64, self.pool_pages());
         self.stats.peak_pool_pages = self.stats.peak_pool_pages.max(pool);
         self.stats.peak_mem_pages = self.stats.peak_mem_pages.max(resident + pool);
-        Ok(())
+        if !self.acct.holds(resident, pool) {
+            self.stats.over_budget_steps += 1;
+        }
     }
 
     /// Reclaim one resident page. `Ok(false)`: no page could go (no resident page, or no swap slot).
@@ -114,9 +122,12 @@ impl Swapper {
                 self.clock.insert(victim);
                 Ok(false)
             }
-            // Every error leaves the page mapped where it was.
+            // An error leaves the page mapped where it was, unless even that failed (then its PTE holds the
+            // swap entry and the page is not resident).
             Err(e) => {
-                self.clock.insert(victim);
+                if self.region.entry(victim).is_ok_and(|p| p.is_present()) {
+                    self.clock.insert(victim);
+                }
                 Err(e)
             }
         }

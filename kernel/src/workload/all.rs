@@ -28,8 +28,12 @@ pub fn run_all(facts: &BootFacts, report: &mut Report, failures: &mut Failures) 
     let swap_spec = RunSpec {
         // One tmem for both workloads, installed below with the RAM-percent limit; the swap run's
         // accounting still charges its memory with every frame that tmem holds.
+        // The pool on top of the resident budget (swap_mode=fixed): its frames are shared with cleancache,
+        // whose pages the swap run cannot give back, so charging them to the swap run's N would measure
+        // cleancache, not compression.
         swap: SwapConfig {
             tmem_limit_pages: limit,
+            mode: crate::swap::MemMode::Fixed,
             ..swapdemo::swap_config(settings, region, budget, Some(Backend::Zsmalloc), slots)
         },
         pattern: swapdemo::pattern(settings.swap_pattern()),
