@@ -10,6 +10,7 @@
 //! | own per-CPU area | `gs:[0]` read on the CPU equals its row of the table, and rows differ |
 //! | own GDT, TSS, IST stacks | `sgdt` + `str` read back on the CPU: GDT and TSS bases and the IST tops; every IST stack disjoint from every other CPU's stacks |
 //! | own kernel stack | the report's RSP lies in the stack bring-up gave that CPU |
+//! | unmap shot down | [`unmap_is_shot_down_on_other_cpus`]: an AP reads a region page, the boot CPU unmaps it and refills the frame; the AP's next read must fault, not see the frame's new bytes through a stale TLB entry |
 //! | double fault on an AP | [`overflow_on_last_ap`]: the AP overflows its kernel stack; the fatal path's report must come from that CPU, on that CPU's double-fault IST stack |
 //!
 //! Example (`-smp 2`): `cpu1: apic 1, area 0x…40, gdt 0x…, tss 0x…, IST tops 0x…/0x…/0x…, rsp 0x…`.
@@ -17,12 +18,19 @@
 use core::ops::Range;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use frame::Owner;
 use spin::Mutex;
+use x86_64::structures::paging::PageTableFlags;
 use zkernel::arch::cpu::{self, MAX_CPUS};
 use zkernel::arch::gdt::{self, DOUBLE_FAULT_IST, LiveTss};
+use zkernel::arch::probe::{Fault, read_u64};
+use zkernel::arch::tlb;
 use zkernel::arch::{apic, smp, tsc};
 use zkernel::harness::fatal::FatalReport;
 use zkernel::init::facts;
+use zkernel::mm::frames::OwnedFrame;
+use zkernel::mm::paging::Pte;
+use zkernel::mm::region::Region;
 use zkernel::println;
 
 /// What one CPU says about itself.
@@ -116,6 +124,61 @@ pub fn every_cpu_reports_in(expected: usize) {
     println!(
         "{} CPU(s) reported in, each with its own APIC id, per-CPU area, GDT, TSS, IST and kernel stacks",
         expected
+    );
+}
+
+/// The page the shootdown case maps, reads on an AP, and unmaps.
+const SHOOT_VA: u64 = memmap::layout::SCRATCH_BASE + 0x7700_0000;
+const BEFORE: u64 = 0x5151_5151_0000_0001;
+const REUSED: u64 = 0xdead_beef_0000_0002;
+static AP_READ: Mutex<Option<Result<u64, Fault>>> = Mutex::new(None);
+
+fn ap_read(_cpu: usize) {
+    // SAFETY: a probe read: a fault is caught and returned, and the page is region memory (copied, never
+    // referenced).
+    let v = unsafe { read_u64(SHOOT_VA) };
+    *AP_READ.lock() = Some(v);
+}
+
+fn no_fill(_addr: u64, _write: bool) -> bool {
+    false
+}
+
+/// Reclaim's case: an AP caches a translation, the boot CPU unmaps the page and reuses the frame. The
+/// shootdown must have removed the AP's translation: its next read faults instead of reading the frame's
+/// new contents. (Under QEMU's TCG, a CPU's software TLB keeps a stale entry until that CPU flushes it,
+/// so without the shootdown the second read returns `REUSED`.)
+pub fn unmap_is_shot_down_on_other_cpus() {
+    let ap = last_ap();
+    let region = Region::claim(SHOOT_VA, 1, no_fill).expect("the scratch page is free");
+    let mut frame = OwnedFrame::alloc(Owner::WORKLOAD).expect("a frame");
+    frame.with_bytes(|b| b[..8].copy_from_slice(&BEFORE.to_le_bytes())).expect("kmap");
+    let flags = PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
+    region.map(0, frame, flags).map_err(|(e, _)| e).expect("map");
+    smp::run_on(ap, ap_read).expect("the AP took the job");
+    assert_eq!(AP_READ.lock().take(), Some(Ok(BEFORE)), "cpu{ap} did not read the mapped page");
+    assert!(tlb::is_active(ap), "cpu{ap} ran work but is not shot down");
+    let before = tlb::stats();
+    let (mut frame, _old) = region.unmap(0, Pte::EMPTY).expect("unmap");
+    let after = tlb::stats();
+    assert!(after.shootdowns > before.shootdowns, "the unmap sent no shootdown");
+    assert!(after.ipis > before.ipis, "no NMI went out");
+    // The frame is the boot CPU's again: reuse it.
+    frame.with_bytes(|b| b[..8].copy_from_slice(&REUSED.to_le_bytes())).expect("kmap");
+    smp::run_on(ap, ap_read).expect("the AP took the job");
+    match AP_READ.lock().take() {
+        Some(Err(f)) => {
+            assert_eq!((f.vector, f.address), (14, Some(SHOOT_VA)), "cpu{ap} faulted, but not on the unmapped page");
+        }
+        Some(Ok(REUSED)) => panic!("cpu{ap} read the reused frame through a stale translation"),
+        other => panic!("cpu{ap} read {other:x?} after the unmap"),
+    }
+    drop(frame);
+    drop(region);
+    println!(
+        "cpu{ap}: faulted on {SHOOT_VA:#x} after the unmap; shootdowns {} (NMIs {})",
+        after.shootdowns - before.shootdowns,
+        after.ipis - before.ipis
     );
 }
 

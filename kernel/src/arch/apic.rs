@@ -137,6 +137,15 @@ pub fn send_ipi(apic_id: u32, vector: u8) {
     wait_icr_idle(&l);
 }
 
+/// Send a non-maskable interrupt to `apic_id` (TLB shootdown, `arch::tlb`).
+pub fn send_nmi(apic_id: u32) {
+    let mut l = lapic();
+    // SAFETY: the NMI handler (`arch::interrupts`) serves pending shootdowns and treats any other NMI
+    // as fatal; the sender set up the request first.
+    unsafe { l.send_nmi(dest(apic_id)) };
+    wait_icr_idle(&l);
+}
+
 /// Signal end of interrupt to this CPU's APIC.
 pub fn eoi() {
     let mut l = lapic();

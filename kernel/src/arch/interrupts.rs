@@ -32,7 +32,7 @@ use x86_64::instructions::port::Port;
 use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame, PageFaultErrorCode};
 
 use super::exceptions::{EXCEPTIONS, FatalKind, FatalReport};
-use super::{apic, cpu, gdt, probe, smp};
+use super::{apic, cpu, gdt, probe, smp, tlb};
 
 static IDT: Once<InterruptDescriptorTable> = Once::new();
 /// Where fatal events go: `harness::fatal::fatal`, set by `init` (arch does not depend on the harness).
@@ -105,7 +105,6 @@ macro_rules! fatal_handler {
 
 fatal_handler!(divide_error, 0);
 fatal_handler!(debug, 1);
-fatal_handler!(nmi, 2);
 fatal_handler!(overflow, 4);
 fatal_handler!(bound_range, 5);
 fatal_handler!(invalid_opcode, 6);
@@ -121,6 +120,14 @@ fatal_handler!(control_protection, 21, error_code);
 fatal_handler!(hv_injection, 28);
 fatal_handler!(vmm_communication, 29, error_code);
 fatal_handler!(security, 30, error_code);
+
+/// An NMI is a TLB shootdown request (`arch::tlb`) when one is pending for this CPU; otherwise fatal.
+extern "x86-interrupt" fn nmi(frame: InterruptStackFrame) {
+    if tlb::handle_nmi() {
+        return;
+    }
+    fatal(&report(2, &frame, None, None))
+}
 
 extern "x86-interrupt" fn breakpoint(frame: InterruptStackFrame) {
     BREAKPOINTS.fetch_add(1, Ordering::Relaxed);

@@ -11,4 +11,5 @@ pub mod interrupts;
 pub mod probe;
 pub mod qemu;
 pub mod smp;
+pub mod tlb;
 pub mod tsc;

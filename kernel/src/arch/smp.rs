@@ -339,6 +339,8 @@ fn park(cpu: usize) -> ! {
         x86_64::instructions::interrupts::disable();
         let work = MAIL[cpu].swap(0, Ordering::SeqCst);
         if work != 0 {
+            // From its first job on, this CPU may cache any translation: TLB shootdowns include it.
+            super::tlb::mark_active();
             // SAFETY: the mailbox holds 0 or a value stored from a `fn(usize)` by `post`.
             let f: fn(usize) = unsafe { core::mem::transmute::<usize, fn(usize)>(work) };
             f(cpu);
