@@ -20,7 +20,8 @@
 //!
 //! CPU indices are handed out in MADT order: the boot CPU is 0, the first AP that starts 1, and so on,
 //! up to `MAX_CPUS`. An AP that does not report in keeps its index (it might still wake later and must
-//! not share a per-CPU row) and is listed in [`SmpFacts::failed`].
+//! not share a per-CPU row) and is listed in [`SmpFacts::failed`]; no further AP is started then, since
+//! the late one may still be reading the trampoline's parameters.
 //!
 //! Example, `-smp 4` under QEMU: `cpus up: 4 (xAPIC at 0xfee00000; trampoline at 0x8000): cpu0 apic 0,
 //! cpu1 apic 1, cpu2 apic 2, cpu3 apic 3`.
@@ -156,7 +157,12 @@ pub fn bring_up(rsdp: Option<u64>, trampoline: Option<Pfn>, boot_stack: Range<u6
             return facts;
         }
         let mut next = 1;
+        let mut stalled = false;
         for apic_id in aps {
+            if stalled {
+                facts.failed.push((apic_id, String::from("not started: an earlier AP never reported in")));
+                continue;
+            }
             if next >= MAX_CPUS {
                 facts.failed.push((apic_id, alloc::format!("beyond MAX_CPUS ({MAX_CPUS})")));
                 continue;
@@ -165,7 +171,12 @@ pub fn bring_up(rsdp: Option<u64>, trampoline: Option<Pfn>, boot_stack: Range<u6
             next += 1;
             match start_one(cpu, apic_id, page) {
                 Ok(()) => facts.up.push(CpuUp { cpu, apic_id }),
-                Err(why) => facts.failed.push((apic_id, why)),
+                Err(why) => {
+                    // A late AP may still be climbing through the trampoline: patching it for the next
+                    // AP would hand the late one the next one's stack. Start no more.
+                    stalled = true;
+                    facts.failed.push((apic_id, why));
+                }
             }
         }
         // SAFETY: every AP that reported in runs on kernel addresses now; the frame stays reserved, so a
