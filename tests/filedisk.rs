@@ -54,7 +54,7 @@ fn mount_lists_the_repository() {
     let fd = mounted();
     let h = fd.header();
     println!("{} files, table {} page(s), data {}..{}", fd.files().len(), h.table_pages, h.data_start, h.total_pages);
-    for name in ["README.md", "tests/filedisk.rs", "kernel/src/fs.rs", "kernel/libs/fsimage/src/lib.rs"] {
+    for name in ["README.md", "tests/filedisk.rs", "kernel/src/fs/mod.rs", "kernel/libs/fsimage/src/lib.rs"] {
         let ino = inode(&fd, name);
         assert_eq!(fd.files()[ino as usize].name(), name);
     }
@@ -97,7 +97,7 @@ fn a_file_reads_back_as_its_text() {
 fn reading_at_the_end_is_past_end() {
     let mut fd = mounted();
     let mut page = [0x5au8; PAGE_SIZE];
-    for name in ["README.md", "kernel/src/fs.rs"] {
+    for name in ["README.md", "kernel/src/fs/mod.rs"] {
         let ino = inode(&fd, name);
         let pages = fd.pages(ino).unwrap();
         assert!(pages > 0);
