@@ -1,4 +1,4 @@
-//! SMP bring-up with 4 CPUs (xtask's default -smp): every CPU of the MADT comes up and reports in with a distinct APIC id, its
+//! SMP bring-up with 4 CPUs: every CPU of the MADT comes up and reports in with a distinct APIC id, its
 //! own per-CPU area, its own GDT and TSS, and its own IST and kernel stacks.
 //! Then the last AP overflows its kernel stack: the double fault must be handled on that AP's own
 //! IST stack and reported by the fatal path from that CPU (tests/common/smp.rs).

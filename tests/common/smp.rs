@@ -203,8 +203,9 @@ fn last_ap() -> usize {
 /// CPU waits, and fails the case if nothing happens within 10 s.
 pub fn overflow_on_last_ap() {
     let target = last_ap();
-    smp::post(target, overflow).expect("the AP refused work");
+    // Set before the post: the AP may fault (and the check run) before `post` even returns.
     OVERFLOW_POSTED.store(true, Ordering::SeqCst);
+    smp::post(target, overflow).expect("the AP refused work");
     let deadline = tsc::rdtsc() + tsc::hz() * 10;
     while tsc::rdtsc() < deadline {
         core::hint::spin_loop();

@@ -183,8 +183,9 @@ unsafe extern "C" {
     static zk_ap_gdt: u8;
 }
 
-/// How long the boot CPU waits for one AP to report in.
-pub const START_TIMEOUT_MS: u64 = 1000;
+/// How long the boot CPU waits for one AP to report in. An AP takes well under a millisecond, but under
+/// TCG on a loaded 2-core host its vCPU thread can wait for the host CPU for a long time.
+pub const START_TIMEOUT_MS: u64 = 5000;
 
 /// The trampoline's bytes, as assembled into the kernel image.
 pub fn trampoline() -> &'static [u8] {

@@ -16,7 +16,7 @@
 //! | 3 | identity-map the trampoline page (boot kept it from the frame allocator) | `mm::paging` |
 //! | 4 | per AP: kernel stack and three IST stacks with guard pages, its GDT+TSS | `mm::stack`, `arch::gdt::prepare` |
 //! | 5 | per AP: copy and patch the trampoline, INIT-SIPI-SIPI, wait until it reports in | `arch::smp` |
-//! | 6 | unmap the trampoline's identity page (the frame stays reserved) | `mm::paging` |
+//! | 6 | unmap the trampoline's identity page (the frame stays reserved); kept when an AP timed out | `mm::paging` |
 //!
 //! CPU indices are handed out in MADT order: the boot CPU is 0, the first AP that starts 1, and so on,
 //! up to `MAX_CPUS`. An AP that does not report in keeps its index (it might still wake later and must
@@ -178,6 +178,12 @@ pub fn bring_up(rsdp: Option<u64>, trampoline: Option<Pfn>, boot_stack: Range<u6
                     facts.failed.push((apic_id, why));
                 }
             }
+        }
+        if stalled {
+            // A late AP may still be in the trampoline: without the identity page it would fault with no
+            // IDT when it turns paging on, and a triple fault resets the whole machine. Keep it mapped.
+            log::warn!("smp: trampoline identity page {va:#x} left mapped for an AP that may still start");
+            return facts;
         }
         // SAFETY: every AP that reported in runs on kernel addresses now; the frame stays reserved, so a
         // translation an AP may still cache points at nothing anyone else uses.
