@@ -49,8 +49,10 @@ pub const BOOTLOADER_CONFIG: BootloaderConfig = {
 #[derive(Debug)]
 pub struct BootFacts {
     pub firmware: Firmware,
-    /// CPU count from fw_cfg (`None` off QEMU). Only the boot CPU runs until SMP bring-up exists.
+    /// CPU count from fw_cfg (`None` off QEMU).
     pub cpus: Option<u16>,
+    /// The CPUs that came up (`drivers::smp`): the MADT's list, the local APIC, who reported in.
+    pub smp: &'static crate::drivers::smp::SmpFacts,
     pub memory: Summary,
     /// The memory map, in the bootloader's order, as `memmap` regions.
     pub regions: alloc::vec::Vec<Region>,
@@ -104,6 +106,33 @@ fn log_level(level: LogLevel) -> log::LevelFilter {
     }
 }
 
+/// Keep one page below 1 MiB away from the frame allocator: the application processors start in real
+/// mode there (`arch::smp`). Returns the memory map for `mm::init` (that page marked as the
+/// bootloader's) and the page, if a usable one exists. The boot facts keep the original map.
+fn reserve_trampoline_page(regions: &[Region]) -> (alloc::vec::Vec<Region>, Option<frame::Pfn>) {
+    const LOW: u64 = 0x1000; // page 0 holds the real-mode interrupt table: never used
+    const HIGH: u64 = 0x10_0000; // a STARTUP IPI's vector is the page number: below 1 MiB
+    let found = regions.iter().filter(|r| r.kind == Kind::Usable).find_map(|r| {
+        let start = r.start.max(LOW).next_multiple_of(4096);
+        (start + 4096 <= r.end.min(HIGH)).then_some(start)
+    });
+    let Some(page) = found else { return (regions.to_vec(), None) };
+    let mut out = alloc::vec::Vec::with_capacity(regions.len() + 2);
+    for r in regions {
+        if r.kind == Kind::Usable && r.start <= page && page + 4096 <= r.end {
+            out.extend([
+                Region::new(r.start, page, Kind::Usable),
+                Region::new(page, page + 4096, Kind::Bootloader),
+                Region::new(page + 4096, r.end, Kind::Usable),
+            ]);
+        } else {
+            out.push(*r);
+        }
+    }
+    out.retain(|r| !r.is_empty());
+    (out, Some(frame::Pfn::from_addr(page)))
+}
+
 /// Check every option against kopts's table before anything runs. A bad one ends the boot: each error
 /// on its own line, the reason last, and the failure exit code (never a quiet default).
 fn check_options(options: &'static str) -> Settings {
@@ -122,6 +151,7 @@ fn check_options(options: &'static str) -> Settings {
 
 /// The boot sequence. Every kernel and test kernel calls this first.
 pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
+    arch::cpu::install_boot(); //             GS base → the boot CPU's per-CPU area: `cpu::id()` works
     console::init(log::LevelFilter::Info); // serial console on COM1, so every later step can report
     arch::gdt::init(); //                     segments and the TSS with the IST emergency stacks
     arch::interrupts::set_fatal_handler(harness::fatal::fatal); // where fatal events are reported
@@ -139,9 +169,12 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
         .collect();
     let recursive = boot_info.recursive_index.into_option().expect("bootloader gave no recursive PML4 entry");
     let phys_offset = boot_info.physical_memory_offset.into_option();
-    mm::init(&regions, recursive, phys_offset); // kmap window, frame allocator, heap main arena
+    let (mm_regions, trampoline) = reserve_trampoline_page(&regions); // a page below 1 MiB for AP start-up
+    mm::init(&mm_regions, recursive, phys_offset); // kmap window, frame allocator, heap main arena
     let ist = [0; 3].map(|_| mm::stack::alloc_stack(IST_PAGES).expect("no frames for the IST stacks"));
     arch::gdt::move_ist_stacks(ist); //       emergency stacks with guard pages
+    let boot_stack = boot_info.kernel_stack_bottom..boot_info.kernel_stack_bottom + boot_info.kernel_stack_len;
+    let smp = crate::drivers::smp::bring_up(boot_info.rsdp_addr.into_option(), trampoline, boot_stack); // every CPU
     crate::drivers::virtio_blk::probe(); //   virtio-blk disks on PCI bus 0 ("swap", "files"), polled
     let ramdisk = Ramdisk::from_boot_info(boot_info, settings.ramdisk_fnv()); // the page data: intact?
     if let Some(r) = ramdisk.filter(|r| r.verified == Some(false)) {
@@ -157,6 +190,7 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
     FACTS.call_once(|| BootFacts {
         firmware: memmap::detect_firmware(regions.iter().copied()),
         cpus: fw_cfg.as_mut().map(FwCfg::cpu_count),
+        smp,
         memory: Summary::of(regions.iter().copied()),
         kernel_image: boot_info.kernel_image_offset..boot_info.kernel_image_offset + boot_info.kernel_len,
         kernel_stack: boot_info.kernel_stack_bottom..boot_info.kernel_stack_bottom + boot_info.kernel_stack_len,
@@ -178,10 +212,7 @@ impl BootFacts {
             self.firmware.name()
         );
         self.print_options();
-        match self.cpus {
-            Some(n) => println!("cpus: {n} (from fw_cfg; the boot CPU runs, SMP bring-up comes later)"),
-            None => println!("cpus: unknown (no fw_cfg device)"),
-        }
+        self.print_cpus();
         let m = &self.memory;
         println!(
             "memory map: {} regions, {} usable: {}.{} MiB usable ({} frames of 4 KiB), \
@@ -262,6 +293,30 @@ impl BootFacts {
             "paging: {} maps, {} unmaps, {} invlpg, {} page-table frames allocated",
             p.maps, p.unmaps, p.invlpg, p.tables
         );
+    }
+
+    /// The CPUs line: how many are up of those the MADT lists, the APIC mode, each CPU's APIC id.
+    pub fn print_cpus(&self) {
+        let s = self.smp;
+        let fw = self.cpus.map_or(String::from("no fw_cfg"), |n| alloc::format!("fw_cfg: {n}"));
+        let tramp = s.trampoline.map_or(String::from("no trampoline page"), |t| alloc::format!("trampoline at {t:#x}"));
+        print!(
+            "cpus: {} up of {} in the MADT ({fw}; {} at {:#x}; {tramp}):",
+            s.up.len(),
+            s.listed,
+            s.lapic_mode,
+            s.lapic_phys
+        );
+        for c in &s.up {
+            print!(" cpu{} apic {}", c.cpu, c.apic_id);
+        }
+        println!();
+        for (apic_id, why) in &s.failed {
+            println!("  APIC id {apic_id} did not come up: {why}");
+        }
+        if let Some(note) = &s.note {
+            println!("  only the boot CPU runs: {note}");
+        }
     }
 
     fn print_options(&self) {

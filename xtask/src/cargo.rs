@@ -135,6 +135,8 @@ pub struct KernelTable {
     pub benches: Vec<String>,
     /// Per-kernel page files (paths relative to the workspace root) handed over as ramdisks.
     pub ramdisks: BTreeMap<String, String>,
+    /// Per-kernel CPU counts (QEMU `-smp`); kernels not listed get the default of `QemuConfig`.
+    pub smp: BTreeMap<String, u32>,
 }
 
 /// `package`'s [`KernelTable`]; empty when the package or its table is absent, an error naming the
@@ -170,7 +172,7 @@ mod tests {
         let t = KernelTable::deserialize(&v).unwrap();
         assert_eq!(t.harness_checks["fail_exit"], "kernel-failed");
         assert_eq!((t.timeouts["fail_hang"], t.benches.as_slice()), (15, &["bench_mm".to_string()][..]));
-        assert!(t.ramdisks.is_empty());
+        assert!(t.ramdisks.is_empty() && t.smp.is_empty());
         let bad = serde_json::json!({ "timeouts": { "fail_hang": "soon" } });
         assert!(KernelTable::deserialize(&bad).is_err());
     }

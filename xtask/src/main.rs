@@ -169,6 +169,10 @@ pub struct TestOpts {
     /// Print each test kernel's whole serial output, also when it passes (the figures its cases print).
     #[arg(long)]
     show_output: bool,
+    /// CPUs for every test kernel that tests/Cargo.toml's `smp` table does not pin (default: QEMU
+    /// config's 4), e.g. `--smp 1` to run the suite on one CPU.
+    #[arg(long)]
+    smp: Option<u32>,
 }
 
 fn main() -> ExitCode {

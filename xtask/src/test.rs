@@ -82,6 +82,10 @@ pub fn test(o: &TestOpts) -> Result<ExitCode> {
             config.disks.push(files.disk());
             config.ovmf = ovmf.clone();
             config.kvm = o.kvm;
+            // tests/Cargo.toml pins a kernel's CPU count (smp_boot_1 …); otherwise --smp, else the default.
+            if let Some(n) = table.smp.get(name.as_str()).copied().or(o.smp) {
+                config.smp = n;
+            }
             // tests/Cargo.toml's timeouts count from QEMU's start; under UEFI, OVMF adds ~5 s before the kernel.
             let firmware_allowance = if o.uefi { UEFI_ALLOWANCE_SECS } else { 0 };
             let secs = timeouts.get(name.as_str()).map_or(o.timeout, |t| (t + firmware_allowance).min(o.timeout));

@@ -55,6 +55,8 @@ pub struct FatalReport<'a> {
     pub cr2: Option<u64>,
     /// Where the handler itself runs: tells whether an IST stack was used.
     pub handler_rsp: u64,
+    /// The CPU the event happened on (`arch::cpu::id`).
+    pub cpu: usize,
     pub panic: Option<&'a PanicInfo<'a>>,
 }
 

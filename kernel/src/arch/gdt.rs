@@ -28,13 +28,22 @@
 //! management runs, [`move_ist_stacks`] switches them to stacks from `mm::stack`, which have unmapped
 //! guard pages on both sides, so even an overflow of an emergency stack faults instead of corrupting.
 //!
-//! Per-CPU copies (one TSS and set of IST stacks per CPU) come with SMP; today only the boot CPU runs.
+//! # One GDT and TSS per CPU
+//!
+//! Every CPU has its own row in [`GDTS`] and [`TSSS`]: the TSS holds that CPU's IST stacks, and a TSS
+//! descriptor may be loaded by one CPU only (`ltr` marks it busy). The boot CPU builds and loads row 0
+//! in [`init`]; for an application processor the boot CPU builds row `n` with the AP's guard-paged IST
+//! stacks ([`prepare`]) before it starts the AP, and the AP loads it ([`load`]) in its Rust entry.
+//! [`current_tss`] reads back what the hardware uses (`sgdt` + `str`), so a test can check that each
+//! CPU runs on its own TSS and IST stacks (tests/smp_boot.rs).
 
 use core::cell::UnsafeCell;
 use core::ops::Range;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use spin::Once;
+
+use super::cpu::{self, MAX_CPUS};
 use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
 use x86_64::instructions::tables::load_tss;
@@ -56,8 +65,8 @@ pub const IST_STACK_SIZE: usize = 5 * 4096;
 #[repr(C, align(16))]
 struct IstStack(UnsafeCell<[u8; IST_STACK_SIZE]>);
 
-// SAFETY: the kernel only takes the stack's address; the bytes are used by the CPU as a stack, by one CPU
-// (the boot CPU) at a time.
+// SAFETY: the kernel only takes the stack's address; the bytes are used by the CPU as a stack, by the
+// boot CPU alone (APs get guard-paged stacks from `mm::stack`).
 unsafe impl Sync for IstStack {}
 
 impl IstStack {
@@ -73,43 +82,51 @@ impl IstStack {
 
 static BOOT_IST_STACKS: [IstStack; 3] = [IstStack::new(), IstStack::new(), IstStack::new()];
 
-/// The current `[bottom, top)` of each IST stack (0..0 until `init`).
-static IST_RANGES: [[AtomicU64; 2]; 3] = [const { [AtomicU64::new(0), AtomicU64::new(0)] }; 3];
+/// The current `[bottom, top)` of each CPU's IST stacks (0..0 until set).
+static IST_RANGES: [[[AtomicU64; 2]; 3]; MAX_CPUS] =
+    [const { [const { [AtomicU64::new(0), AtomicU64::new(0)] }; 3] }; MAX_CPUS];
 
-/// The addresses `[bottom, top)` of IST stack `slot`: a handler can check it really runs there.
+/// The addresses `[bottom, top)` of this CPU's IST stack `slot`: a handler can check it really runs there.
 pub fn ist_stack(slot: u16) -> Range<u64> {
-    let r = &IST_RANGES[slot as usize];
+    ist_stack_of(cpu::id(), slot)
+}
+
+/// The addresses `[bottom, top)` of CPU `cpu`'s IST stack `slot`.
+pub fn ist_stack_of(cpu: usize, slot: u16) -> Range<u64> {
+    let r = &IST_RANGES[cpu][slot as usize];
     r[0].load(Ordering::SeqCst)..r[1].load(Ordering::SeqCst)
 }
 
-/// The TSS: the CPU reads it on every IST exception, and [`move_ist_stacks`] updates it once.
+/// A TSS: the CPU reads it on every IST exception.
 struct TssCell(UnsafeCell<TaskStateSegment>);
 
-// SAFETY: written only by `init` (before the TSS is loaded) and `move_ist_stacks` (boot CPU, interrupts
-// off); read by the CPU.
+// SAFETY: each row is written only by `set_ist` (by the boot CPU before its owner runs, or by the owner
+// with interrupts off) and read by the owning CPU's hardware.
 unsafe impl Sync for TssCell {}
 
-static TSS: TssCell = TssCell(UnsafeCell::new(TaskStateSegment::new()));
+static TSSS: [TssCell; MAX_CPUS] = [const { TssCell(UnsafeCell::new(TaskStateSegment::new())) }; MAX_CPUS];
 
-fn set_ist(slot: u16, stack: Range<u64>) {
-    let tss = TSS.0.get();
+fn set_ist(cpu: usize, slot: u16, stack: Range<u64>) {
+    let tss = TSSS[cpu].0.get();
     // SAFETY: the TSS is a static; the IST entries are plain addresses the CPU reads only when it
-    // delivers an exception through an IST gate. Callers run on the boot CPU with interrupts off, and
-    // the new stack is mapped, so a concurrent NMI sees either the old or the new valid stack.
+    // delivers an exception through an IST gate. Callers are the owning CPU with interrupts off, or the
+    // boot CPU before the owner starts; the new stack is mapped, so a concurrent NMI sees either the old
+    // or the new valid stack.
     unsafe {
         let entry = core::ptr::addr_of_mut!((*tss).interrupt_stack_table[slot as usize]);
         entry.write_unaligned(VirtAddr::new(stack.end));
     }
-    IST_RANGES[slot as usize][0].store(stack.start, Ordering::SeqCst);
-    IST_RANGES[slot as usize][1].store(stack.end, Ordering::SeqCst);
+    IST_RANGES[cpu][slot as usize][0].store(stack.start, Ordering::SeqCst);
+    IST_RANGES[cpu][slot as usize][1].store(stack.end, Ordering::SeqCst);
 }
 
-/// Switch the IST stacks to `stacks` (double fault, NMI, machine check), e.g. guard-paged stacks from
-/// `mm::stack`. Each must be mapped and at least [`IST_STACK_SIZE`] bytes.
+/// Switch this CPU's IST stacks to `stacks` (double fault, NMI, machine check), e.g. guard-paged stacks
+/// from `mm::stack`. Each must be mapped and at least [`IST_STACK_SIZE`] bytes.
 pub fn move_ist_stacks(stacks: [Range<u64>; 3]) {
     x86_64::instructions::interrupts::without_interrupts(|| {
+        let cpu = cpu::id();
         for (slot, stack) in stacks.into_iter().enumerate() {
-            set_ist(slot as u16, stack);
+            set_ist(cpu, slot as u16, stack);
         }
     });
 }
@@ -120,28 +137,28 @@ struct Selectors {
     tss: SegmentSelector,
 }
 
-static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
+static GDTS: [Once<(GlobalDescriptorTable, Selectors)>; MAX_CPUS] = [const { Once::new() }; MAX_CPUS];
 
-/// Build and load the GDT and TSS, reload the segment registers. Call once, before the IDT.
-pub fn init() {
-    for slot in [DOUBLE_FAULT_IST, NMI_IST, MACHINE_CHECK_IST] {
-        // Stacks grow down: the IST entry is the top (one past the highest byte).
-        set_ist(slot, BOOT_IST_STACKS[slot as usize].range());
-    }
+fn build(cpu: usize) -> &'static (GlobalDescriptorTable, Selectors) {
     // SAFETY: the TSS is a static that lives forever; after this point it is only changed through
     // `set_ist`, which writes single IST entries the CPU reads on exception entry.
-    let tss: &'static TaskStateSegment = unsafe { &*TSS.0.get() };
-    let (gdt, sel) = GDT.call_once(|| {
+    let tss: &'static TaskStateSegment = unsafe { &*TSSS[cpu].0.get() };
+    GDTS[cpu].call_once(|| {
         let mut gdt = GlobalDescriptorTable::new();
         let code = gdt.append(Descriptor::kernel_code_segment());
         let data = gdt.append(Descriptor::kernel_data_segment());
         let tss = gdt.append(Descriptor::tss_segment(tss));
         (gdt, Selectors { code, data, tss })
-    });
+    })
+}
+
+/// Load CPU `cpu`'s GDT and TSS on the CPU running this, and reload the segment registers.
+fn load_row(cpu: usize) {
+    let (gdt, sel) = GDTS[cpu].get().expect("gdt: row loaded before it was built");
     gdt.load();
     // SAFETY: the selectors index descriptors of the GDT just loaded, which lives in a static for the
     // rest of the kernel's life: a 64-bit code segment for CS, a writable data segment for SS/DS/ES, and
-    // an available TSS whose IST stacks are statics too.
+    // an available TSS (this CPU's own row, loaded by no other CPU) whose IST stacks are mapped.
     unsafe {
         CS::set_reg(sel.code);
         SS::set_reg(sel.data);
@@ -149,4 +166,68 @@ pub fn init() {
         ES::set_reg(sel.data);
         load_tss(sel.tss);
     }
+}
+
+/// Build and load the boot CPU's GDT and TSS, reload the segment registers. Call once, before the IDT.
+pub fn init() {
+    for slot in [DOUBLE_FAULT_IST, NMI_IST, MACHINE_CHECK_IST] {
+        // Stacks grow down: the IST entry is the top (one past the highest byte).
+        set_ist(0, slot, BOOT_IST_STACKS[slot as usize].range());
+    }
+    build(0);
+    load_row(0);
+}
+
+/// On the boot CPU, before starting application processor `cpu`: give its TSS the IST stacks
+/// `stacks` (double fault, NMI, machine check; mapped, guard-paged) and build its GDT.
+pub fn prepare(cpu: usize, stacks: [Range<u64>; 3]) {
+    assert!(cpu != 0 && cpu < MAX_CPUS, "gdt::prepare: {cpu} is not an application processor's index");
+    for (slot, stack) in stacks.into_iter().enumerate() {
+        set_ist(cpu, slot as u16, stack);
+    }
+    build(cpu);
+}
+
+/// On application processor `cpu`, first thing in its Rust entry: load the row [`prepare`] built.
+pub fn load(cpu: usize) {
+    load_row(cpu);
+}
+
+/// The address of CPU `cpu`'s TSS in the table.
+pub fn tss_of(cpu: usize) -> u64 {
+    TSSS[cpu].0.get() as u64
+}
+
+/// What the hardware of the CPU running this uses, read back with `sgdt` and `str`: the GDT's base, the
+/// TSS's base (decoded from the descriptor TR selects) and the TSS's three IST tops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveTss {
+    pub gdt: u64,
+    pub tss: u64,
+    pub ist_tops: [u64; 3],
+}
+
+/// Read [`LiveTss`] on this CPU.
+pub fn current_tss() -> LiveTss {
+    let gdtr = x86_64::instructions::tables::sgdt();
+    let tr: u16;
+    // SAFETY: `str` copies the task register's selector into a register; no memory is touched.
+    unsafe { core::arch::asm!("str {0:x}", out(reg) tr, options(nomem, nostack, preserves_flags)) };
+    let base = gdtr.base.as_u64();
+    let index = u64::from(tr >> 3);
+    assert!((index + 1) * 8 < u64::from(gdtr.limit) + 1, "TR selects beyond the GDT");
+    // SAFETY: the GDT is loaded (its limit checked above) and lives in a static; a TSS descriptor
+    // spans two 8-byte entries at `index`.
+    let (low, high) = unsafe {
+        let p = (base + index * 8) as *const u64;
+        (p.read_volatile(), p.add(1).read_volatile())
+    };
+    let tss = ((low >> 16) & 0xff_ffff) | (((low >> 56) & 0xff) << 24) | ((high & 0xffff_ffff) << 32);
+    let mut ist_tops = [0u64; 3];
+    for (i, top) in ist_tops.iter_mut().enumerate() {
+        // SAFETY: `tss` is the base of the TSS the CPU uses, a static `TaskStateSegment`; the IST table
+        // starts at byte 36 (unaligned, hence the unaligned read).
+        *top = unsafe { ((tss + 36 + 8 * i as u64) as *const u64).read_unaligned() };
+    }
+    LiveTss { gdt: base, tss, ist_tops }
 }

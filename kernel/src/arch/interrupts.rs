@@ -22,6 +22,8 @@
 //!
 //! Hardware interrupts stay disabled: the legacy PIC would deliver IRQs on vectors 8–15, on top of the
 //! exceptions, so it is masked here, and device interrupts arrive with the LAPIC in a later layer.
+//! The boot CPU keeps interrupts off. Parked application processors enable them only to sleep in `hlt`
+//! until a wake-up IPI (`arch::smp`); the local APIC's vectors (`arch::apic`) have handlers here.
 
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -30,7 +32,7 @@ use x86_64::instructions::port::Port;
 use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame, PageFaultErrorCode};
 
 use super::exceptions::{EXCEPTIONS, FatalKind, FatalReport};
-use super::{cpu, gdt, probe};
+use super::{apic, cpu, gdt, probe, smp, tlb};
 
 static IDT: Once<InterruptDescriptorTable> = Once::new();
 /// Where fatal events go: `harness::fatal::fatal`, set by `init` (arch does not depend on the harness).
@@ -82,6 +84,7 @@ fn report(vector: u8, frame: &InterruptStackFrame, error_code: Option<u64>, cr2:
         rsp: frame.stack_pointer.as_u64(),
         cr2,
         handler_rsp: cpu::stack_pointer(),
+        cpu: cpu::id(),
         panic: None,
     }
 }
@@ -102,7 +105,6 @@ macro_rules! fatal_handler {
 
 fatal_handler!(divide_error, 0);
 fatal_handler!(debug, 1);
-fatal_handler!(nmi, 2);
 fatal_handler!(overflow, 4);
 fatal_handler!(bound_range, 5);
 fatal_handler!(invalid_opcode, 6);
@@ -118,6 +120,14 @@ fatal_handler!(control_protection, 21, error_code);
 fatal_handler!(hv_injection, 28);
 fatal_handler!(vmm_communication, 29, error_code);
 fatal_handler!(security, 30, error_code);
+
+/// An NMI is a TLB shootdown request (`arch::tlb`) when one is pending for this CPU; otherwise fatal.
+extern "x86-interrupt" fn nmi(frame: InterruptStackFrame) {
+    if tlb::handle_nmi() {
+        return;
+    }
+    fatal(&report(2, &frame, None, None))
+}
 
 extern "x86-interrupt" fn breakpoint(frame: InterruptStackFrame) {
     BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
@@ -160,8 +170,27 @@ extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
     fatal(&report(18, &frame, None, None))
 }
 
+/// The wake-up IPI (`arch::apic::WAKE_VECTOR`): the parked CPU's `hlt` returns; the park loop reads its
+/// mailbox (`arch::smp`).
+extern "x86-interrupt" fn wake(_frame: InterruptStackFrame) {
+    smp::count_wakeup();
+    apic::eoi();
+}
+
+/// The APIC timer (masked) and APIC error interrupts: acknowledged and otherwise ignored.
+extern "x86-interrupt" fn apic_other(_frame: InterruptStackFrame) {
+    apic::eoi();
+}
+
+/// A spurious interrupt: the architecture says no EOI.
+extern "x86-interrupt" fn spurious(_frame: InterruptStackFrame) {}
+
 fn build() -> InterruptDescriptorTable {
     let mut idt = InterruptDescriptorTable::new();
+    idt[apic::WAKE_VECTOR].set_handler_fn(wake);
+    idt[apic::TIMER_VECTOR].set_handler_fn(apic_other);
+    idt[apic::ERROR_VECTOR].set_handler_fn(apic_other);
+    idt[apic::SPURIOUS_VECTOR].set_handler_fn(spurious);
     idt.divide_error.set_handler_fn(divide_error);
     idt.debug.set_handler_fn(debug);
     idt.breakpoint.set_handler_fn(breakpoint);
@@ -214,4 +243,10 @@ fn mask_legacy_pic() {
 pub fn init() {
     mask_legacy_pic();
     IDT.call_once(build).load();
+}
+
+/// Load the IDT [`init`] built on this CPU (an application processor; one IDT serves every CPU, the
+/// IST indices name each CPU's own stacks through its own TSS).
+pub fn load() {
+    IDT.get().expect("interrupts::load before interrupts::init").load();
 }

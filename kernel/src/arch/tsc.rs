@@ -53,3 +53,11 @@ pub fn hz() -> u64 {
 pub fn centi_ns(cycles: u64) -> u64 {
     (cycles as u128 * 100_000_000_000 / hz().max(1) as u128) as u64
 }
+
+/// Spin for at least `us` microseconds (TSC-timed; the first call measures the TSC, 20 ms).
+pub fn delay_us(us: u64) {
+    let end = rdtsc() + hz() / 1_000_000 * us;
+    while rdtsc() < end {
+        core::hint::spin_loop();
+    }
+}

@@ -79,15 +79,15 @@ fn print_report(r: &FatalReport<'_>) {
     match r.kind {
         FatalKind::Panic => {
             match r.panic.and_then(|p| p.location()) {
-                Some(l) => println!("PANIC at {}:{}:{}", l.file(), l.line(), l.column()),
-                None => println!("PANIC at an unknown location"),
+                Some(l) => println!("PANIC at {}:{}:{} on CPU {}", l.file(), l.line(), l.column(), r.cpu),
+                None => println!("PANIC at an unknown location on CPU {}", r.cpu),
             }
             if let Some(p) = r.panic {
                 println!("  {}", p.message());
             }
         }
         FatalKind::Exception { vector, mnemonic, name } => {
-            println!("EXCEPTION {mnemonic} {name} (vector {vector})");
+            println!("EXCEPTION {mnemonic} {name} (vector {vector}) on CPU {}", r.cpu);
             if let Some(code) = r.error_code {
                 println!("  error code {code:#x}");
             }
@@ -95,9 +95,9 @@ fn print_report(r: &FatalReport<'_>) {
             if let (Some(cr2), Some(code)) = (r.cr2, r.error_code) {
                 println!("  CR2 {cr2:#018x}: {}", describe_page_fault(code));
             }
-            let df = gdt::ist_stack(gdt::DOUBLE_FAULT_IST);
+            let df = gdt::ist_stack_of(r.cpu, gdt::DOUBLE_FAULT_IST);
             if df.contains(&r.handler_rsp) {
-                println!("  handled on the double-fault IST stack ({:#x}..{:#x})", df.start, df.end);
+                println!("  handled on CPU {}'s double-fault IST stack ({:#x}..{:#x})", r.cpu, df.start, df.end);
             }
         }
     }
@@ -112,6 +112,7 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         rsp: 0,
         cr2: None,
         handler_rsp: crate::arch::cpu::stack_pointer(),
+        cpu: crate::arch::cpu::id(),
         panic: Some(info),
     })
 }

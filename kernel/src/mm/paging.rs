@@ -27,7 +27,10 @@
 //!   kmap window, the frame table and the bootloader's mappings are [`MapError::Reserved`].
 //! * `map`, `unmap` and `set_flags` are `unsafe`: a mapping is a claim on a frame and an address
 //!   range, which the caller must own. Changes are serialised by a lock taken with interrupts off.
-//! * Every change is followed by `invlpg` of that page (counted in [`stats`]).
+//! * Every change is followed by `invlpg` of that page (counted in [`stats`]). A change that removes
+//!   a mapping or a right (`unmap`, `set_flags`, `write_leaf` over a present entry) is also shot down
+//!   on the other CPUs that may cache it (`arch::tlb`, an NMI each) before the call returns, so the
+//!   caller may reuse the frame at once. kmap slots are per-CPU and need none (`mm::kmap`).
 //! * A walk that meets a huge page stops with [`MapError::HugePage`]: zkernel's regions never use them.
 //! * Unmapping leaves empty intermediate tables in place (they are reused by the next mapping there).
 //! * [`read_leaf`] / [`write_leaf`] read and replace a leaf entry as a typed [`Pte`], present or not:
@@ -249,6 +252,7 @@ pub unsafe fn unmap(va: u64) -> Result<Pfn, MapError> {
         })
     })?;
     invlpg(va);
+    crate::arch::tlb::shootdown(va); // other CPUs drop it too before the caller reuses the frame
     UNMAPS.fetch_add(1, Ordering::Relaxed);
     Ok(pfn)
 }
@@ -262,6 +266,7 @@ pub unsafe fn set_flags(va: u64, flags: PageTableFlags) -> Result<(), MapError> 
     check(va)?;
     locked(|| with_present_leaf(va, |e| e.set_addr(e.addr(), flags | PageTableFlags::PRESENT)))?;
     invlpg(va);
+    crate::arch::tlb::shootdown(va); // a right taken away must be gone on every CPU
     Ok(())
 }
 
@@ -371,6 +376,10 @@ pub unsafe fn write_leaf(va: u64, new: Pte, frames: &mut dyn TableFrames) -> Res
         Ok::<Pte, MapError>(old)
     })?;
     invlpg(va);
+    if old.is_present() {
+        // Another CPU may cache the old mapping: it must drop it before the frame is reused.
+        crate::arch::tlb::shootdown(va);
+    }
     if new.is_present() {
         MAPS.fetch_add(1, Ordering::Relaxed);
     }

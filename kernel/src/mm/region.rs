@@ -41,8 +41,10 @@
 //!   itself (`paging`'s `Reserved` check).
 //! * Region memory is reached only by [`Region::read`]/[`Region::write`] (copies, never references), so
 //!   no Rust reference into a region page can be live when an entry changes. One CPU at a time edits a
-//!   region (the owner's lock); on SMP, an unmap must also be shot down on the other CPUs' TLBs before
-//!   the frame is reused (not needed while only the boot CPU runs).
+//!   region (the owner's lock). [`Region::unmap`] returns the frame only after the old translation is
+//!   shot down on every other CPU that may cache it (`paging::write_leaf` → `arch::tlb::shootdown`), so
+//!   a write from another CPU lands before the unmap (and goes out with the page) or faults after it,
+//!   never in a reused frame (tests/smp_boot.rs, `unmap_is_shot_down_on_other_cpus`).
 //! * Dropping a region frees every frame still mapped in it and clears every entry; non-present entries
 //!   are the owner's to release first (a swap entry names a slot only the owner knows).
 

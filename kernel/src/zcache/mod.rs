@@ -129,6 +129,8 @@ pub fn install(limit_pages: u64, algorithm: Algorithm) -> Result<(), ZcacheError
     if z.is_some() {
         return Err(ZcacheError::Busy);
     }
+    // Every CPU's stream now, in task context: the fault path never builds one (zcomp's rule).
+    streams::prepare(algorithm).map_err(ZcacheError::NoStream)?;
     *z = Some(Zcache {
         tmem: Tmem::new(config(limit_pages)),
         frontswap: Frontswap::new(),

@@ -7,20 +7,27 @@
 //! A [`Compressor`] carries its algorithm state and its output buffer (about 31 KiB for LZ4, ~330 KiB
 //! for deflate; `kernel/libs/compress`). Allocating that per page would be slow and, worse, would need
 //! memory exactly when the kernel is short of it; one shared compressor would serialise every CPU on
-//! one lock. So each CPU gets its own, created on first use (from task context, with heap to spare)
-//! and kept for good. The stream's lock is only ever taken by its own CPU; it exists so that a
-//! stream is never used twice at once should an interrupt handler ever compress (none does today).
+//! one lock. So each CPU gets its own, built for every CPU that is up when zcache is installed
+//! ([`prepare`], task context, heap to spare: zcomp's rule that no stream is ever built on the reclaim
+//! or fault path) and kept for good. A stream still missing at first use (a pools demo's other
+//! algorithm, a deflate level changed) is built then, from task context, and counted in
+//! [`late_builds`]. The stream's lock is taken by its own CPU, and once by [`prepare`] on the CPU that
+//! installs zcache; it exists so that a stream is never used twice at once (should an interrupt handler
+//! ever compress: none does today).
 //!
 //! # Contract
 //!
 //! | call | gives | rule |
 //! |---|---|---|
 //! | [`with_stream`]`(alg, f)` | this CPU's compressor for `alg`, lent to `f` | not from interrupt context; `f` must not call `with_stream` again (it would spin on its own lock) |
+//! | [`prepare`]`(alg)` | `alg`'s stream built for every CPU that is up | task context (zcache's `install`) |
 //!
 //! A deflate stream is rebuilt when another level is asked for; LZ4 has one stream per CPU.
 //!
 //! Creating a deflate stream builds miniz_oxide's 64 KiB state on the stack (about 80 KiB of stack
 //! optimised; the workspace builds `compress`, `miniz_oxide` and `lz4_flex` optimised in debug too).
+
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use compress::{Algorithm, CompressError, Compressor};
 use spin::Mutex;
@@ -37,6 +44,33 @@ struct CpuStreams {
 static STREAMS: [Mutex<CpuStreams>; MAX_CPUS] =
     [const { Mutex::new(CpuStreams { lz4: None, deflate: None }) }; MAX_CPUS];
 
+static LATE_BUILDS: AtomicU64 = AtomicU64::new(0);
+
+/// Streams built at first use instead of by [`prepare`].
+pub fn late_builds() -> u64 {
+    LATE_BUILDS.load(Ordering::Relaxed)
+}
+
+/// Build `alg`'s stream now for every CPU that is up (`arch::smp::online`), so that none is built on the
+/// fault or reclaim path. Call from task context; a CPU that already has it keeps it.
+pub fn prepare(alg: Algorithm) -> Result<(), CompressError> {
+    for cpu in (0..MAX_CPUS).filter(|&c| crate::arch::smp::online(c)) {
+        without_interrupts(|| {
+            let mut s = STREAMS[cpu].lock();
+            let slot = match alg {
+                Algorithm::Lz4 => &mut s.lz4,
+                Algorithm::Deflate { .. } => &mut s.deflate,
+            };
+            if slot.as_ref().is_none_or(|c| c.algorithm() != alg) {
+                *slot = None;
+                *slot = Some(Compressor::new(alg)?);
+            }
+            Ok::<(), CompressError>(())
+        })?;
+    }
+    Ok(())
+}
+
 /// Run `f` with this CPU's compressor for `alg`, creating it on first use. `Err(BadLevel)` for a deflate
 /// level outside 1..=10.
 pub fn with_stream<R>(alg: Algorithm, f: impl FnOnce(&mut Compressor) -> R) -> Result<R, CompressError> {
@@ -49,6 +83,7 @@ pub fn with_stream<R>(alg: Algorithm, f: impl FnOnce(&mut Compressor) -> R) -> R
         if slot.as_ref().is_none_or(|c| c.algorithm() != alg) {
             *slot = None; // free the old stream before building the new one
             *slot = Some(Compressor::new(alg)?);
+            LATE_BUILDS.fetch_add(1, Ordering::Relaxed);
         }
         Ok(f(slot.as_mut().expect("just created")))
     })
