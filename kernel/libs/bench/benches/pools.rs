@@ -172,9 +172,10 @@ fn store_load_free<P: ZPool>(
 }
 
 /// A tmem holding the kept pages in a pool of `kind`, for the tmem benchmarks (keys from 1 << 20 up
-/// are free for the page under test).
+/// are free for the page under test). zcache's admission rules are off: these time the put/get path, and
+/// `zv_max_mean_zsize` would refuse some of the sample's larger pages.
 fn tmem_with(kind: PoolKind, backend: Backend, pages: &[&Page], comp: &mut Compressor) -> (Tmem<HostMemory>, PoolId) {
-    let mut t = Tmem::new(Config::new(FRAMES as u64));
+    let mut t = Tmem::new(Config::new(FRAMES as u64).without_zv_rules());
     let pool = t.new_pool(kind, Some(backend), HostMemory::new(FRAMES)).expect("a pool");
     for (i, p) in pages.iter().enumerate() {
         t.put(comp, Key::new(pool, 0, i as u32), p).expect("a kept page");
@@ -207,7 +208,7 @@ fn tmem(c: &mut Criterion) {
             })
         });
     }
-    let mut t = Tmem::new(Config::new(FRAMES as u64));
+    let mut t = Tmem::new(Config::new(FRAMES as u64).without_zv_rules());
     let mut fs = Frontswap::new();
     fs.init(&mut t, 0, 1 << 16, HostMemory::new(FRAMES)).expect("swapon");
     for (i, p) in kept.iter().enumerate() {
@@ -222,7 +223,7 @@ fn tmem(c: &mut Criterion) {
             black_box(&mut out);
         })
     });
-    let mut t = Tmem::new(Config::new(FRAMES as u64));
+    let mut t = Tmem::new(Config::new(FRAMES as u64).without_zv_rules());
     let mut cc = Cleancache::new();
     let fsid = cc.init_fs(&mut t, HostMemory::new(FRAMES)).expect("mount");
     for (i, p) in kept.iter().enumerate() {
