@@ -302,6 +302,9 @@ pub struct Finished {
     /// The zram device's `mm_stat` when the workload ended, and after teardown, if it was the device.
     pub zram: Option<zram::MmStat>,
     pub zram_after: Option<zram::MmStat>,
+    /// tmem's index and zram's slot table in bytes when the workload ended (0 when absent).
+    pub tmem_index_bytes: u64,
+    pub zram_table_bytes: u64,
     /// The first error teardown met.
     pub error: Option<SwapError>,
 }
@@ -311,6 +314,8 @@ pub fn uninstall() -> Option<Finished> {
     let mut s = SWAP.lock().take()?;
     let tmem = if s.front { zcache::stats() } else { None };
     let zram = if s.zram { crate::zram::mm_stat() } else { None };
+    let tmem_index_bytes = if s.front { zcache::index_bytes().unwrap_or(0) } else { 0 };
+    let zram_table_bytes = if s.zram { crate::zram::table_bytes().unwrap_or(0) } else { 0 };
     let error = s.teardown().err();
     let tmem_after = if s.front { zcache::stats() } else { None };
     if s.owns_zcache {
@@ -320,7 +325,16 @@ pub fn uninstall() -> Option<Finished> {
     s.stats.clean_reclaims_saved = s.cache.stats.clean_reclaims_saved;
     s.stats.swapins_kept = s.cache.stats.swapins_kept;
     s.stats.dirtied_after_swapin = s.cache.stats.dirtied_after_swapin;
-    Some(Finished { stats: s.stats, tmem, tmem_after, zram, zram_after, error: s.error.or(error) })
+    Some(Finished {
+        stats: s.stats,
+        tmem,
+        tmem_after,
+        zram,
+        zram_after,
+        tmem_index_bytes,
+        zram_table_bytes,
+        error: s.error.or(error),
+    })
 }
 
 /// Counters of the installed swapper.

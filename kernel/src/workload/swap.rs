@@ -129,6 +129,20 @@ pub fn print_run(r: &RunResult) {
         r.mismatches,
         centi_ns(r.cycles) / 100_000_000,
     );
+    if r.stats.over_budget_steps > 0 {
+        println!(
+            "  {:<25} DOES NOT FIT: {} steps went over the memory of {} pages (nothing more could move)",
+            "", r.stats.over_budget_steps, r.spec.swap.budget_pages
+        );
+    }
+    if r.tmem_index_bytes > 0 || r.zram_table_bytes > 0 {
+        println!(
+            "  {:<25} memory beside the pool frames: tmem's index {} KiB, zram's slot table {} KiB",
+            "",
+            r.tmem_index_bytes / 1024,
+            r.zram_table_bytes / 1024
+        );
+    }
     if let Some(t) = &r.tmem {
         let pooled = t.stored_pages.saturating_sub(t.same_pages);
         let ratio = (pooled * 4096) as f64 / t.compr_data_size.max(1) as f64;
@@ -168,6 +182,8 @@ pub fn run_report(r: &RunResult) -> SwapRunReport {
         ms: centi_ns(r.cycles) / 100_000_000,
         swap: report::swap_stats(&r.stats),
         tmem_stats: r.tmem.as_ref().map(report::tmem),
+        tmem_index_bytes: r.tmem_index_bytes,
+        zram_table_bytes: r.zram_table_bytes,
     }
 }
 
@@ -226,11 +242,15 @@ pub fn run_demo(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
     let mut out = SwapReport::default();
     for &pattern in &patterns {
         let mut io_off = None;
-        // Disk only first, then each tmem backend in front of the disk; with swap_device=zram, zram alone.
+        // Disk only first, then each tmem backend in front of the disk, then zram as the swap device: the
+        // three answers at the same N. With swap_device=zram, disk only and zram.
         let configs: Vec<(Option<Backend>, Device)> = if zram {
             alloc::vec![(None, Device::Disk), (None, Device::Zram)]
         } else {
-            core::iter::once((None, Device::Disk)).chain(backends.iter().map(|&b| (Some(b), Device::Disk))).collect()
+            core::iter::once((None, Device::Disk))
+                .chain(backends.iter().map(|&b| (Some(b), Device::Disk)))
+                .chain(core::iter::once((None, Device::Zram)))
+                .collect()
         };
         for (tmem, device) in configs {
             frames::set_fail_every(fail_every);
@@ -251,6 +271,8 @@ pub fn run_demo(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
                     out.runs.push(run_report(&r));
                     match (tmem, device) {
                         (None, Device::Disk) => io_off = Some(r.stats.io()),
+                        // A configuration that could not stay within N has no figure to compare.
+                        _ if r.stats.over_budget_steps > 0 => {}
                         _ => {
                             if let Some(off) = io_off {
                                 let on = r.stats.io();

@@ -90,6 +90,9 @@ pub struct RunResult {
     /// The zram device's `mm_stat` when the workload ended and after teardown, when it was the device.
     pub zram: Option<zram::MmStat>,
     pub zram_after: Option<zram::MmStat>,
+    /// tmem's index and zram's slot table in bytes when the workload ended.
+    pub tmem_index_bytes: u64,
+    pub zram_table_bytes: u64,
     /// tmem every [`SAMPLE_EVERY`] accesses, when the run has frontswap.
     pub samples: Vec<Sample>,
     /// Accesses made (fill included).
@@ -208,6 +211,8 @@ impl SwapRun {
             tmem_after: f.tmem_after,
             zram: f.zram,
             zram_after: f.zram_after,
+            tmem_index_bytes: f.tmem_index_bytes,
+            zram_table_bytes: f.zram_table_bytes,
             samples: self.samples,
             accesses: self.done,
             mismatches: self.mismatches,

@@ -189,6 +189,11 @@ pub fn stats() -> Option<TmemStats> {
     with(|z| z.tmem.stats())
 }
 
+/// Bytes of tmem's own index now (`Tmem::index_bytes`), if zcache is installed.
+pub fn index_bytes() -> Option<u64> {
+    with(|z| z.tmem.index_bytes())
+}
+
 /// The fragmentation of tmem's zsmalloc pools now (free bytes in partly used zspages, and the floor a
 /// full compaction would leave), if zcache is installed and holds a zsmalloc pool.
 pub fn fragmentation() -> Option<tmem::Fragmentation> {

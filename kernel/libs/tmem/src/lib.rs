@@ -1047,6 +1047,23 @@ impl<M: PageMemory + FrameSource> Tmem<M> {
         self.pools.get(&pool.0).map_or(0, |p| p.pages)
     }
 
+    /// Bytes of tmem's own index: the keys and values its ordered maps hold (every object, every page's
+    /// pampd and store-order entries, zbud's back-references), counted by element size. B-tree nodes are
+    /// not full, so the heap they take is up to about 1.5× this; the equal-memory report prints it beside
+    /// the pool frames, because in Linux zcache's index is RAM too.
+    pub fn index_bytes(&self) -> u64 {
+        use core::mem::size_of;
+        let mut bytes = (self.pools.len() * size_of::<(u32, Pool<M>)>()) as u64;
+        bytes += self.lru.iter().map(|l| l.len() * size_of::<(u64, Key)>()).sum::<usize>() as u64;
+        for p in self.pools.values() {
+            bytes += (p.objects.len() * size_of::<(u64, BTreeMap<u32, Slot>)>()) as u64;
+            bytes += p.objects.values().map(|o| o.len() * size_of::<(u32, Slot)>()).sum::<usize>() as u64;
+            bytes += (p.lru.len() * size_of::<(u64, (u64, u32))>()) as u64;
+            bytes += (p.by_handle.len() * size_of::<(u64, (u64, u32))>()) as u64;
+        }
+        bytes
+    }
+
     /// Pool frames held by all pools' allocators: what the limit counts.
     pub fn total_pages(&self) -> u64 {
         self.pools.values().map(|p| p.store.total_pages()).sum()

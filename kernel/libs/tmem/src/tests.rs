@@ -779,3 +779,25 @@ fn fragmentation_is_reported_for_zsmalloc_pools_only() {
     assert_eq!(fa.pool_bytes + fb.pool_bytes + 4096, t.total_pages() * 4096, "zbud's frame is not in it");
     assert_eq!(Config::new(1).compact_threshold_percent, Some(Config::DEFAULT_COMPACT_THRESHOLD_PERCENT));
 }
+
+/// tmem's own index grows with every page and object it holds and is gone with the pool: the figure the
+/// equal-memory report prints beside the pool frames.
+#[test]
+fn index_bytes_follow_what_is_held() {
+    let mut c = lz4();
+    let mut t = tmem(64, 90);
+    assert_eq!(t.index_bytes(), 0, "an empty tmem has no index");
+    let p = pool(&mut t, PoolKind::Persistent, Backend::Zsmalloc);
+    let empty = t.index_bytes();
+    assert!(empty > 0, "a pool is an entry of the index");
+    t.put(&mut c, k(p, 1, 0), &small(1)).unwrap();
+    let one = t.index_bytes();
+    t.put(&mut c, k(p, 1, 1), &small(2)).unwrap();
+    let two = t.index_bytes();
+    assert!(one > empty && two > one, "{empty} < {one} < {two}");
+    assert!(two - one < one - empty, "a page of an existing object costs less than the first, which adds the object");
+    t.put(&mut c, k(p, 2, 0), &small(3)).unwrap();
+    assert!(t.index_bytes() - two > two - one, "a new object costs its own entry on top of the page's");
+    t.destroy_pool(p).unwrap();
+    assert_eq!(t.index_bytes(), 0, "destroying the pool empties the index");
+}

@@ -383,6 +383,12 @@ pub struct SwapRunReport {
     pub ms: u64,
     /// The swap subsystem's counters.
     pub swap: SwapStatsReport,
+    /// Bytes of tmem's own index when the workload ended (its maps' keys and values: objects, pampds,
+    /// store order), memory beside the pool frames; 0 without tmem.
+    pub tmem_index_bytes: u64,
+    /// Bytes of the zram device's slot table (16 per slot), allocated when the device was made; 0 when zram
+    /// was not the device.
+    pub zram_table_bytes: u64,
     /// tmem at the end of the run; `None` with tmem off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tmem_stats: Option<TmemReport>,

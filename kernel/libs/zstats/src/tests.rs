@@ -105,6 +105,8 @@ fn full() -> Report {
             zram_refused: 39,
         },
         tmem_stats: Some(t),
+        tmem_index_bytes: 40,
+        zram_table_bytes: 41,
     };
     let file_run = |t: TmemReport| FileRunReport {
         cleancache: "zbud".into(),
@@ -586,6 +588,8 @@ fn typed_swap() -> Report {
             ..SwapStatsReport::default()
         },
         tmem_stats: None,
+        tmem_index_bytes: 0,
+        zram_table_bytes: 0,
     };
     let on = SwapRunReport {
         tmem: "zsmalloc".into(),
@@ -680,10 +684,10 @@ fn a_full_report_round_trips() {
         .collect();
     assert_eq!(defaults, Vec::<&String>::new());
     // 32 boot leaves (5 top-level + memory 8 + frames 8 + heap 3 + kmap 4 + paging 4), a pool 16, a pool
-    // table row 8, a swap run 79 (9 + swap 27 + tmem 43), an I/O-avoided entry 5, a file run 77 (22 +
+    // table row 8, a swap run 81 (11 + swap 27 + tmem 43), an I/O-avoided entry 5, a file run 77 (22 +
     // cleancache 12 + tmem 43), files 3 more, all 2 more, a sweep 3 and 12 per point (two): 32 + 16 + 8 +
-    // (79 + 5) + (77 + 3) + (79 + 77 + 2) + (3 + 2 × 12) = 405.
-    assert_eq!(leaves.len(), 405);
+    // (81 + 5) + (77 + 3) + (81 + 77 + 2) + (3 + 2 × 12) = 409.
+    assert_eq!(leaves.len(), 409);
     assert_eq!(from_line(&line), Ok(report));
 }
 
@@ -921,6 +925,7 @@ fn swap_line_of_the_old_kernel() {
     assert_eq!(new_tmem.len(), 33);
     let mut expected = prefixed("", &NEW_BOOT_KEYS);
     expected.extend(prefixed("swap.runs[].", &["dirty_zero_fills", "swap.resident", "swap.slots_used"]));
+    expected.extend(prefixed("swap.runs[].", &["tmem_index_bytes", "zram_table_bytes"]));
     expected.extend(prefixed("swap.runs[].swap.", &NEW_SWAP_STATS));
     expected.extend(prefixed("swap.runs[].tmem_stats.", &new_tmem));
     assert_eq!(added, sorted(expected));
