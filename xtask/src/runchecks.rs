@@ -3,7 +3,7 @@
 //!
 //! | check | run | must |
 //! |---|---|---|
-//! | `run_stats_pools` … `run_stats_all` | each workload, small settings | pass, and its `@@stats` line read back into `zstats::Report` with unknown fields denied, its member present |
+//! | `run_stats_pools` … `run_stats_sweep` | each workload, small settings | pass, and its `@@stats` line read back into `zstats::Report` with unknown fields denied, its member present |
 //! | `run_fails_on_corrupt_page` | `corrupt_stored=3`: a stored pool object damaged | fail, the kernel's reason on the last line |
 //! | `run_fails_on_impossible_config` | `workload=swap swap_slots=1000000` (more than the disk) | fail with the reason |
 //! | `run_refuses_bad_option_on_host` | `swap_mem=abc` | fail in under a second, nothing built or booted |
@@ -35,6 +35,7 @@ pub fn checks() -> Vec<RunCheck> {
         RunCheck { name: "run_stats_swap", check: |o| stats(o, Workload::Swap, SMALL_SWAP) },
         RunCheck { name: "run_stats_files", check: |o| stats(o, Workload::Files, SMALL_FILES) },
         RunCheck { name: "run_stats_all", check: |o| stats(o, Workload::All, &[SMALL_SWAP, SMALL_FILES].concat()) },
+        RunCheck { name: "run_stats_sweep", check: |o| stats(o, Workload::Sweep, TINY_SWEEP) },
         RunCheck { name: "run_fails_on_corrupt_page", check: corrupt_page },
         RunCheck { name: "run_fails_on_impossible_config", check: impossible_config },
         RunCheck { name: "run_refuses_bad_option_on_host", check: bad_option_on_host },
@@ -54,6 +55,8 @@ impl RunCheck {
 
 const SMALL_SWAP: &[&str] = &["swap_mem=64", "swap_accesses=768"];
 const SMALL_FILES: &[&str] = &["files_cache=32", "files_ops=40"];
+/// The sweep's 54 runs on a region of 192 pages.
+const TINY_SWEEP: &[&str] = &["swap_mem=64", "swap_accesses=256"];
 
 fn opts(o: &TestOpts, workload: Option<Workload>, options: &[&str]) -> RunOpts {
     RunOpts {
