@@ -9,26 +9,8 @@
 
 extern crate alloc;
 
+#[macro_use]
 #[path = "common/smp.rs"]
 mod smp;
 
-use zkernel::harness::fatal::Expected;
-use zkernel::harness::testing::Case;
-
-zkernel::test_kernel!(
-    "smp_boot_2",
-    &[
-        Case::returns("every_cpu_reports_in", every_cpu_reports_in),
-        Case::returns("unmap_is_shot_down_on_other_cpus", smp::unmap_is_shot_down_on_other_cpus),
-        Case::fatal(
-            "double_fault_on_an_ap_lands_on_its_ist",
-            smp::overflow_on_last_ap,
-            Expected::Exception(8),
-            smp::check_ap_double_fault
-        ),
-    ]
-);
-
-fn every_cpu_reports_in() {
-    smp::every_cpu_reports_in(2);
-}
+smp_boot_kernel!("smp_boot_2", 2);

@@ -26,7 +26,7 @@
 //! arch sits at the bottom and reaches mm and the harness only through handlers `init` registers;
 //! nothing depends on `workload`.
 //!
-//! `unsafe` is denied here and allowed only in `arch`, `mm` and `drivers`, each block with a
+//! Unsafe code is denied here and allowed only in `arch`, `mm` and `drivers`, each block with a
 //! `// SAFETY:` line. Everything above them reaches memory through safe calls: `mm::frames::OwnedFrame`,
 //! `mm::region::Region`, `mm::KernelMemory`.
 #![no_std]

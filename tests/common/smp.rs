@@ -245,3 +245,32 @@ pub fn check_ap_double_fault(r: &FatalReport<'_>) -> Result<(), &'static str> {
     );
     Ok(())
 }
+
+/// A bring-up test kernel for `$cpus` CPUs (the count tests/Cargo.toml's `smp` table gives it): every CPU
+/// reports in, an unmap is shot down on an AP that cached the page, and an AP's double fault lands on its
+/// own IST stack. One scenario per file, the table here.
+#[macro_export]
+macro_rules! smp_boot_kernel {
+    ($name:expr, $cpus:expr) => {
+        zkernel::test_kernel!(
+            $name,
+            &[
+                zkernel::harness::testing::Case::returns("every_cpu_reports_in", every_cpu_reports_in),
+                zkernel::harness::testing::Case::returns(
+                    "unmap_is_shot_down_on_other_cpus",
+                    smp::unmap_is_shot_down_on_other_cpus
+                ),
+                zkernel::harness::testing::Case::fatal(
+                    "double_fault_on_an_ap_lands_on_its_ist",
+                    smp::overflow_on_last_ap,
+                    zkernel::harness::fatal::Expected::Exception(8),
+                    smp::check_ap_double_fault
+                ),
+            ]
+        );
+
+        fn every_cpu_reports_in() {
+            smp::every_cpu_reports_in($cpus);
+        }
+    };
+}

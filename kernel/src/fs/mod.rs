@@ -31,7 +31,7 @@
 //! * [`FileDisk::verify`] reads a whole file and compares its FNV-1a 64 with the table's.
 //! * [`mount_with`] mounts any [`PageSource`], e.g. an image in memory ([`MemDisk`]): how the test
 //!   kernel shows that corrupt images are refused without a corrupt disk.
-//! * No `unsafe` here: the disk driver owns the DMA.
+//! * Nothing here needs `unsafe_code` (the room denies it): the disk driver owns the DMA.
 
 use alloc::vec;
 use alloc::vec::Vec;

@@ -22,7 +22,7 @@
 //! | `stats.rs` | [`SwapStats`] |
 //!
 //! The region lives in the lower half ([`REGION_BASE`]) as an `mm::region::Region`: the swapper owns its
-//! pages and frames, and edits their PTEs through the region's safe calls (no `unsafe` here). Nothing
+//! pages and frames, and edits their PTEs through the region's safe calls (nothing here needs `unsafe_code`). Nothing
 //! but the page-fault handler maps or unmaps region pages while a [`Swapper`] is installed, and the
 //! handler runs with interrupts off on the faulting CPU, so the state is one lock ([`SWAP`]) taken by
 //! the handler (with `try_lock`: a fault under it is fatal, not a deadlock), by
