@@ -293,6 +293,9 @@ impl BootFacts {
             "paging: {} maps, {} unmaps, {} invlpg, {} page-table frames allocated",
             p.maps, p.unmaps, p.invlpg, p.tables
         );
+        let t = arch::tlb::stats();
+        println!("tlb: {} shootdowns, {} NMIs sent", t.shootdowns, t.ipis);
+        print_locks();
     }
 
     /// The CPUs line: how many are up of those the MADT lists, the APIC mode, each CPU's APIC id.
@@ -376,7 +379,46 @@ impl BootFacts {
             },
             paging: zstats::PagingReport { maps: p.maps, unmaps: p.unmaps, invlpg: p.invlpg, tables: p.tables },
             breakpoints: arch::interrupts::breakpoints(),
+            cpus_up: self.smp.up.len() as u64,
+            tlb_shootdowns: arch::tlb::stats().shootdowns,
+            locks: lock_stats()
+                .into_iter()
+                .map(|l| zstats::LockReport {
+                    name: l.name.into(),
+                    acquisitions: l.acquisitions,
+                    contentions: l.contentions,
+                })
+                .collect(),
             ..Default::default()
         }
+    }
+}
+
+/// Every kernel lock's counters ([`arch::lock`]), room by room, locks never taken left out: the
+/// report's `locks` and the `locks:` lines.
+pub fn lock_stats() -> alloc::vec::Vec<arch::lock::LockStats> {
+    let mut all = alloc::vec![mm::fault::lock_stats(), crate::swap::lock_stats(), crate::zram::lock_stats()];
+    all.extend(crate::zcache::lock_stats());
+    all.push(mm::paging::lock_stats());
+    all.extend(mm::frames::lock_stats());
+    all.push(arch::tlb::lock_stats());
+    all.retain(|l| l.acquisitions > 0);
+    all
+}
+
+/// The `locks:` lines: acquisitions and contentions (acquisitions that waited for another CPU) per lock.
+pub fn print_locks() {
+    let order = if arch::lock::CHECKS_ORDER {
+        alloc::format!("lock order checked {} times", arch::lock::order_checks())
+    } else {
+        String::from("lock order not checked (release build)")
+    };
+    println!("locks ({order}):");
+    for l in lock_stats() {
+        let per_mille = if l.acquisitions == 0 { 0.0 } else { l.contentions as f64 * 1000.0 / l.acquisitions as f64 };
+        println!(
+            "  {:<15} {:>10} acquisitions {:>8} contentions ({per_mille:.2} per 1000)",
+            l.name, l.acquisitions, l.contentions
+        );
     }
 }

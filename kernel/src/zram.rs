@@ -15,11 +15,11 @@
 //! a held lock means a fault inside the fault path ([`ZramDevError::Held`]), never a wait with interrupts
 //! off. Compression goes through this CPU's stream (`zcache::streams`), as zram's per-CPU `zcomp` does.
 
-use spin::Mutex;
 use zram::{IoStat, MmStat, Zram, ZramError};
 use zsmalloc::Zsmalloc;
 use zstore::Policy;
 
+use crate::arch::lock::{Lock, LockStats};
 use crate::mm::KernelMemory;
 use crate::zcache::streams::with_stream;
 
@@ -52,7 +52,12 @@ impl core::fmt::Display for ZramDevError {
 
 type Device = Zram<Zsmalloc<KernelMemory>>;
 
-static ZRAM: Mutex<Option<Device>> = Mutex::new(None);
+static ZRAM: Lock<Option<Device>> = Lock::new("zram", 30, None);
+
+/// The device's lock.
+pub fn lock_stats() -> LockStats {
+    ZRAM.stats()
+}
 
 /// Make the device: `disksize_pages` slots over a fresh zsmalloc pool, zram's huge-page rule, a memory
 /// limit of `limit_pages` pool frames (0: none).
@@ -86,7 +91,8 @@ pub fn installed() -> bool {
 }
 
 fn try_with<R>(f: impl FnOnce(&mut Device) -> R) -> Result<R, ZramDevError> {
-    let mut g = ZRAM.try_lock().ok_or(ZramDevError::Held)?;
+    // Another CPU's access is waited for; this CPU holding it already is a fault inside the fault path.
+    let mut g = ZRAM.lock_or_recursion().map_err(|_| ZramDevError::Held)?;
     g.as_mut().map(f).ok_or(ZramDevError::NotInstalled)
 }
 

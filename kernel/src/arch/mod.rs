@@ -8,6 +8,7 @@ pub mod cpu;
 pub mod exceptions;
 pub mod gdt;
 pub mod interrupts;
+pub mod lock;
 pub mod probe;
 pub mod qemu;
 pub mod smp;

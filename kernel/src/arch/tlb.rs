@@ -23,6 +23,7 @@
 //! | CPU | shot down? | why |
 //! |---|---|---|
 //! | the CPU making the change | no: it flushed locally | — |
+//! | the boot CPU (when another CPU makes the change) | yes | it ran everything before the APs started |
 //! | an online AP that has run work ([`mark_active`]) | yes | it may have touched any mapping |
 //! | an AP that has only parked since start-up | no | it touched nothing that is ever unmapped (kernel image, its stacks, its per-CPU row); before its first work it reloads CR3 ([`mark_active`]), which drops anything it may have cached speculatively |
 //!
@@ -42,10 +43,10 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use spin::Mutex;
 use x86_64::VirtAddr;
 
 use super::cpu::{self, MAX_CPUS};
+use super::lock::Lock;
 use super::{apic, smp, tsc};
 
 /// How long a shootdown waits for each acknowledgement.
@@ -53,7 +54,7 @@ pub const ACK_TIMEOUT_MS: u64 = 2000;
 /// The request's address meaning "flush everything".
 const ALL: u64 = u64::MAX;
 
-static LOCK: Mutex<()> = Mutex::new(());
+static LOCK: Lock<()> = Lock::new("tlb", 80, ());
 /// The request: generation and address. Written under `LOCK`, read by the NMI handlers.
 static GEN: AtomicU64 = AtomicU64::new(0);
 static VA: AtomicU64 = AtomicU64::new(0);
@@ -73,6 +74,11 @@ pub struct TlbStats {
 
 pub fn stats() -> TlbStats {
     TlbStats { shootdowns: SHOOTDOWNS.load(Ordering::Relaxed), ipis: IPIS.load(Ordering::Relaxed) }
+}
+
+/// The shootdown lock's counters.
+pub fn lock_stats() -> super::lock::LockStats {
+    LOCK.stats()
 }
 
 /// This CPU is about to run work: from now on it is shot down. Drops its non-global translations first.
@@ -98,8 +104,10 @@ pub fn shootdown_all() {
     send(ALL);
 }
 
+/// The CPUs to interrupt: every other online CPU that may cache translations. The boot CPU always may
+/// (it ran everything before the APs started); an AP once it ran work.
 fn targets(me: usize) -> impl Iterator<Item = usize> {
-    (1..MAX_CPUS).filter(move |&c| c != me && smp::online(c) && ACTIVE[c].load(Ordering::SeqCst))
+    (0..MAX_CPUS).filter(move |&c| c != me && smp::online(c) && (c == 0 || ACTIVE[c].load(Ordering::SeqCst)))
 }
 
 fn send(va: u64) {
@@ -111,16 +119,20 @@ fn send(va: u64) {
         let _g = LOCK.lock();
         VA.store(va, Ordering::SeqCst);
         let generation = GEN.fetch_add(1, Ordering::SeqCst) + 1;
+        // The set is taken once: a CPU that turns active after this flushes everything as it does
+        // (`mark_active`), and waiting for one that was never sent the NMI would time out.
+        let mut sent_to = [false; MAX_CPUS];
         let mut sent = 0;
         for c in targets(me) {
             if let Some(apic_id) = cpu::apic_id_of(c) {
                 apic::send_nmi(apic_id);
+                sent_to[c] = true;
                 sent += 1;
             }
         }
         IPIS.fetch_add(sent, Ordering::Relaxed);
         SHOOTDOWNS.fetch_add(1, Ordering::Relaxed);
-        for c in targets(me) {
+        for c in (0..MAX_CPUS).filter(|&c| sent_to[c]) {
             let deadline = tsc::rdtsc() + tsc::hz() / 1000 * ACK_TIMEOUT_MS;
             while ACK[c].load(Ordering::SeqCst) < generation {
                 if tsc::rdtsc() > deadline {

@@ -42,6 +42,8 @@ static IN_FATAL: AtomicBool = AtomicBool::new(false);
 /// Print the report and exit QEMU. Never returns.
 pub fn fatal(report: &FatalReport<'_>) -> ! {
     console::force_unlock();
+    // The dying context never releases what it holds: the lock-order record must not blame the report.
+    crate::arch::lock::forget_held();
     if IN_FATAL.swap(true, Ordering::SeqCst) {
         println!("FATAL: a second fatal event while reporting the first; giving up");
         exit(ExitCode::Failed);

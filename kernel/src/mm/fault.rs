@@ -23,7 +23,7 @@
 
 use core::ops::Range;
 
-use spin::Mutex;
+use crate::arch::lock::Lock;
 use x86_64::instructions::interrupts::without_interrupts;
 
 /// A range's fault handler: given the faulting address and whether the access was a write, resolve it
@@ -47,7 +47,12 @@ pub enum FaultError {
 /// One registered range and its handler.
 type Entry = Option<(Range<u64>, FaultHandler)>;
 
-static HANDLERS: Mutex<[Entry; MAX_HANDLERS]> = Mutex::new([const { None }; MAX_HANDLERS]);
+static HANDLERS: Lock<[Entry; MAX_HANDLERS]> = Lock::new("fault.handlers", 90, [const { None }; MAX_HANDLERS]);
+
+/// The handler table's lock's counters.
+pub fn lock_stats() -> crate::arch::lock::LockStats {
+    HANDLERS.stats()
+}
 
 /// Send faults in `range` to `handler` (through [`super::region::Region::claim`] only: a region owns
 /// its range, so nobody else may take its faults).
@@ -83,7 +88,9 @@ pub(super) fn unregister(start: u64) {
 pub fn dispatch(addr: u64, write: bool) -> bool {
     // Copy the handler out, so the table is not locked while it runs.
     let handler = without_interrupts(|| {
-        let t = HANDLERS.try_lock()?;
+        // Another CPU registering a range is waited for; a fault while this CPU edits the table is a
+        // fault inside the fault path (unresolved, so fatal).
+        let t = HANDLERS.lock_or_recursion().ok()?;
         t.iter().flatten().find(|(r, _)| r.contains(&addr)).map(|(_, h)| *h)
     });
     handler.is_some_and(|h| h(addr, write))

@@ -21,16 +21,16 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use crate::arch::lock::{Lock, LockStats};
 use frame::{FrameAllocator, FrameError, FrameInfo, FrameStats, Owner, PcpList, Pfn};
-use spin::Mutex;
 use x86_64::instructions::interrupts::without_interrupts;
 
 use super::kmap::{KmapError, MAX_CPUS, cpu_id, kmap_local};
 use super::paging::TableFrames;
 
-static BUDDY: Mutex<Option<FrameAllocator<'static>>> = Mutex::new(None);
+static BUDDY: Lock<Option<FrameAllocator<'static>>> = Lock::new("frames.buddy", 70, None);
 /// One list of cached order-0 frames per CPU, each touched only by its own CPU (and by [`drain_pcp`]).
-static PCP: [Mutex<PcpList>; MAX_CPUS] = [const { Mutex::new(PcpList::new()) }; MAX_CPUS];
+static PCP: [Lock<PcpList>; MAX_CPUS] = [const { Lock::new("frames.pcp", 60, PcpList::new()) }; MAX_CPUS];
 
 /// Poison byte for freed frames (debug builds).
 pub const POISON_FREE: u8 = 0x6b;
@@ -160,6 +160,11 @@ pub fn drain_pcp() {
             pcp.drain(buddy.as_mut().expect("frame allocator used before mm::init"));
         })
     }
+}
+
+/// The frame allocator's locks: the buddy lists' lock, and every CPU's page-list lock summed.
+pub fn lock_stats() -> [LockStats; 2] {
+    [BUDDY.stats(), LockStats::sum("frames.pcp", PCP.iter().map(Lock::stats))]
 }
 
 pub fn stats() -> FrameStats {

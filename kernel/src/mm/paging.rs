@@ -46,8 +46,8 @@ use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::PageTableFlags;
 use x86_64::structures::paging::page_table::PageTableEntry;
 
+use crate::arch::lock::Lock;
 use memmap::layout::{DYNAMIC_BASE, HEAP_BASE, STACKS_BASE, pml4_index};
-use spin::Mutex;
 use x86_64::instructions::interrupts::without_interrupts;
 
 use super::kmap::{self, Kmap, KmapError};
@@ -130,7 +130,12 @@ fn check(va: u64) -> Result<(), MapError> {
 
 /// Serialises page-table changes; taken with interrupts off, so no interrupt handler can walk the
 /// tables half-way through a change (and handlers that would need it must not run with it held).
-static LOCK: Mutex<()> = Mutex::new(());
+static LOCK: Lock<()> = Lock::new("paging", 50, ());
+
+/// The page-table lock's counters.
+pub fn lock_stats() -> crate::arch::lock::LockStats {
+    LOCK.stats()
+}
 
 fn locked<R>(f: impl FnOnce() -> R) -> R {
     without_interrupts(|| {
@@ -357,6 +362,20 @@ fn raw(e: &PageTableEntry) -> u64 {
     e.addr().as_u64() | e.flags().bits()
 }
 
+/// The entry as the word the page walkers of every CPU also write: a CPU sets the accessed and dirty
+/// bits of a cached mapping on its own, with a locked read-modify-write, at any moment. A change that
+/// must not lose such a bit (unmapping: the dirty bit says whether the page must be written out;
+/// clearing the accessed bit) is therefore one atomic exchange or `fetch_and`, never a read and a
+/// write: another CPU's write landing between the two would set D in an entry about to be replaced,
+/// and reclaim would drop the page as clean. tests/smp_stress.rs writes while reclaim runs to show it.
+fn atomic(e: &mut PageTableEntry) -> &AtomicU64 {
+    let p = e as *mut PageTableEntry as *mut u64;
+    // SAFETY: `PageTableEntry` is `repr(transparent)` over a `u64` and entries are 8-byte aligned in
+    // their table; the reference is exclusive for the borrow (the table lock is held), and the only other
+    // writers are page walkers, whose writes are atomic too.
+    unsafe { AtomicU64::from_ptr(p) }
+}
+
 /// Replace the PT entry of `va`'s page with `new` (a mapping or a non-present swap entry), creating
 /// missing tables from `frames`; returns the old raw entry. Counts a map when `new` is present and an
 /// unmap when the old entry was, and flushes the page's TLB entry.
@@ -371,9 +390,8 @@ pub unsafe fn write_leaf(va: u64, new: Pte, frames: &mut dyn TableFrames) -> Res
         let pt = walk(va, Some(frames))?;
         let mut g = map_table(pt)?;
         let e = &mut g.table()[index(va, 1)];
-        let old = Pte(raw(e));
-        e.set_addr(x86_64::PhysAddr::new(new.raw() & Pte::ADDR_MASK), new.flags());
-        Ok::<Pte, MapError>(old)
+        // One exchange: the old entry comes back with every A/D bit any CPU set up to this instant.
+        Ok::<Pte, MapError>(Pte(atomic(e).swap(new.raw(), Ordering::SeqCst)))
     })?;
     invlpg(va);
     if old.is_present() {
@@ -396,13 +414,9 @@ pub fn test_and_clear_accessed(va: u64) -> Result<bool, MapError> {
     check(va)?;
     let was = locked(|| {
         with_present_leaf(va, |e| {
-            let flags = e.flags();
-            if flags.contains(PageTableFlags::ACCESSED) {
-                e.set_addr(e.addr(), flags - PageTableFlags::ACCESSED);
-                true
-            } else {
-                false
-            }
+            // Atomically: a dirty bit set by another CPU meanwhile must survive (see `atomic`).
+            let a = PageTableFlags::ACCESSED.bits();
+            atomic(e).fetch_and(!a, Ordering::SeqCst) & a != 0
         })
     })?;
     if was {

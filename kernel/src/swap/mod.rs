@@ -61,6 +61,7 @@ use spin::Mutex;
 use swap::{Accounting, CacheMode, Clock, FixedBudget, MemoryBudget, SlotError, SwapCache, SwapMap};
 use tmem::Backend;
 
+use crate::arch::lock::{Lock, LockStats};
 use crate::drivers::virtio_blk::{self, BlkDisk, BlkError};
 use crate::mm::region::{Region, RegionError};
 use crate::zcache::{self, ZcacheError};
@@ -208,7 +209,12 @@ struct Swapper {
 }
 
 /// The installed swapper: taken by the page-fault handler and by install/uninstall only.
-static SWAP: Mutex<Option<Box<Swapper>>> = Mutex::new(None);
+static SWAP: Lock<Option<Box<Swapper>>> = Lock::new("swap", 20, None);
+
+/// The swap subsystem's lock.
+pub fn lock_stats() -> LockStats {
+    SWAP.stats()
+}
 
 /// Install a swapper for a fresh region. The region's pages are all empty until touched.
 pub fn install(cfg: SwapConfig) -> Result<(), SwapError> {
@@ -349,8 +355,10 @@ pub fn stats() -> Option<SwapStats> {
 /// The fault runs in the faulting code's context, as a Linux page fault runs in its task's: it uses the
 /// task kmap slots (the interrupted code holds none of them, it was copying region memory).
 fn handle_fault(addr: u64, _write: bool) -> bool {
-    let Some(mut guard) = SWAP.try_lock() else {
-        // A fault while the swap state is held: a fault inside the fault path. Fatal.
+    // Another CPU's fault or reclaim holds the state: wait for it (with interrupts off; a TLB shootdown
+    // it sends meanwhile comes as an NMI, which is still taken). This CPU holding it: a fault inside the
+    // fault path, fatal.
+    let Ok(mut guard) = SWAP.lock_or_recursion() else {
         return false;
     };
     let Some(s) = guard.as_mut() else { return false };

@@ -27,6 +27,8 @@ pub mod streams;
 
 use compress::Algorithm;
 use spin::Mutex;
+
+use crate::arch::lock::{Lock, LockStats};
 use tmem::cleancache::{Cleancache, CleancacheError, FsId};
 use tmem::frontswap::{Frontswap, FrontswapError};
 use tmem::{Config, Tmem, TmemStats};
@@ -44,7 +46,7 @@ pub struct Zcache {
     pub algorithm: Algorithm,
 }
 
-static ZCACHE: Mutex<Option<Zcache>> = Mutex::new(None);
+static ZCACHE: Lock<Option<Zcache>> = Lock::new("zcache", 40, None);
 
 /// Why a zcache operation could not be done (a refusal by tmem is not an error: see each call).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,11 +179,18 @@ pub fn with<R>(f: impl FnOnce(&mut Zcache) -> R) -> Option<R> {
     ZCACHE.lock().as_mut().map(f)
 }
 
-/// [`with`] for the page-fault path: `None` also when the lock is held. Nothing that holds it may touch
-/// the swap region, so a held lock here is a kernel bug; the fault then fails (fatal) instead of
-/// spinning forever with interrupts off.
+/// [`with`] for the page-fault path: waits while another CPU holds the lock (the page cache, or another
+/// CPU's fault), and gives `None` at once when *this* CPU holds it. Nothing that holds it may touch the
+/// swap region, so that would be a fault inside the fault path: the fault then fails (fatal) instead
+/// of waiting for itself.
 pub fn try_with<R>(f: impl FnOnce(&mut Zcache) -> R) -> Option<R> {
-    ZCACHE.try_lock()?.as_mut().map(f)
+    ZCACHE.lock_or_recursion().ok()?.as_mut().map(f)
+}
+
+/// zcache's lock and every CPU's compression-stream lock (summed): the tmem lock is the one
+/// every pool's put, get and flush takes, zcache's "single pool lock".
+pub fn lock_stats() -> [LockStats; 2] {
+    [ZCACHE.stats(), streams::lock_stats()]
 }
 
 /// tmem's counters, if installed.

@@ -142,8 +142,8 @@ pub struct Report {
     /// The firmware that booted the kernel: `"BIOS"`, `"UEFI"` or `"unknown firmware"`
     /// (`memmap::Firmware::name`).
     pub firmware: String,
-    /// CPUs QEMU reports through fw_cfg; 0 when unknown (no fw_cfg device). Only the boot CPU runs
-    /// until SMP bring-up exists.
+    /// CPUs QEMU reports through fw_cfg; 0 when unknown (no fw_cfg device). How many of them run is
+    /// [`Report::cpus_up`].
     pub cpus: u64,
     /// The kernel options as received (`key=value` words, xtask's `-fw_cfg opt/zkernel/...`), trimmed;
     /// empty when none (Linux: `/proc/cmdline`).
@@ -160,6 +160,16 @@ pub struct Report {
     pub paging: PagingReport,
     /// `int3` breakpoints taken and returned from.
     pub breakpoints: u64,
+    /// CPUs that came up: the boot CPU and every application processor that reported in.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cpus_up: u64,
+    /// TLB shootdowns sent (`arch::tlb`): changes of a mapping another CPU may cache, each waited for.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tlb_shootdowns: u64,
+    /// The kernel's locks (`arch::lock`): acquisitions, and those that found another CPU holding the
+    /// lock — the measure zcache's designers took of their pool lock.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locks: Vec<LockReport>,
     /// `workload=pools`: one entry per pool (zsmalloc, zbud); a pool whose run failed has no entry.
     /// Empty, and left out of the line, for the other workloads.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -192,6 +202,20 @@ impl Report {
     pub fn passed(&self) -> bool {
         self.failures.is_empty()
     }
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// One kernel lock's counters (`arch::lock::LockStats`; per-CPU locks of one kind summed under one name).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LockReport {
+    pub name: String,
+    pub acquisitions: u64,
+    /// Acquisitions that had to wait for another CPU.
+    pub contentions: u64,
 }
 
 /// The memory map as the bootloader handed it over (`memmap::Summary`; Linux prints the same as the

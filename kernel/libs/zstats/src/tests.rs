@@ -176,6 +176,9 @@ fn full() -> Report {
         kmap: KmapReport { maps: 48211, unmaps: 48210, invlpg: 48209, max_depth: 2 },
         paging: PagingReport { maps: 1310, unmaps: 12, invlpg: 11, tables: 9 },
         breakpoints: 1,
+        cpus_up: 4,
+        tlb_shootdowns: 17,
+        locks: vec![LockReport { name: "zcache".into(), acquisitions: 600_000, contentions: 200 }],
         pools: vec![PoolReport { huge_pages: 3, reject_alloc_fail: 1, mismatches: 2, ..example_pool() }],
         pool_table: vec![PoolTableRow { refused: 3, reserve_pages: 31, ..table_row("p75", "xcfmalloc", 7693) }],
         swap: Some(SwapReport {
@@ -683,11 +686,11 @@ fn a_full_report_round_trips() {
         .map(|(k, _)| k)
         .collect();
     assert_eq!(defaults, Vec::<&String>::new());
-    // 32 boot leaves (5 top-level + memory 8 + frames 8 + heap 3 + kmap 4 + paging 4), a pool 16, a pool
+    // 37 boot leaves (7 top-level + memory 8 + frames 8 + heap 3 + kmap 4 + paging 4 + one lock 3), a pool 16, a pool
     // table row 8, a swap run 81 (11 + swap 27 + tmem 43), an I/O-avoided entry 5, a file run 77 (22 +
-    // cleancache 12 + tmem 43), files 3 more, all 2 more, a sweep 3 and 12 per point (two): 32 + 16 + 8 +
-    // (81 + 5) + (77 + 3) + (81 + 77 + 2) + (3 + 2 × 12) = 409.
-    assert_eq!(leaves.len(), 409);
+    // cleancache 12 + tmem 43), files 3 more, all 2 more, a sweep 3 and 12 per point (two): 37 + 16 + 8 +
+    // (81 + 5) + (77 + 3) + (81 + 77 + 2) + (3 + 2 × 12) = 414.
+    assert_eq!(leaves.len(), 414);
     assert_eq!(from_line(&line), Ok(report));
 }
 
