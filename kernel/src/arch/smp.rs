@@ -375,6 +375,40 @@ pub fn post(cpu: usize, f: fn(usize)) -> Result<u64, MailError> {
     Ok(before)
 }
 
+/// Run `f(cpu)` on the first `n` online CPUs — this one (the boot CPU) and `n - 1` parked APs — at
+/// once, and wait until every one returned. Returns how many CPUs ran it (fewer than `n` when fewer are
+/// up). `f` learns its CPU from its argument; what it works on comes through statics, since a mailbox
+/// holds a plain function pointer.
+pub fn run_on_first(n: usize, f: fn(usize)) -> usize {
+    let me = cpu::id();
+    let mut waiting = [None; MAX_CPUS];
+    let mut ran = 1;
+    for c in (0..MAX_CPUS).filter(|&c| c != me && online(c)).take(n.saturating_sub(1)) {
+        match post(c, f) {
+            Ok(before) => {
+                waiting[c] = Some(before);
+                ran += 1;
+            }
+            Err(e) => panic!("smp: cpu{c} refused a job: {e:?}"),
+        }
+    }
+    // This CPU may cache any translation too (it is shot down as the boot CPU always is).
+    f(me);
+    for (c, before) in waiting.iter().enumerate() {
+        if let Some(before) = *before {
+            while DONE[c].load(Ordering::SeqCst) == before {
+                core::hint::spin_loop();
+            }
+        }
+    }
+    ran
+}
+
+/// [`run_on_first`] on every online CPU.
+pub fn run_on_all(f: fn(usize)) -> usize {
+    run_on_first(MAX_CPUS, f)
+}
+
 /// Run `f(cpu)` on CPU `cpu` and wait until it returned.
 pub fn run_on(cpu: usize, f: fn(usize)) -> Result<(), MailError> {
     let before = post(cpu, f)?;

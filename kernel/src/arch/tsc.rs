@@ -55,6 +55,11 @@ pub fn centi_ns(cycles: u64) -> u64 {
 }
 
 /// Spin for at least `us` microseconds (TSC-timed; the first call measures the TSC, 20 ms).
+/// Milliseconds in `cycles` TSC cycles.
+pub fn cycles_to_ms(cycles: u64) -> u64 {
+    (u128::from(cycles) * 1000 / u128::from(hz().max(1))) as u64
+}
+
 pub fn delay_us(us: u64) {
     let end = rdtsc() + hz() / 1_000_000 * us;
     while rdtsc() < end {

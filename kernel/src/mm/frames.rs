@@ -183,6 +183,40 @@ pub fn owned_by(owner: Owner) -> u64 {
     (start.0..end.0).filter(|&p| info(Pfn(p)).is_some_and(|i| i.owner() == owner)).count() as u64
 }
 
+/// Debug builds: check that every free (or parked) frame last owned by `owner` still holds the poison
+/// its free wrote ([`POISON_FREE`] in every byte). A write through a stale translation after the frame
+/// was freed — the bug a missing TLB shootdown makes — would change it. Returns how many frames were
+/// checked, or the first frame found written. Release builds do not poison: `Ok(0)`.
+pub fn check_freed_poison(owner: Owner) -> Result<u64, Pfn> {
+    if !cfg!(debug_assertions) {
+        return Ok(0);
+    }
+    let Some((start, end)) = super::facts().map(|f| f.span) else { return Ok(0) };
+    let pattern = u64::from_ne_bytes([POISON_FREE; 8]);
+    let mut checked = 0;
+    for p in start.0..end.0 {
+        let pfn = Pfn(p);
+        let free = info(pfn).is_some_and(|i| {
+            matches!(i.state(), frame::FrameState::Free | frame::FrameState::PerCpu) && i.last_owner() == owner
+        });
+        if !free {
+            continue;
+        }
+        // Under the allocator's lock, so the frame cannot be handed out while it is read.
+        let intact = with_buddy(|_| {
+            // SAFETY: the frame is free and the allocator's lock is held, so nobody may use it; the
+            // mapping only reads it.
+            let mut m = unsafe { kmap_local(pfn) }.unwrap_or_else(|e| panic!("poison check of {:#x}: {e:?}", p));
+            m.bytes().as_chunks::<8>().0.iter().all(|w| u64::from_ne_bytes(*w) == pattern)
+        });
+        if !intact {
+            return Err(pfn);
+        }
+        checked += 1;
+    }
+    Ok(checked)
+}
+
 /// The `FrameInfo` of a frame (a copy).
 pub fn info(pfn: Pfn) -> Option<FrameInfo> {
     with_buddy(|b| b.info(pfn).copied())

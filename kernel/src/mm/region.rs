@@ -76,6 +76,8 @@ pub enum RegionError {
     Map(MapError),
     /// A frame was refused on free.
     Frame(FrameError),
+    /// A byte range that does not fit in one page (`offset + len > 4096`).
+    Bytes { offset: usize, len: usize },
 }
 
 impl From<MapError> for RegionError {
@@ -219,6 +221,32 @@ impl Region {
         // SAFETY: as for `read`; region memory is never referenced, so the write aliases nothing.
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), va as *mut u8, 4096) };
         Ok(())
+    }
+}
+
+impl Region {
+    /// Copy `out.len()` bytes of `page` from byte `offset` (within the page) out, as [`Region::read`]
+    /// does for the whole page: several CPUs may each work on their own part of one page.
+    pub fn read_at(&self, page: u64, offset: usize, out: &mut [u8]) -> Result<(), RegionError> {
+        let va = self.va(page)? + Self::span(offset, out.len())?;
+        // SAFETY: as for `read`: a byte range inside one page of this region.
+        unsafe { core::ptr::copy_nonoverlapping(va as *const u8, out.as_mut_ptr(), out.len()) };
+        Ok(())
+    }
+
+    /// Copy `data` into `page` from byte `offset` on (see [`Region::read_at`]).
+    pub fn write_at(&self, page: u64, offset: usize, data: &[u8]) -> Result<(), RegionError> {
+        let va = self.va(page)? + Self::span(offset, data.len())?;
+        // SAFETY: as for `write`: a byte range inside one page of this region.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), va as *mut u8, data.len()) };
+        Ok(())
+    }
+
+    fn span(offset: usize, len: usize) -> Result<u64, RegionError> {
+        match offset.checked_add(len) {
+            Some(end) if end <= 4096 => Ok(offset as u64),
+            _ => Err(RegionError::Bytes { offset, len }),
+        }
     }
 }
 

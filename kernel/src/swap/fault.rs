@@ -28,9 +28,16 @@ impl Swapper {
     pub(super) fn fault_in(&mut self, page: u64) -> Result<(), SwapError> {
         let entry = self.region.entry(page)?;
         let kind = SwapEntry::classify(entry.raw());
-        if let Kind::Bad(_) | Kind::Present = kind {
-            // Present: the fault was not for a missing page (a protection fault): not ours.
-            return Err(SwapError::BadPte { page, raw: entry.raw() });
+        match kind {
+            // Another CPU faulted on the same page first and mapped it while this one waited for the
+            // lock (only not-present faults reach here: arch sends protection faults to the fatal
+            // path). The access is retried and succeeds: Linux's "the PTE changed under us" case.
+            Kind::Present => {
+                self.stats.raced_faults += 1;
+                return Ok(());
+            }
+            Kind::Bad(_) => return Err(SwapError::BadPte { page, raw: entry.raw() }),
+            _ => {}
         }
         self.make_room()?;
         let mut frame = self.alloc_frame()?;

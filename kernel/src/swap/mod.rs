@@ -343,6 +343,19 @@ pub fn uninstall() -> Option<Finished> {
     })
 }
 
+/// Reclaim region page `page` now, from whichever CPU calls (the swap workload's `page_out` and
+/// tests/smp_stress.rs, which reclaims a page another CPU keeps writing). `Ok(true)` when it went out.
+pub fn reclaim_page(page: u64) -> Result<bool, SwapError> {
+    let mut g = SWAP.lock();
+    let s = g.as_mut().ok_or(SwapError::NotInstalled)?;
+    if page >= s.cfg.region_pages {
+        return Err(SwapError::BadConfig("page outside the region"));
+    }
+    let r = s.page_out(page);
+    s.check_invariant();
+    r
+}
+
 /// Counters of the installed swapper.
 pub fn stats() -> Option<SwapStats> {
     SWAP.lock().as_ref().map(|s| s.stats)

@@ -133,6 +133,27 @@ impl Swapper {
         }
     }
 
+    /// Reclaim `page` now if it is resident (Linux's `madvise(MADV_PAGEOUT)`): `Ok(false)` when it is
+    /// not resident or could not go (out of swap); on an error it stays mapped, as in [`Self::reclaim_one`].
+    pub(super) fn page_out(&mut self, page: u64) -> Result<bool, SwapError> {
+        if !self.clock.remove(page) {
+            return Ok(false);
+        }
+        match self.swap_out(page) {
+            Ok(true) => Ok(true),
+            Ok(false) => {
+                self.clock.insert(page);
+                Ok(false)
+            }
+            Err(e) => {
+                if self.region.entry(page).is_ok_and(|p| p.is_present()) {
+                    self.clock.insert(page);
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// A slot for `page`: the one its kept copy has, else a new one (giving up another page's kept copy
     /// if the device is full). `Ok(None)`: out of swap.
     fn slot_for(&mut self, page: u64) -> Result<Option<(u64, bool)>, SwapError> {

@@ -21,6 +21,7 @@ pub mod pooltable;
 pub mod report;
 pub mod swap;
 pub mod swap_run;
+pub mod swap_smp;
 pub mod sweep;
 
 use kopts::Workload;

@@ -468,6 +468,10 @@ pub struct SwapStatsReport {
     pub dirtied_after_swapin: u64,
     /// Fault steps that had to go over the memory size N (nothing more could move).
     pub over_budget_steps: u64,
+    /// Faults found already resolved when their CPU got the swapper's lock: another CPU faulted the
+    /// same page in first (only with several CPUs on one region).
+    #[serde(default)]
+    pub raced_faults: u64,
     /// The most pool frames (tmem or zram) held at the end of a reclaim.
     pub peak_pool_pages: u64,
     /// The most resident pages + pool frames at the end of a reclaim (≤ N under equal memory).

@@ -98,6 +98,7 @@ fn full() -> Report {
             swapins_kept: 32,
             dirtied_after_swapin: 33,
             over_budget_steps: 34,
+            raced_faults: 37,
             peak_pool_pages: 35,
             peak_mem_pages: 36,
             zram_writes: 37,
@@ -465,7 +466,8 @@ const TMEM_FIELDS: [&str; 43] = [
 ];
 
 /// `SwapStatsReport` fields added with the equal-memory sweep (the swap cache, N, zram).
-const NEW_SWAP_STATS: [&str; 9] = [
+const NEW_SWAP_STATS: [&str; 10] = [
+    "raced_faults",
     "clean_reclaims_saved",
     "swapins_kept",
     "dirtied_after_swapin",
@@ -687,10 +689,10 @@ fn a_full_report_round_trips() {
         .collect();
     assert_eq!(defaults, Vec::<&String>::new());
     // 37 boot leaves (7 top-level + memory 8 + frames 8 + heap 3 + kmap 4 + paging 4 + one lock 3), a pool 16, a pool
-    // table row 8, a swap run 81 (11 + swap 27 + tmem 43), an I/O-avoided entry 5, a file run 77 (22 +
+    // table row 8, a swap run 82 (11 + swap 28 + tmem 43), an I/O-avoided entry 5, a file run 77 (22 +
     // cleancache 12 + tmem 43), files 3 more, all 2 more, a sweep 3 and 12 per point (two): 37 + 16 + 8 +
-    // (81 + 5) + (77 + 3) + (81 + 77 + 2) + (3 + 2 × 12) = 414.
-    assert_eq!(leaves.len(), 414);
+    // (82 + 5) + (77 + 3) + (82 + 77 + 2) + (3 + 2 × 12) = 416.
+    assert_eq!(leaves.len(), 416);
     assert_eq!(from_line(&line), Ok(report));
 }
 
