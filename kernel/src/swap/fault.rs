@@ -44,8 +44,12 @@ impl Swapper {
         // On an error the frame is dropped (freed): it was never mapped.
         let backing = self.fill(&mut frame, page, kind)?;
         // Mapped with the dirty bit clear: a write through the region sets it, and reclaim reads it to
-        // know whether the kept copy is still the page's.
-        let flags = PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
+        // know whether the kept copy is still the page's. Mapped young (accessed set, Linux's
+        // `pte_mkyoung`): the access that faulted has not been retried yet, and with several CPUs another
+        // one's reclaim could otherwise take the page as an unused victim before it ever is — each CPU
+        // evicting the page the other just brought in. With one CPU it changes nothing: the retried
+        // access sets the bit before any other fault can run.
+        let flags = PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE | PageTableFlags::ACCESSED;
         // If the mapping is refused, the swap entry is still in place and its copy (tmem, zram or disk)
         // still valid: only the frame goes (dropped with the error).
         self.region.map(page, frame, flags).map_err(|(e, _frame)| SwapError::Region(e))?;

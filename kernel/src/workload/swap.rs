@@ -20,6 +20,7 @@ use zstats::{IoAvoidedReport, Report, SwapReport, SwapRunReport};
 
 use super::report::{self, Failures};
 use super::swap_run::{PageSource, RunResult, RunSpec, run};
+use super::swap_smp::{self, Sharing, SmpRunSpec};
 use crate::arch::tsc::centi_ns;
 use crate::drivers::virtio_blk;
 use crate::init::BootFacts;
@@ -199,6 +200,70 @@ pub fn check_run(r: &RunResult, failures: &mut Failures) {
     }
 }
 
+/// One configuration with `cpus` workers (`swap_cpus` > 1): printed, checked, and added to the report's
+/// `smp_runs`. The accesses are split among the workers, so the run does the same number as one CPU would.
+#[allow(clippy::too_many_arguments)]
+fn smp_run(
+    swap: &SwapConfig,
+    pattern: Pattern,
+    accesses: u64,
+    source: PageSource,
+    cpus: usize,
+    sharing: Sharing,
+    out: &mut SwapReport,
+    failures: &mut Failures,
+) {
+    let config = config_name(swap);
+    let spec = SmpRunSpec {
+        swap: *swap,
+        pattern,
+        accesses: accesses / cpus as u64,
+        write_every: 4,
+        seed: 42,
+        source,
+        cpus,
+        sharing,
+    };
+    let what = format!("swap {} with {config} on {cpus} CPUs ({})", pattern.name(), sharing.name());
+    let r = match swap_smp::run(&spec) {
+        Ok(r) => r,
+        Err(e) => return failures.add(format!("{what}: {e}")),
+    };
+    let s = &r.finished.stats;
+    let ms = centi_ns(r.cycles) / 100_000_000;
+    println!(
+        "  {:<10} {config:<14} I/O {:>6} (reads {:>5}, writes {:>5}) | {} CPUs: faults {} ({} raced), swap-outs {}, swap-ins {} | mismatches {} | {ms} ms",
+        pattern.name(),
+        s.io(),
+        s.disk_reads,
+        s.disk_writes,
+        r.workers.len(),
+        s.faults,
+        s.raced_faults,
+        s.swapouts,
+        s.swapins,
+        r.mismatches()
+    );
+    failures.nonzero(r.mismatches(), || format!("{what}: {} owned byte ranges came back changed", r.mismatches()));
+    if let Some(e) = r.finished.error {
+        failures.add(format!("{what}: teardown: {e}"));
+    }
+    if let Some(t) = r.finished.tmem_after.filter(|t| t.persistent_pages != 0) {
+        failures.add(format!("{what}: tmem kept {} frontswap pages after swapoff", t.persistent_pages));
+    }
+    out.smp_runs.push(zstats::SmpSwapRunReport {
+        config,
+        pattern: pattern.name().into(),
+        cpus: r.workers.len() as u64,
+        sharing: sharing.name().into(),
+        accesses: r.accesses(),
+        mismatches: r.mismatches(),
+        io: s.io(),
+        ms,
+        swap: report::swap_stats(s),
+    });
+}
+
 /// Run the swap demo and fill the report's `swap` member.
 pub fn run_demo(facts: &BootFacts, report: &mut Report, failures: &mut Failures) {
     let settings = &facts.settings;
@@ -239,6 +304,24 @@ pub fn run_demo(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
     if fail_every > 0 {
         println!("swap: fault injection: every {fail_every}th pool or workload frame allocation fails");
     }
+    let cpus = settings.swap_cpus() as usize;
+    let sharing = match settings.swap_sharing() {
+        kopts::SwapSharing::Split => Sharing::Split,
+        kopts::SwapSharing::Shared => Sharing::Shared,
+    };
+    if cpus > 1 {
+        let up = crate::arch::smp::online_count();
+        if cpus > up {
+            failures
+                .add(format!("option swap_cpus={cpus}: only {up} CPUs are up (QEMU -smp, `cargo xtask run --smp N`)"));
+            return;
+        }
+        println!(
+            "swap: {cpus} workers, one per CPU, {} sharing; each makes {} accesses after its fill",
+            sharing.name(),
+            accesses / cpus as u64
+        );
+    }
     let mut out = SwapReport::default();
     for &pattern in &patterns {
         let mut io_off = None;
@@ -253,6 +336,11 @@ pub fn run_demo(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
                 .collect()
         };
         for (tmem, device) in configs {
+            if cpus > 1 {
+                let swap = SwapConfig { device, ..swap_config(settings, region, budget, tmem, slots) };
+                smp_run(&swap, pattern, accesses, source, cpus, sharing, &mut out, failures);
+                continue;
+            }
             frames::set_fail_every(fail_every);
             let spec = RunSpec {
                 swap: SwapConfig { device, ..swap_config(settings, region, budget, tmem, slots) },

@@ -31,6 +31,7 @@
 //! | [`SwapMode`] | `swap_mode` | equal fixed |
 //! | [`SwapDevice`] | `swap_device` | disk zram |
 //! | [`SwapCacheMode`] | `swap_cache` | on exclusive |
+//! | [`SwapSharing`] | `swap_sharing` | split shared |
 //!
 //! # Worked example
 //!
@@ -257,6 +258,16 @@ choice! {
         Disk = "disk",
         /// zram: a compressed RAM disk over zsmalloc, as the swap device itself.
         Zram = "zram",
+    }
+}
+
+choice! {
+    /// `swap_sharing`: how the workers of a multi-CPU swap run (`swap_cpus` > 1) share the region.
+    SwapSharing {
+        /// Each CPU has its own slice of the region's pages.
+        Split = "split",
+        /// Every CPU uses every page (its own stripe of each), so reclaim unmaps pages others use.
+        Shared = "shared",
     }
 }
 

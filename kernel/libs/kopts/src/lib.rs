@@ -46,7 +46,7 @@ mod table;
 
 pub use choices::{
     Backend, Compressor, EphemeralReclaim, LogLevel, MemMap, SwapCacheMode, SwapDevice, SwapMode, SwapPattern,
-    TmemBackends, Workload,
+    SwapSharing, TmemBackends, Workload,
 };
 pub use error::{Accepted, DefaultText, OptionError};
 pub use render::{README_BEGIN, README_END, help_text, markdown_table};

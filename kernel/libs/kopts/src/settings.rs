@@ -55,7 +55,7 @@ use alloc::vec::Vec;
 
 use crate::choices::{
     Backend, Compressor, EphemeralReclaim, LogLevel, MemMap, SwapCacheMode, SwapDevice, SwapMode, SwapPattern,
-    TmemBackends, Workload,
+    SwapSharing, TmemBackends, Workload,
 };
 use crate::error::{OptionError, suggest};
 use crate::table::{Kind, NumberDefault, OPTIONS, OptionSpec, SWAP_REGION_MAX_PAGES};
@@ -105,6 +105,8 @@ pub struct Settings {
     swap_mode: SwapMode,
     swap_device: SwapDevice,
     swap_cache: SwapCacheMode,
+    swap_cpus: u64,
+    swap_sharing: SwapSharing,
     swap_factor: u64,
     swap_accesses: u64,
     swap_slots: Option<u64>,
@@ -317,6 +319,8 @@ impl Settings {
             swap_mode: g.choice("swap_mode", SwapMode::from_name)?,
             swap_device: g.choice("swap_device", SwapDevice::from_name)?,
             swap_cache: g.choice("swap_cache", SwapCacheMode::from_name)?,
+            swap_cpus: g.required("swap_cpus")?,
+            swap_sharing: g.choice("swap_sharing", SwapSharing::from_name)?,
             swap_factor,
             swap_accesses,
             swap_slots: g.number("swap_slots")?.1,
@@ -378,6 +382,14 @@ impl Settings {
     /// `swap_cache`.
     pub fn swap_cache(&self) -> SwapCacheMode {
         self.swap_cache
+    }
+    /// `swap_cpus`: workers of the swap workload, 1..=16 (1: the boot CPU alone).
+    pub fn swap_cpus(&self) -> u64 {
+        self.swap_cpus
+    }
+    /// `swap_sharing`: how several workers share the region.
+    pub fn swap_sharing(&self) -> SwapSharing {
+        self.swap_sharing
     }
     /// `swap_mem`: the workload's memory in pages, 1..=2^20.
     pub fn swap_mem(&self) -> u64 {
@@ -485,6 +497,8 @@ impl Settings {
             "swap_mode" => Value::Choice(self.swap_mode.name()),
             "swap_device" => Value::Choice(self.swap_device.name()),
             "swap_cache" => Value::Choice(self.swap_cache.name()),
+            "swap_cpus" => n(self.swap_cpus),
+            "swap_sharing" => Value::Choice(self.swap_sharing.name()),
             "swap_factor" => n(self.swap_factor),
             "swap_accesses" => n(self.swap_accesses),
             "swap_slots" => opt(self.swap_slots),

@@ -45,7 +45,7 @@
 
 use crate::choices::{
     Backend, Compressor, EphemeralReclaim, LogLevel, MemMap, SwapCacheMode, SwapDevice, SwapMode, SwapPattern,
-    TmemBackends, Workload,
+    SwapSharing, TmemBackends, Workload,
 };
 
 /// The most pages the swap region (`swap_mem x swap_factor`) may have: the kernel's swapper refuses
@@ -187,6 +187,20 @@ pub const OPTIONS: &[OptionSpec] = &[
         used_by: UsedBy::Workloads(SWAP),
         help: "on: a page swapped in keeps its slot and tmem copy until written, so a clean page reclaimed again \
                costs nothing; exclusive: loads drop the copy (zswap's exclusive_loads)",
+    },
+    OptionSpec {
+        key: "swap_cpus",
+        kind: Kind::Number { min: 1, max: 16, default: NumberDefault::Value(1) },
+        used_by: UsedBy::Workloads(SWAP),
+        help: "workers: the swap workload runs on this many CPUs at once, the accesses split among them (at most the \
+               CPUs that are up)",
+    },
+    OptionSpec {
+        key: "swap_sharing",
+        kind: Kind::Enum { values: SwapSharing::NAMES, default: "shared" },
+        used_by: UsedBy::Workloads(SWAP),
+        help: "with swap_cpus > 1: shared, every CPU on its own stripe of every page (reclaim unmaps pages others \
+               use); split, each CPU on its own slice of the region",
     },
     OptionSpec {
         key: "swap_factor",

@@ -381,6 +381,32 @@ pub struct SwapReport {
     pub runs: Vec<SwapRunReport>,
     /// One per run with tmem whose pattern also has a run with tmem off.
     pub io_avoided: Vec<IoAvoidedReport>,
+    /// `swap_cpus` > 1: the runs with one worker per CPU (`workload::swap_smp`), which replace `runs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub smp_runs: Vec<SmpSwapRunReport>,
+}
+
+/// One multi-CPU run of the swap workload (`workload::swap_smp::SmpRunResult`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SmpSwapRunReport {
+    /// `"disk"`, `"tmem-zsmalloc"` (or another pool) in front of the disk, or `"zram-zsmalloc"`.
+    pub config: String,
+    pub pattern: String,
+    /// Workers, one per CPU.
+    pub cpus: u64,
+    /// `"split"` or `"shared"` (`swap_sharing`).
+    pub sharing: String,
+    /// Accesses of all workers, fills included.
+    pub accesses: u64,
+    /// Owned bytes that came back changed, plus dirty first touches (must be 0).
+    pub mismatches: u64,
+    /// Disk I/O of the run (reads + writes).
+    pub io: u64,
+    /// Wall time of the whole run (first worker started to last finished).
+    pub ms: u64,
+    /// The swapper's counters (`raced_faults`: faults another CPU had resolved first).
+    pub swap: SwapStatsReport,
 }
 
 /// One run of the swap workload (`workload::swap_run::RunResult`).

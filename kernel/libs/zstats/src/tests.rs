@@ -191,6 +191,17 @@ fn full() -> Report {
                 io_with: 940,
                 percent: 93.2,
             }],
+            smp_runs: vec![SmpSwapRunReport {
+                config: "tmem-zsmalloc".into(),
+                pattern: "zipf".into(),
+                cpus: 4,
+                sharing: "shared".into(),
+                accesses: 61440,
+                mismatches: 1,
+                io: 5200,
+                ms: 41000,
+                swap: swap_run("zipf", tmem()).swap,
+            }],
         }),
         files: Some(FilesReport {
             runs: vec![file_run(t2)],
@@ -628,7 +639,10 @@ fn typed_swap() -> Report {
         io_with: 940,
         percent: percent_avoided(13738, 940),
     };
-    Report { swap: Some(SwapReport { runs: vec![off, on], io_avoided: vec![avoided] }), ..boot_part() }
+    Report {
+        swap: Some(SwapReport { runs: vec![off, on], io_avoided: vec![avoided], smp_runs: vec![] }),
+        ..boot_part()
+    }
 }
 
 /// The old kernel's figures for `workload=files` in the typed report.
@@ -691,8 +705,8 @@ fn a_full_report_round_trips() {
     // 37 boot leaves (7 top-level + memory 8 + frames 8 + heap 3 + kmap 4 + paging 4 + one lock 3), a pool 16, a pool
     // table row 8, a swap run 82 (11 + swap 28 + tmem 43), an I/O-avoided entry 5, a file run 77 (22 +
     // cleancache 12 + tmem 43), files 3 more, all 2 more, a sweep 3 and 12 per point (two): 37 + 16 + 8 +
-    // (82 + 5) + (77 + 3) + (82 + 77 + 2) + (3 + 2 × 12) = 416.
-    assert_eq!(leaves.len(), 416);
+    // (82 + 5 + 36) + (77 + 3) + (82 + 77 + 2) + (3 + 2 × 12) = 452, a multi-CPU swap run 36 (8 + swap 28).
+    assert_eq!(leaves.len(), 452);
     assert_eq!(from_line(&line), Ok(report));
 }
 
