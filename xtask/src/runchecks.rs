@@ -4,6 +4,7 @@
 //! | check | run | must |
 //! |---|---|---|
 //! | `run_stats_pools` … `run_stats_sweep` | each workload, small settings | pass, and its `@@stats` line read back into `zstats::Report` with unknown fields denied, its member present |
+//! | `run_swap_on_every_cpu` | `swap_cpus=4 swap_sharing=shared`, small region | pass; one multi-CPU run per configuration (disk, tmem, zram), 4 workers each, zero mismatches, and CPUs raced for pages (`raced_faults` > 0 somewhere) |
 //! | `run_fails_on_corrupt_page` | `corrupt_stored=3`: a stored pool object damaged | fail, the kernel's reason on the last line |
 //! | `run_fails_on_impossible_config` | `workload=swap swap_slots=1000000` (more than the disk) | fail with the reason |
 //! | `run_refuses_bad_option_on_host` | `swap_mem=abc` | fail in under a second, nothing built or booted |
@@ -36,6 +37,7 @@ pub fn checks() -> Vec<RunCheck> {
         RunCheck { name: "run_stats_files", check: |o| stats(o, Workload::Files, SMALL_FILES) },
         RunCheck { name: "run_stats_all", check: |o| stats(o, Workload::All, &[SMALL_SWAP, SMALL_FILES].concat()) },
         RunCheck { name: "run_stats_sweep", check: |o| stats(o, Workload::Sweep, TINY_SWEEP) },
+        RunCheck { name: "run_swap_on_every_cpu", check: swap_on_every_cpu },
         RunCheck { name: "run_fails_on_corrupt_page", check: corrupt_page },
         RunCheck { name: "run_fails_on_impossible_config", check: impossible_config },
         RunCheck { name: "run_refuses_bad_option_on_host", check: bad_option_on_host },
@@ -98,6 +100,30 @@ fn stats(o: &TestOpts, w: Workload, options: &[&str]) -> Result<String> {
     };
     ensure!(member, "the report has no {w:?} member");
     Ok(format!("report read back into zstats::Report, {w:?} member present"))
+}
+
+fn swap_on_every_cpu(o: &TestOpts) -> Result<String> {
+    let options = ["swap_cpus=4", "swap_sharing=shared", "swap_mem=128", "swap_accesses=1024"];
+    let passed = boot(&opts(o, Some(Workload::Swap), &options), true)?.into_result()?;
+    let r = &passed.report;
+    ensure!(r.failures.is_empty(), "the report lists failures: {:?}", r.failures);
+    ensure!(r.cpus_up == 4, "{} CPUs up, not 4", r.cpus_up);
+    let swap = r.swap.as_ref().context("no swap member")?;
+    let configs: Vec<&str> = swap.smp_runs.iter().map(|s| s.config.as_str()).collect();
+    ensure!(configs == ["disk", "tmem-zsmalloc", "zram-zsmalloc"], "multi-CPU runs: {configs:?}");
+    ensure!(swap.runs.is_empty(), "single-CPU runs beside the multi-CPU ones");
+    for s in &swap.smp_runs {
+        ensure!(s.cpus == 4 && s.sharing == "shared", "{}: {} CPUs, {}", s.config, s.cpus, s.sharing);
+        ensure!(s.mismatches == 0, "{}: {} mismatches", s.config, s.mismatches);
+        ensure!(s.swap.swapouts > 0, "{}: nothing was swapped out", s.config);
+    }
+    let raced: u64 = swap.smp_runs.iter().map(|s| s.swap.raced_faults).sum();
+    ensure!(raced > 0, "no fault found its page already mapped by another CPU: the CPUs never met on a page");
+    let swap_lock = r.locks.iter().find(|l| l.name == "swap").context("no `swap` lock in the report")?;
+    Ok(format!(
+        "3 configurations on 4 CPUs, no mismatch; {raced} raced faults; swap lock {} acquisitions, {} contentions",
+        swap_lock.acquisitions, swap_lock.contentions
+    ))
 }
 
 /// A run that must fail, with a reason containing `why`.
