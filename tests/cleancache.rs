@@ -50,6 +50,7 @@ fn spec(cleancache: Option<Backend>) -> FileSpec {
         invalidate_every: 20,
         seed: 11,
         algorithm: Algorithm::Lz4,
+        cpus: 1,
     }
 }
 

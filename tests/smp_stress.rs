@@ -6,6 +6,7 @@
 //! | `shared_swap_region` | the swap workload, every CPU on its own stripe of *every* page, while reclaim (on whichever CPU faults) swaps pages the others are using | zero mismatches, zero dirty first touches, nothing left in tmem, every slot free |
 //! | `split_swap_region` | the swap workload, each CPU on its own slice of the region | as above |
 //! | `write_lands_before_unmap_or_after_swapin` | CPU 1 writes an ever-growing counter into one page while the boot CPU reclaims that page again and again | the page never holds less than the last write that completed before it was read: no write went into a freed frame |
+//! | `files_on_every_cpu` | the file workload over one page cache with cleancache (zsmalloc) under it, files invalidated as it goes | every page read matches the file table's truth, no invalidated page served from cleancache, tmem empty at the end |
 //! | `freed_frames_stay_poisoned` | — | every freed workload and pool frame still holds its free-time poison (debug builds poison on free) |
 //! | `frames_and_slots_accounted` | — | the free frame count is back where it started |
 //! | `lock_counts` | — | the locks were taken and the counts print, as the seeds printed theirs |
@@ -30,6 +31,7 @@ use zkernel::init::facts;
 use zkernel::mm::frames;
 use zkernel::println;
 use zkernel::swap::{Device, MemMode, SwapConfig};
+use zkernel::workload::files::{self, FileSpec};
 use zkernel::workload::swap_run::PageSource;
 use zkernel::workload::swap_smp::{self, Sharing, SmpRunResult, SmpRunSpec};
 use zkernel::zcache::{self, frontswap};
@@ -42,6 +44,7 @@ zkernel::test_kernel!(
         Case::returns("shared_swap_region", shared_swap_region),
         Case::returns("split_swap_region", split_swap_region),
         Case::returns("write_lands_before_unmap_or_after_swapin", write_lands_before_unmap_or_after_swapin),
+        Case::returns("files_on_every_cpu", files_on_every_cpu),
         Case::returns("freed_frames_stay_poisoned", freed_frames_stay_poisoned),
         Case::returns("frames_and_slots_accounted", frames_and_slots_accounted),
         Case::returns("lock_counts", lock_counts),
@@ -370,6 +373,36 @@ fn write_lands_before_unmap_or_after_swapin() {
     assert!(finished.error.is_none(), "{:?}", finished.error);
     assert!(outs >= RECLAIMS / 2, "the page was reclaimed only {outs} times");
     assert!(WRITER_FAULTED.load(Ordering::SeqCst) > 0, "the writer never faulted: no race was made");
+}
+
+// ------------------------------------------------------------------------------------------------
+// The file workload on every CPU
+// ------------------------------------------------------------------------------------------------
+
+fn files_on_every_cpu() {
+    let spec = FileSpec {
+        cache_pages: 96,
+        set_factor: 4,
+        cleancache: Some(Backend::Zsmalloc),
+        tmem_limit_pages: 4096,
+        ops: 160,
+        invalidate_every: 16,
+        seed: 5,
+        algorithm: Algorithm::Lz4,
+        cpus: CPUS,
+    };
+    let r = files::run(&spec).unwrap_or_else(|e| panic!("file run on {CPUS} CPUs: {e}"));
+    files::print_run(&r);
+    let lock = r.lock.expect("a run on several CPUs reports its page cache lock");
+    // One acquisition per page read, per invalidation and per finished operation.
+    assert_eq!(lock.acquisitions, r.reads + r.invalidations + spec.ops, "page cache lock acquisitions");
+    assert_eq!((r.mismatches, r.stale_hits), (0, 0), "wrong bytes, stale hits");
+    assert_eq!(r.invalidations, spec.ops / spec.invalidate_every, "every 16th operation of the run invalidated a file");
+    assert!(r.reads >= spec.ops, "{} reads for {} operations", r.reads, spec.ops);
+    assert!(r.cache.cleancache_hits > 0, "cleancache served pages");
+    let after = r.tmem_after.expect("cleancache ran");
+    assert_eq!(after.ephemeral_pages, 0, "tmem empty after umount");
+    assert!(!zcache::installed(), "the run removed the zcache it installed");
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@
 //!
 //! | rank | lock | where | taken under |
 //! |---|---|---|---|
+//! | 15 | `files` | `workload::files` (several CPUs over one page cache) | nothing |
 //! | 20 | `swap` | `swap` | nothing: the region fault handler, install, uninstall |
 //! | 30 | `zram` | `zram` | `swap` |
 //! | 40 | `zcache` | `zcache` | `swap`, or nothing (the page cache) |
@@ -110,6 +111,11 @@ impl<T> Lock<T> {
 
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The value, once nobody can take the lock any more.
+    pub fn into_inner(self) -> T {
+        self.inner.into_inner()
     }
 
     /// Take the lock, waiting for another CPU to release it. Panics if this CPU holds it already (it
@@ -215,6 +221,22 @@ impl<T> Drop for LockGuard<'_, T> {
 static HELD: [[AtomicU8; MAX_HELD]; MAX_CPUS] = [const { [const { AtomicU8::new(0) }; MAX_HELD] }; MAX_CPUS];
 static DEPTH: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
 static ORDER_CHECKS: AtomicU64 = AtomicU64::new(0);
+/// How deep each CPU is in [`no_lock_section`]s.
+static NO_LOCK: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+
+/// Run `f` as a section in which this CPU takes no lock: it holds a pool object's mapping, and
+/// zsmalloc's and zcache's rule is one mapping per CPU at a time with no sleeping or lock-waiting while
+/// it is held (Linux: `zs_map_object` disables preemption until `zs_unmap_object`). `mm::KernelMemory`
+/// wraps every pool mapping in it. The pools' code cannot reach a kernel lock at all (they are
+/// `no_std` crates over `PageMemory`, and the mapping borrows the memory they would allocate from);
+/// debug builds check it anyway: any acquire inside panics, naming the lock.
+pub fn no_lock_section<R>(f: impl FnOnce() -> R) -> R {
+    let depth = &NO_LOCK[cpu::id()];
+    depth.fetch_add(1, Ordering::Relaxed);
+    let r = f();
+    depth.fetch_sub(1, Ordering::Relaxed);
+    r
+}
 
 /// Whether this build checks the lock order.
 pub const CHECKS_ORDER: bool = cfg!(debug_assertions);
@@ -225,6 +247,9 @@ fn order_check(name: &'static str, rank: u8) {
         return;
     }
     let cpu = cpu::id();
+    if NO_LOCK[cpu].load(Ordering::Relaxed) > 0 {
+        panic!("cpu{cpu} takes lock `{name}` while it holds a pool mapping (one mapping, no lock-waiting)");
+    }
     let depth = DEPTH[cpu].load(Ordering::Relaxed);
     ORDER_CHECKS.fetch_add(1, Ordering::Relaxed);
     if let Some(top) = HELD[cpu][..depth.min(MAX_HELD)].iter().map(|r| r.load(Ordering::Relaxed)).max()

@@ -241,7 +241,7 @@ impl PageMemory for KernelMemory {
         // SAFETY: the frame is allocated to this value's owner, whose frames only `KernelMemory` values
         // reach, one mapping at a time under the user's lock (type doc); kmap refuses an alias on this CPU.
         let mut m = unsafe { kmap_local(pfn) }.map_err(mem_err)?;
-        Ok(f(m.bytes()))
+        Ok(crate::arch::lock::no_lock_section(|| f(m.bytes())))
     }
 
     fn with_pages2<R>(&mut self, a: Pfn, b: Pfn, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, MemError> {
@@ -249,7 +249,7 @@ impl PageMemory for KernelMemory {
         self.check(b)?;
         // SAFETY: as in `with_page`, for both frames; kmap_pair refuses the same frame twice.
         let mut m = unsafe { kmap_pair(a, b) }.map_err(mem_err)?;
-        Ok(f(m.bytes()))
+        Ok(crate::arch::lock::no_lock_section(|| f(m.bytes())))
     }
 }
 

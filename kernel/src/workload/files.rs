@@ -46,6 +46,9 @@ pub struct FileSpec {
     pub invalidate_every: u64,
     pub seed: u64,
     pub algorithm: Algorithm,
+    /// Workers, one per CPU (`files_cpus`): 1 runs on the boot CPU alone; more share one page cache
+    /// ([`run`] → `run_smp`), each making its share of `ops` with its own random stream.
+    pub cpus: usize,
 }
 
 /// Why a file run could not run.
@@ -56,6 +59,11 @@ pub enum FileRunError {
     /// A file's contents do not match the table's checksum.
     Checksum {
         inode: u32,
+    },
+    /// More workers than CPUs up.
+    TooFewCpus {
+        asked: usize,
+        up: usize,
     },
     /// The disk has no non-empty file.
     NoFiles,
@@ -71,6 +79,9 @@ impl core::fmt::Display for FileRunError {
             FileRunError::Fs(e) => write!(f, "{e}"),
             FileRunError::Checksum { inode } => write!(f, "file {inode} does not match the table's checksum"),
             FileRunError::NoFiles => write!(f, "the file disk has no non-empty file"),
+            FileRunError::TooFewCpus { asked, up } => {
+                write!(f, "{asked} workers asked for, {up} CPUs up (QEMU -smp, `cargo xtask run --smp N`)")
+            }
             FileRunError::Zcache(e) => write!(f, "zcache: {e}"),
             FileRunError::PageCache(e) => write!(f, "page cache: {e}"),
         }
@@ -99,6 +110,8 @@ pub struct FileResult {
     /// Files invalidated.
     pub invalidations: u64,
     pub cycles: u64,
+    /// The page cache's lock when several CPUs shared it (`files_cpus` > 1): acquisitions, contentions.
+    pub lock: Option<crate::arch::lock::LockStats>,
 }
 
 /// A file workload in progress ([`FileRun::step`] makes one operation).
@@ -206,6 +219,17 @@ impl FileRun {
         Ok(())
     }
 
+    /// The file at set position `pos` was rewritten: drop it from the cache and cleancache, and remember
+    /// its pages as stale until each is read from the disk again.
+    fn invalidate(&mut self, pos: usize) {
+        let (inode, pages) = self.set[pos];
+        self.cache.invalidate_file(inode);
+        self.invalidations += 1;
+        for i in 0..pages {
+            self.stale.insert(PageKey::new(inode, i as u32));
+        }
+    }
+
     /// One operation: a scan of a random file, or 16 random page reads over the set; every
     /// `invalidate_every` operations a random file is invalidated first. `Ok(false)` once done.
     pub fn step(&mut self) -> Result<bool, FileRunError> {
@@ -215,12 +239,7 @@ impl FileRun {
         self.done += 1;
         if self.spec.invalidate_every != 0 && self.done.is_multiple_of(self.spec.invalidate_every) {
             let pos = self.rng.below(self.set.len());
-            let (inode, pages) = self.set[pos];
-            self.cache.invalidate_file(inode);
-            self.invalidations += 1;
-            for i in 0..pages {
-                self.stale.insert(PageKey::new(inode, i as u32));
-            }
+            self.invalidate(pos);
         }
         if self.rng.below(2) == 0 {
             let pos = self.rng.below(self.set.len());
@@ -263,15 +282,116 @@ impl FileRun {
             stale_hits: self.stale_hits,
             invalidations: self.invalidations,
             cycles,
+            lock: None,
         }
     }
 }
 
-/// Run `spec` to the end.
+/// Run `spec` to the end (on `spec.cpus` CPUs when that is more than one).
 pub fn run(spec: &FileSpec) -> Result<FileResult, FileRunError> {
+    if spec.cpus > 1 {
+        return run_smp(spec);
+    }
     let mut r = FileRun::start(spec)?;
     while r.step()? {}
     Ok(r.finish())
+}
+
+// ------------------------------------------------------------------------------------------------
+// Several CPUs over one page cache
+// ------------------------------------------------------------------------------------------------
+//
+// The page cache is one structure, as a file's page cache is in Linux (`address_space`): the workers
+// share it behind one lock (`files`, rank 15 in `arch::lock`'s order: cleancache's zcache lock, the
+// disk and the frame allocator are taken inside it). Each worker draws its own operations — which file
+// to scan, which pages to read, when to invalidate — from its own random stream, outside the lock, and
+// takes the lock for each page read and each invalidation. The reference checksums and the stale set
+// live with the cache, so every read is still checked against the truth and a stale hit is still
+// caught, whichever CPU invalidated the file.
+
+struct FileJob {
+    run: crate::arch::lock::Lock<FileRun>,
+    /// (inode, pages) of the set, for drawing operations without the lock.
+    set: Vec<(u32, u64)>,
+    spec: FileSpec,
+    worker_of: [Option<usize>; crate::arch::cpu::MAX_CPUS],
+    error: spin::Mutex<Option<FileRunError>>,
+}
+
+static FILE_JOB: spin::Mutex<Option<alloc::sync::Arc<FileJob>>> = spin::Mutex::new(None);
+
+fn run_smp(spec: &FileSpec) -> Result<FileResult, FileRunError> {
+    use crate::arch::{cpu, smp};
+    let up = smp::online_count();
+    if spec.cpus > up {
+        return Err(FileRunError::TooFewCpus { asked: spec.cpus, up });
+    }
+    let run = FileRun::start(spec)?;
+    let set = run.set.clone();
+    let mut worker_of = [None; cpu::MAX_CPUS];
+    let me = cpu::id();
+    worker_of[me] = Some(0);
+    for (w, c) in (0..cpu::MAX_CPUS).filter(|&c| c != me && smp::online(c)).take(spec.cpus - 1).enumerate() {
+        worker_of[c] = Some(w + 1);
+    }
+    let job = alloc::sync::Arc::new(FileJob {
+        run: crate::arch::lock::Lock::new("files", 15, run),
+        set,
+        spec: *spec,
+        worker_of,
+        error: spin::Mutex::new(None),
+    });
+    *FILE_JOB.lock() = Some(job.clone());
+    let start = rdtsc();
+    smp::run_on_first(spec.cpus, file_worker);
+    let cycles = rdtsc() - start;
+    FILE_JOB.lock().take();
+    let job = alloc::sync::Arc::try_unwrap(job).unwrap_or_else(|_| panic!("a file worker kept the job"));
+    if let Some(e) = job.error.lock().take() {
+        return Err(e);
+    }
+    let lock = job.run.stats();
+    let mut run = job.run.into_inner();
+    run.start = rdtsc() - cycles;
+    Ok(FileResult { lock: Some(lock), ..run.finish() })
+}
+
+fn file_worker(cpu: usize) {
+    let Some(job) = FILE_JOB.lock().clone() else { return };
+    let Some(w) = job.worker_of[cpu] else { return };
+    let spec = &job.spec;
+    let n = spec.cpus as u64;
+    // Worker w makes ops w, w + n, w + 2n, … of the run: together exactly `ops`.
+    let mine = spec.ops / n + u64::from((w as u64) < spec.ops % n);
+    let mut rng = Rng::new(spec.seed + 1 + w as u64);
+    let set = &job.set;
+    let fail = |e: FileRunError| {
+        job.error.lock().get_or_insert(e);
+    };
+    for k in 0..mine {
+        let op = k * n + w as u64 + 1;
+        if spec.invalidate_every != 0 && op.is_multiple_of(spec.invalidate_every) {
+            let pos = rng.below(set.len());
+            job.run.lock().invalidate(pos);
+        }
+        let reads: Vec<(usize, u64)> = if rng.below(2) == 0 {
+            let pos = rng.below(set.len());
+            (0..set[pos].1).map(|i| (pos, i)).collect()
+        } else {
+            (0..16)
+                .map(|_| {
+                    let pos = rng.below(set.len());
+                    (pos, rng.below(set[pos].1 as usize) as u64)
+                })
+                .collect()
+        };
+        for (pos, index) in reads {
+            if let Err(e) = job.run.lock().read(pos, index) {
+                return fail(e);
+            }
+        }
+        job.run.lock().done += 1;
+    }
 }
 
 /// One line per run, for people.
@@ -279,7 +399,7 @@ pub fn print_run(r: &FileResult) {
     let c = &r.cache;
     crate::println!(
         "  files {:<8} {} reads of {} files ({} pages, cache {}): hits {}, misses {} = cleancache {} + disk {}; \
-         invalidated {} files; mismatches {}, stale {} | {} ms",
+         invalidated {} files; mismatches {}, stale {} | {} ms{}",
         match r.spec.cleancache {
             None => "off",
             Some(b) => b.name(),
@@ -296,6 +416,13 @@ pub fn print_run(r: &FileResult) {
         r.mismatches,
         r.stale_hits,
         crate::arch::tsc::centi_ns(r.cycles) / 100_000_000,
+        match r.lock {
+            Some(l) => format!(
+                " on {} CPUs (page cache lock: {} acquisitions, {} contentions)",
+                r.spec.cpus, l.acquisitions, l.contentions
+            ),
+            None => alloc::string::String::new(),
+        },
     );
     if let (Some(cc), Some(t)) = (&r.cleancache, &r.tmem) {
         crate::println!(
@@ -328,6 +455,7 @@ pub fn run_report(r: &FileResult) -> FileRunReport {
         ms: crate::arch::tsc::centi_ns(r.cycles) / 100_000_000,
         cleancache_stats: r.cleancache.as_ref().map(report::cleancache),
         tmem_stats: r.tmem.as_ref().map(report::tmem),
+        cpus: r.spec.cpus.max(1) as u64,
         ..Default::default()
     };
     report::page_cache_into(&r.cache, &mut out);
@@ -359,6 +487,7 @@ pub fn spec_from(settings: &Settings, algorithm: Algorithm, tmem_limit_pages: u6
         invalidate_every: settings.files_invalidate_every().unwrap_or(0),
         seed: 42,
         algorithm,
+        cpus: settings.files_cpus() as usize,
     }
 }
 

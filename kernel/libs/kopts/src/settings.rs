@@ -107,6 +107,7 @@ pub struct Settings {
     swap_cache: SwapCacheMode,
     swap_cpus: u64,
     swap_sharing: SwapSharing,
+    files_cpus: u64,
     swap_factor: u64,
     swap_accesses: u64,
     swap_slots: Option<u64>,
@@ -289,6 +290,17 @@ impl Settings {
             let accepted = "sequential|seq|random|zipf";
             return Err(OptionError::Conflict { option, value: "all", with: "workload=all", accepted });
         }
+        // Several workers exist for the swap and the file demo only; any other workload would ignore the
+        // option silently, so it is refused instead.
+        for (key, only, with) in [
+            ("swap_cpus", Workload::Swap, "a workload other than swap"),
+            ("files_cpus", Workload::Files, "a workload other than files"),
+        ] {
+            if workload != only && g.required(key)? > 1 {
+                let (option, _) = g.slot(key)?;
+                return Err(OptionError::Conflict { option, value: "more than 1", with, accepted: "1" });
+            }
+        }
         let swap_mem = g.required("swap_mem")?;
         let swap_factor = g.required("swap_factor")?;
         let swap_region_pages =
@@ -321,6 +333,7 @@ impl Settings {
             swap_cache: g.choice("swap_cache", SwapCacheMode::from_name)?,
             swap_cpus: g.required("swap_cpus")?,
             swap_sharing: g.choice("swap_sharing", SwapSharing::from_name)?,
+            files_cpus: g.required("files_cpus")?,
             swap_factor,
             swap_accesses,
             swap_slots: g.number("swap_slots")?.1,
@@ -386,6 +399,10 @@ impl Settings {
     /// `swap_cpus`: workers of the swap workload, 1..=16 (1: the boot CPU alone).
     pub fn swap_cpus(&self) -> u64 {
         self.swap_cpus
+    }
+    /// `files_cpus`: workers of the file workload, 1..=16.
+    pub fn files_cpus(&self) -> u64 {
+        self.files_cpus
     }
     /// `swap_sharing`: how several workers share the region.
     pub fn swap_sharing(&self) -> SwapSharing {
@@ -499,6 +516,7 @@ impl Settings {
             "swap_cache" => Value::Choice(self.swap_cache.name()),
             "swap_cpus" => n(self.swap_cpus),
             "swap_sharing" => Value::Choice(self.swap_sharing.name()),
+            "files_cpus" => n(self.files_cpus),
             "swap_factor" => n(self.swap_factor),
             "swap_accesses" => n(self.swap_accesses),
             "swap_slots" => opt(self.swap_slots),

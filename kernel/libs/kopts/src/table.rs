@@ -110,6 +110,7 @@ pub fn spec(key: &str) -> Option<&'static OptionSpec> {
 const SWAP: &[Workload] = &[Workload::Swap, Workload::All, Workload::Sweep];
 const SWAP_ONLY: &[Workload] = &[Workload::Swap];
 const FILES: &[Workload] = &[Workload::Files, Workload::All];
+const FILES_ONLY: &[Workload] = &[Workload::Files];
 const TMEM: &[Workload] = &[Workload::Swap, Workload::Files, Workload::All, Workload::Sweep];
 /// 2^32: the cap of the counts (accesses, operations, "every N") — hours of TCG time, far above any run.
 const COUNT_MAX: u64 = 1 << 32;
@@ -191,16 +192,23 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         key: "swap_cpus",
         kind: Kind::Number { min: 1, max: 16, default: NumberDefault::Value(1) },
-        used_by: UsedBy::Workloads(SWAP),
+        used_by: UsedBy::Workloads(SWAP_ONLY),
         help: "workers: the swap workload runs on this many CPUs at once, the accesses split among them (at most the \
                CPUs that are up)",
     },
     OptionSpec {
         key: "swap_sharing",
         kind: Kind::Enum { values: SwapSharing::NAMES, default: "shared" },
-        used_by: UsedBy::Workloads(SWAP),
+        used_by: UsedBy::Workloads(SWAP_ONLY),
         help: "with swap_cpus > 1: shared, every CPU on its own stripe of every page (reclaim unmaps pages others \
                use); split, each CPU on its own slice of the region",
+    },
+    OptionSpec {
+        key: "files_cpus",
+        kind: Kind::Number { min: 1, max: 16, default: NumberDefault::Value(1) },
+        used_by: UsedBy::Workloads(FILES_ONLY),
+        help: "workers: the file workload runs on this many CPUs at once over one page cache, the operations \
+               split among them (at most the CPUs that are up)",
     },
     OptionSpec {
         key: "swap_factor",

@@ -204,6 +204,10 @@ impl Report {
     }
 }
 
+fn one() -> u64 {
+    1
+}
+
 fn is_zero(v: &u64) -> bool {
     *v == 0
 }
@@ -721,6 +725,9 @@ pub struct FileRunReport {
     pub capacity: u64,
     /// Milliseconds of guest time the run took (TCG).
     pub ms: u64,
+    /// Workers, one per CPU, over the one page cache (`files_cpus`; lines of older kernels: 1).
+    #[serde(default = "one")]
+    pub cpus: u64,
     /// cleancache's counters; `None` with cleancache off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleancache_stats: Option<CleancacheReport>,

@@ -132,6 +132,7 @@ fn full() -> Report {
         cached_pages: 191,
         capacity: 192,
         ms: 2210,
+        cpus: 2,
         cleancache_stats: Some(CleancacheReport {
             succ_gets: 1587,
             failed_gets: 591,
@@ -703,10 +704,10 @@ fn a_full_report_round_trips() {
         .collect();
     assert_eq!(defaults, Vec::<&String>::new());
     // 37 boot leaves (7 top-level + memory 8 + frames 8 + heap 3 + kmap 4 + paging 4 + one lock 3), a pool 16, a pool
-    // table row 8, a swap run 82 (11 + swap 28 + tmem 43), an I/O-avoided entry 5, a file run 77 (22 +
+    // table row 8, a swap run 82 (11 + swap 28 + tmem 43), an I/O-avoided entry 5, a file run 78 (23 +
     // cleancache 12 + tmem 43), files 3 more, all 2 more, a sweep 3 and 12 per point (two): 37 + 16 + 8 +
-    // (82 + 5 + 36) + (77 + 3) + (82 + 77 + 2) + (3 + 2 × 12) = 452, a multi-CPU swap run 36 (8 + swap 28).
-    assert_eq!(leaves.len(), 452);
+    // (82 + 5 + 36) + (78 + 3) + (82 + 78 + 2) + (3 + 2 × 12) = 454, a multi-CPU swap run 36 (8 + swap 28).
+    assert_eq!(leaves.len(), 454);
     assert_eq!(from_line(&line), Ok(report));
 }
 
@@ -961,7 +962,7 @@ fn files_line_of_the_old_kernel() {
     let mut expected = prefixed("", &NEW_BOOT_KEYS);
     let page_cache = ["disk_errors", "evict_map_errors", "invalidations", "alloc_retries", "uncached_reads"];
     expected.extend(prefixed("files.runs[].", &page_cache));
-    expected.extend(prefixed("files.runs[].", &["free_errors", "cached_pages", "capacity", "ms"]));
+    expected.extend(prefixed("files.runs[].", &["free_errors", "cached_pages", "capacity", "ms", "cpus"]));
     let cleancache = ["corrupt_gets", "invalidated_pages", "invalidated_inode_pages", "inited_fs"];
     expected.extend(prefixed("files.runs[].cleancache_stats.", &cleancache));
     expected.extend(prefixed("files.runs[].cleancache_stats.", &["invalidated_fs", "invalidated_fs_pages"]));
