@@ -20,11 +20,15 @@
 //! | `zk_probe_read_insn` | `mov rax, [rdi]` | `zk_probe_read_fixup` (rax = 0, rdx = 1) |
 //! | `zk_probe_write_insn` | `mov [rdi], rsi` | `zk_probe_write_fixup` (rdx = 1) |
 //!
-//! The last-fault record is global: only the boot CPU runs today; it becomes per-CPU with SMP.
+//! The last-fault record is per CPU (one row per `cpu::id()`): a probe on one CPU never reads the fault
+//! another CPU's probe caught at the same moment. The fix-up runs on the faulting CPU and the probe
+//! reads the record right after, on the same CPU, with nothing in between that could probe again.
 
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use x86_64::VirtAddr;
+
+use super::cpu::MAX_CPUS;
 use x86_64::structures::idt::InterruptStackFrame;
 
 core::arch::global_asm!(
@@ -103,9 +107,9 @@ pub struct Fault {
     pub address: Option<u64>,
 }
 
-static LAST_VECTOR: AtomicU8 = AtomicU8::new(0);
-static LAST_CODE: AtomicU64 = AtomicU64::new(0);
-static LAST_ADDR: AtomicU64 = AtomicU64::new(u64::MAX);
+static LAST_VECTOR: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(0) }; MAX_CPUS];
+static LAST_CODE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static LAST_ADDR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(u64::MAX) }; MAX_CPUS];
 
 /// Called by the #PF and #GP handlers: when the fault hit a probe, record it, move the saved RIP to the
 /// fixup and return true (the handler then returns into the fixup).
@@ -114,9 +118,10 @@ pub(crate) fn fixup(frame: &mut InterruptStackFrame, vector: u8, error_code: u64
     let Some(entry) = exception_table().into_iter().find(|e| e.insn == rip) else {
         return false;
     };
-    LAST_VECTOR.store(vector, Ordering::Relaxed);
-    LAST_CODE.store(error_code, Ordering::Relaxed);
-    LAST_ADDR.store(address.unwrap_or(u64::MAX), Ordering::Relaxed);
+    let cpu = super::cpu::id();
+    LAST_VECTOR[cpu].store(vector, Ordering::Relaxed);
+    LAST_CODE[cpu].store(error_code, Ordering::Relaxed);
+    LAST_ADDR[cpu].store(address.unwrap_or(u64::MAX), Ordering::Relaxed);
     // SAFETY: the new RIP is the fixup of the very probe routine that faulted; the fixup only sets rax and
     // rdx and returns to the probe's caller on the unchanged stack, which the sysv64 call left intact.
     unsafe { frame.as_mut().update(|f| f.instruction_pointer = VirtAddr::new(entry.fixup)) };
@@ -124,10 +129,11 @@ pub(crate) fn fixup(frame: &mut InterruptStackFrame, vector: u8, error_code: u64
 }
 
 fn last_fault() -> Fault {
-    let addr = LAST_ADDR.load(Ordering::Relaxed);
+    let cpu = super::cpu::id();
+    let addr = LAST_ADDR[cpu].load(Ordering::Relaxed);
     Fault {
-        vector: LAST_VECTOR.load(Ordering::Relaxed),
-        error_code: LAST_CODE.load(Ordering::Relaxed),
+        vector: LAST_VECTOR[cpu].load(Ordering::Relaxed),
+        error_code: LAST_CODE[cpu].load(Ordering::Relaxed),
         address: (addr != u64::MAX).then_some(addr),
     }
 }
