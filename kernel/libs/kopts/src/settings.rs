@@ -125,6 +125,7 @@ pub struct Settings {
     zv_page_count_policy_percent: u64,
     fail_frame_every: Option<u64>,
     corrupt_stored: Option<u64>,
+    bench_stores: u64,
     swap_region_pages: u64,
     files_set_pages: u64,
 }
@@ -351,6 +352,7 @@ impl Settings {
             zv_page_count_policy_percent: g.required("zv_page_count_policy_percent")?,
             fail_frame_every: g.nonzero("fail_frame_every")?,
             corrupt_stored: g.number("corrupt_stored")?.1,
+            bench_stores: g.required("bench_stores")?,
             swap_region_pages,
             files_set_pages,
         })
@@ -495,6 +497,11 @@ impl Settings {
     pub fn corrupt_stored(&self) -> Option<u64> {
         self.corrupt_stored
     }
+    /// `bench_stores` (test kernels only: bench_smp): stores per CPU per phase, at least
+    /// [`BENCH_STORES_MIN`](crate::table::BENCH_STORES_MIN).
+    pub fn bench_stores(&self) -> u64 {
+        self.bench_stores
+    }
 
     /// The value of option `key` as the kernel runs with it (defaults and derived values resolved),
     /// written back as a [`Value`]; `None` for a key not in the table. For printing the options at boot
@@ -534,6 +541,7 @@ impl Settings {
             "zv_page_count_policy_percent" => n(self.zv_page_count_policy_percent),
             "fail_frame_every" => n(self.fail_frame_every.unwrap_or(0)),
             "corrupt_stored" => opt(self.corrupt_stored),
+            "bench_stores" => n(self.bench_stores),
             _ => return None,
         })
     }

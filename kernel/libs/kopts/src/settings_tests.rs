@@ -188,7 +188,8 @@ fn typed_fields_hold_the_given_values() {
                 deflate_level=6 swap_pattern=seq swap_mem=512 swap_mode=fixed swap_device=zram swap_cache=exclusive swap_cpus=3 swap_sharing=split swap_factor=2 swap_accesses=7 swap_slots=100 \
                 swap_fresh=40 tmem=both tmem_max_pool_percent=50 files_cache=64 files_factor=8 files_ops=9 \
                 files_invalidate_every=0 cleancache=zsmalloc ephemeral_reclaim=zbud_frames zv_max_zsize=3000 \
-                zv_max_mean_zsize=2000 zv_page_count_policy_percent=0 fail_frame_every=13 corrupt_stored=3\0");
+                zv_max_mean_zsize=2000 zv_page_count_policy_percent=0 fail_frame_every=13 corrupt_stored=3 \
+                bench_stores=100\0");
     assert_eq!(s.loglevel(), LogLevel::Trace);
     assert_eq!(s.memmap(), MemMap::Full);
     assert_eq!(s.ramdisk_fnv(), Some(0xdead_beef));
@@ -209,6 +210,7 @@ fn typed_fields_hold_the_given_values() {
     assert_eq!(s.ephemeral_reclaim(), EphemeralReclaim::ZbudFrames);
     assert_eq!((s.zv_max_zsize(), s.zv_max_mean_zsize(), s.zv_page_count_policy_percent()), (3000, 2000, 0));
     assert_eq!((s.fail_frame_every(), s.corrupt_stored()), (Some(13), Some(3)));
+    assert_eq!(s.bench_stores(), 100);
     // Every option was given a non-default value above, so each field differs from the default's.
     let d = ok("");
     // files_cpus > 1 needs workload=files, and this string runs the swap workload: that option's value
@@ -231,7 +233,7 @@ fn unknown_and_malformed_keys() {
     assert_eq!(one_error("swap_mme=5").to_string(), "option swap_mme=5: unknown option (did you mean swap_mem?)");
     let all = one_error("frobnicate=1").to_string();
     assert!(all.starts_with("option frobnicate=1: unknown option (accepted: loglevel, memmap, ramdisk_fnv, "), "{all}");
-    assert!(all.ends_with(", corrupt_stored)"), "{all}");
+    assert!(all.ends_with(", corrupt_stored, bench_stores)"), "{all}");
     assert_eq!(one_error("=5").to_string(), "option =5: bad key (accepted: key=value, the key of a-z 0-9 _ . -)");
     assert_eq!(one_error("Bad=1").key(), "Bad");
 }

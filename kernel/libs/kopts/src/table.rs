@@ -112,6 +112,8 @@ const SWAP_ONLY: &[Workload] = &[Workload::Swap];
 const FILES: &[Workload] = &[Workload::Files, Workload::All];
 const FILES_ONLY: &[Workload] = &[Workload::Files];
 const TMEM: &[Workload] = &[Workload::Swap, Workload::Files, Workload::All, Workload::Sweep];
+/// The fewest `bench_stores`: bench_smp's keys per CPU, so that every phase overwrites each key.
+pub const BENCH_STORES_MIN: u64 = 64;
 /// 2^32: the cap of the counts (accesses, operations, "every N") — hours of TCG time, far above any run.
 const COUNT_MAX: u64 = 1 << 32;
 
@@ -321,6 +323,13 @@ pub const OPTIONS: &[OptionSpec] = &[
         help: "for tests: flip a byte of the Nth object stored in each pool of the pools demo, to prove that a \
                damaged page fails the run (cargo xtask test's run_fails_on_corrupt_page)",
     },
+    OptionSpec {
+        key: "bench_stores",
+        kind: Kind::Number { min: BENCH_STORES_MIN, max: 1_000_000, default: NumberDefault::Value(3000) },
+        used_by: UsedBy::TestKernels,
+        help: "frontswap stores per CPU in each phase (1, 2, 4 CPUs) of the bench_smp benchmark kernel; at least its \
+               64 keys per CPU (cargo xtask bench --quick gives 600)",
+    },
 ];
 
 #[cfg(test)]
@@ -359,9 +368,10 @@ mod tests {
     }
 
     #[test]
-    fn no_option_is_for_test_kernels_alone_yet() {
-        // corrupt_stored is for tests, but it is the demo kernel that a harness check boots with it.
+    fn only_bench_stores_is_for_test_kernels_alone() {
+        // corrupt_stored is for tests, but it is the demo kernel that a harness check boots with it;
+        // bench_stores is read by the bench_smp kernel only.
         let test_only: Vec<_> = OPTIONS.iter().filter(|o| o.test_only()).map(|o| o.key).collect();
-        assert!(test_only.is_empty(), "{test_only:?}");
+        assert_eq!(test_only, ["bench_stores"]);
     }
 }
