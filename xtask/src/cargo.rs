@@ -137,6 +137,9 @@ pub struct KernelTable {
     pub ramdisks: BTreeMap<String, String>,
     /// Per-kernel CPU counts (QEMU `-smp`); kernels not listed get the default of `QemuConfig`.
     pub smp: BTreeMap<String, u32>,
+    /// Kernels booted with multi-threaded TCG said explicitly (`-accel tcg,thread=multi`): the SMP
+    /// benchmark. Every other kernel keeps plain `-accel tcg`.
+    pub multi_threaded_tcg: Vec<String>,
 }
 
 /// `package`'s [`KernelTable`]; empty when the package or its table is absent, an error naming the
@@ -168,11 +171,14 @@ mod tests {
             "harness-checks": { "fail_exit": "kernel-failed" },
             "timeouts": { "fail_hang": 15 },
             "benches": ["bench_mm"],
+            "multi-threaded-tcg": ["bench_smp"],
         });
         let t = KernelTable::deserialize(&v).unwrap();
         assert_eq!(t.harness_checks["fail_exit"], "kernel-failed");
         assert_eq!((t.timeouts["fail_hang"], t.benches.as_slice()), (15, &["bench_mm".to_string()][..]));
         assert!(t.ramdisks.is_empty() && t.smp.is_empty());
+        assert_eq!(t.multi_threaded_tcg, ["bench_smp"]);
+        assert!(KernelTable::deserialize(&serde_json::json!({})).unwrap().multi_threaded_tcg.is_empty());
         let bad = serde_json::json!({ "timeouts": { "fail_hang": "soon" } });
         assert!(KernelTable::deserialize(&bad).is_err());
     }

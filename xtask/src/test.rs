@@ -86,6 +86,7 @@ pub fn test(o: &TestOpts) -> Result<ExitCode> {
             if let Some(n) = table.smp.get(name.as_str()).copied().or(o.smp) {
                 config.smp = n;
             }
+            config.tcg_multi_thread = table.multi_threaded_tcg.contains(name);
             // tests/Cargo.toml's timeouts count from QEMU's start; under UEFI, OVMF adds ~5 s before the kernel.
             let firmware_allowance = if o.uefi { UEFI_ALLOWANCE_SECS } else { 0 };
             let secs = timeouts.get(name.as_str()).map_or(o.timeout, |t| (t + firmware_allowance).min(o.timeout));
