@@ -9,11 +9,21 @@
 //! 3. Kernel: every benchmark kernel (tests/Cargo.toml, `benches`) is built in release twice, with the
 //!    kernel's real temporary mappings (kmap) and with the `direct-map` feature, booted under TCG
 //!    `--rounds` times each, alternating, and the medians of its `@@bench` lines are printed side by side
-//!    with the ratio, from the same run of this command. A kernel listed in `ramdisks` gets its page file
-//!    as the ramdisk, as under `cargo xtask test`.
+//!    with the ratio, from the same run of this command. Each run's serial output is kept in
+//!    `target/zkernel/bench/KERNEL-MODE-roundN.log`. A kernel listed in `ramdisks` gets its page file
+//!    as the ramdisk, and one listed in `smp` and `multi-threaded-tcg` its CPU count and
+//!    `-accel tcg,thread=multi`, as under `cargo xtask test`. `--filter NAME` boots only the benchmark
+//!    kernels whose name contains NAME.
+//! 4. Scaling: a kernel whose `@@bench` lines carry `cpus` (bench_smp: tmem stores on 1, 2 and 4 CPUs)
+//!    also gets a markdown table — CPUs, stores/s, ratio to 1 CPU, zcache lock acquisitions and
+//!    contentions — from *one* of its QEMU runs, never mixed across runs: the kmap run whose ratio at
+//!    the most CPUs is the median of the rounds. The ratio at the most CPUs of every run is listed under
+//!    it, with the host's core count and how QEMU ran. `--quick` gives it fewer stores
+//!    ([`QUICK_BENCH_STORES`], kernel option `bench_stores`).
 //!
 //! The figures are also written to `target/zkernel/bench.json`: `efficiency`, `throughput`, and the
-//! kernels' `rounds` and `median`, for the parts that ran.
+//! kernels' `rounds` and `median`, and `scaling` (every run's rows, the table shown and its markdown),
+//! for the parts that ran.
 //!
 //! `--pools` runs only the allocator table instead: `pool-table` (zkernel-bench, release) puts every pool
 //! (zsmalloc at each chain, zbud, xvmalloc, xcfmalloc) on the same objects — 75 % pages, the perl sample
@@ -55,6 +65,9 @@ pub struct BenchOpts {
     /// Boots of each benchmark kernel per mode; the table shows the median.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Boot only the benchmark kernels whose name contains NAME (e.g. `--filter bench_smp`).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["pools", "sweep", "host_only"])]
+    filter: Option<String>,
     /// Only the allocator table: every pool on the same objects (`pool-table`, release), written to
     /// target/zkernel/pools.md, pools.json and pools.png.
     #[arg(long)]
@@ -105,6 +118,9 @@ const PAGES_ORDER: &[&str] = &[
 ];
 /// Seconds a benchmark kernel may run unless tests/Cargo.toml's `timeouts` names it.
 const KERNEL_TIMEOUT_SECS: u64 = 300;
+/// `bench_stores` under `--quick`: stores per CPU per phase of bench_smp (its default is 3000). Given to
+/// every benchmark kernel; only bench_smp reads it.
+const QUICK_BENCH_STORES: u64 = 600;
 
 pub fn bench(o: &BenchOpts) -> Result<ExitCode> {
     let meta = cargo::metadata()?;
@@ -156,9 +172,12 @@ pub fn bench(o: &BenchOpts) -> Result<ExitCode> {
             // Saved now too, so a failing benchmark kernel does not lose the host figures.
             save(&path, &report)?;
         }
-        let (rounds, medians) = kernels(o, &meta, &target)?;
+        let (rounds, medians, scaling) = kernels(o, &meta, &target)?;
         report.insert("rounds".into(), rounds);
         report.insert("median".into(), medians);
+        if !scaling.as_object().is_none_or(Map::is_empty) {
+            report.insert("scaling".into(), scaling);
+        }
     }
     save(&path, &report)?;
     eprintln!("xtask: figures saved to {}", path.display());
@@ -255,15 +274,18 @@ fn print_per_page(per_page: &[(String, f64)]) {
 /// kernel → mode → name → ns, one value per round
 type Rounds = BTreeMap<String, BTreeMap<String, BTreeMap<String, Vec<f64>>>>;
 
-/// Build, boot and time every benchmark kernel; print the medians; return the rounds and the medians.
-fn kernels(o: &BenchOpts, meta: &Metadata, target: &Path) -> Result<(Value, Value)> {
+/// Build, boot and time every benchmark kernel (or those `--filter` names); print the medians and the
+/// scaling tables; return the rounds, the medians and the scaling figures.
+fn kernels(o: &BenchOpts, meta: &Metadata, target: &Path) -> Result<(Value, Value, Value)> {
     qemu::ensure_prerequisites(false)?;
     let dir = target.join("zkernel").join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let table = cargo::kernel_table(meta, TESTS_PACKAGE)?;
+    let benches = select(&table.benches, o.filter.as_deref())?;
     let files = files::prepare(target, None)?;
     let mut results: Rounds = BTreeMap::new();
-    for kernel in table.benches {
+    let mut scaling: BTreeMap<String, Scaling> = BTreeMap::new();
+    for kernel in benches {
         // The kernel's page file, as `cargo xtask test` hands it to a test kernel.
         let ramdisk = match table.ramdisks.get(&kernel) {
             Some(file) => {
@@ -291,9 +313,22 @@ fn kernels(o: &BenchOpts, meta: &Metadata, target: &Path) -> Result<(Value, Valu
             for (mode, image) in &images {
                 let mut config = QemuConfig::new(image.clone(), Firmware::Bios);
                 config.kernel_options.extend(ramdisk.as_ref().map(pages::PageFile::option));
+                if o.quick {
+                    config.kernel_options.push(format!("bench_stores={QUICK_BENCH_STORES}"));
+                }
                 config.disks.push(qemu::swap_disk(target, &kernel, qemu::SWAP_MIB)?);
                 config.disks.push(files.disk());
-                let run = qemu::run(&config.args().map_err(anyhow::Error::msg)?, Duration::from_secs(secs), |_| {})?;
+                if let Some(&n) = table.smp.get(&kernel) {
+                    config.smp = n;
+                }
+                config.tcg_multi_thread = table.multi_threaded_tcg.contains(&kernel);
+                let args = config.args().map_err(anyhow::Error::msg)?;
+                let load = load_average();
+                let run = qemu::run(&args, Duration::from_secs(secs), |_| {})?;
+                // Every run's serial output is kept beside the kernel copies, for the lines no table shows.
+                let log = dir.join(format!("{kernel}-{mode}-round{}.log", round + 1));
+                std::fs::write(&log, run.lines.join("\n") + "\n")
+                    .with_context(|| format!("writing {}", log.display()))?;
                 if let Err(why) = verdict::exit_verdict(run.status, run.timed_out, secs) {
                     for l in &run.lines {
                         eprintln!("    | {l}");
@@ -311,6 +346,12 @@ fn kernels(o: &BenchOpts, meta: &Metadata, target: &Path) -> Result<(Value, Valu
                 }
                 if let Some(tsc) = run.lines.iter().find(|l| l.starts_with("tsc:")) {
                     eprintln!("xtask: {kernel} ({mode}) round {}: {tsc}", round + 1);
+                }
+                let rows = scaling_rows(&run.lines).with_context(|| format!("benchmark kernel {kernel} ({mode})"))?;
+                if !rows.is_empty() {
+                    let accel = args.iter().skip_while(|a| *a != "-accel").nth(1).cloned().unwrap_or_default();
+                    let s = scaling.entry(kernel.clone()).or_insert_with(|| Scaling { accel, runs: Vec::new() });
+                    s.runs.push(ScalingRun { mode: mode.to_string(), round: round + 1, load, rows });
                 }
             }
         }
@@ -335,7 +376,228 @@ fn kernels(o: &BenchOpts, meta: &Metadata, target: &Path) -> Result<(Value, Valu
             println!("  {name:<26} {ns:>12.1} {d:>12.1} {:>7.2}x", ns / d);
         }
     }
-    Ok((json!(results), json!(medians)))
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mut scaling_json = Map::new();
+    for (kernel, s) in &scaling {
+        let Some(shown) = shown_run(&s.runs) else { continue };
+        let markdown = scaling_markdown(&shown.rows);
+        println!();
+        println!("{}", scaling_heading(kernel, s, shown, o.rounds.max(1), cores));
+        println!();
+        print!("{markdown}");
+        println!();
+        for line in scaling_notes(shown) {
+            println!("{line}");
+        }
+        println!("{}", scaling_spread(&s.runs));
+        scaling_json.insert(
+            kernel.clone(),
+            json!({
+                "what": "frontswap stores (LZ4, zsmalloc) per second with the first k CPUs, each CPU the same count; \
+                         one QEMU run per entry of `runs`",
+                "host_cores": cores,
+                "accel": s.accel,
+                "shown": { "mode": shown.mode, "round": shown.round, "load_average": shown.load },
+                "rows": shown.rows.iter().map(ScalingRow::json).collect::<Vec<_>>(),
+                "markdown": markdown,
+                "runs": s.runs.iter().map(|r| json!({
+                    "mode": r.mode,
+                    "round": r.round,
+                    "load_average": r.load,
+                    "rows": r.rows.iter().map(ScalingRow::json).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            }),
+        );
+    }
+    Ok((json!(results), json!(medians), Value::Object(scaling_json)))
+}
+
+/// The benchmark kernels `--filter` selects (all without one); an error when it selects none.
+fn select(benches: &[String], filter: Option<&str>) -> Result<Vec<String>> {
+    let chosen: Vec<String> = benches.iter().filter(|k| filter.is_none_or(|f| k.contains(f))).cloned().collect();
+    if chosen.is_empty() {
+        bail!("no benchmark kernel matches --filter {} (they are: {})", filter.unwrap_or(""), benches.join(", "));
+    }
+    Ok(chosen)
+}
+
+/// One phase of a scaling kernel: its `@@bench` line with `cpus` (tests/bench_smp.rs prints them).
+#[derive(Debug, Clone, PartialEq)]
+struct ScalingRow {
+    cpus: u64,
+    /// Stores in the phase, over all its CPUs.
+    stores: u64,
+    stores_per_s: f64,
+    /// `stores_per_s` over the 1-CPU phase's, as the kernel computed it.
+    ratio: f64,
+    /// zcache's lock during the phase.
+    acquisitions: u64,
+    contentions: u64,
+    /// Percent of the phase the CPUs spent inside `frontswap::store` (all under zcache's lock on 1 CPU).
+    in_store_pct: f64,
+    /// The longest single store of the phase, lock wait included.
+    slowest_store_us: f64,
+}
+
+impl ScalingRow {
+    fn json(&self) -> Value {
+        json!({
+            "cpus": self.cpus,
+            "stores": self.stores,
+            "stores_per_s": self.stores_per_s,
+            "ratio": self.ratio,
+            "zcache_acquisitions": self.acquisitions,
+            "zcache_contentions": self.contentions,
+            "in_store_pct": self.in_store_pct,
+            "slowest_store_us": self.slowest_store_us,
+        })
+    }
+}
+
+/// One QEMU run of a scaling kernel.
+#[derive(Debug, Clone, PartialEq)]
+struct ScalingRun {
+    mode: String,
+    round: usize,
+    /// The host's 1-minute load average when the run started (`/proc/loadavg`), if readable: what
+    /// else the host's cores were busy with.
+    load: Option<f64>,
+    rows: Vec<ScalingRow>,
+}
+
+/// Every run of one scaling kernel, and QEMU's `-accel` for it.
+#[derive(Debug)]
+struct Scaling {
+    accel: String,
+    runs: Vec<ScalingRun>,
+}
+
+/// The scaling rows among a run's serial lines: each `@@bench` line that has `cpus`. Such a line missing
+/// a field is an error, and so are rows whose CPU counts do not rise from 1.
+fn scaling_rows(lines: &[String]) -> Result<Vec<ScalingRow>> {
+    let mut rows: Vec<ScalingRow> = Vec::new();
+    for line in lines {
+        let Some(v) = line.strip_prefix("@@bench ").and_then(|j| serde_json::from_str::<Value>(j).ok()) else {
+            continue;
+        };
+        if v.get("cpus").is_none() {
+            continue;
+        }
+        let int = |k: &str| v[k].as_u64().with_context(|| format!("`{k}` missing or not a count in `{line}`"));
+        let num = |k: &str| v[k].as_f64().with_context(|| format!("`{k}` missing or not a number in `{line}`"));
+        let row = ScalingRow {
+            cpus: int("cpus")?,
+            stores: int("stores")?,
+            stores_per_s: num("stores_per_s")?,
+            ratio: num("ratio")?,
+            acquisitions: int("zcache_acquisitions")?,
+            contentions: int("zcache_contentions")?,
+            in_store_pct: num("in_store_pct")?,
+            slowest_store_us: num("slowest_store_us")?,
+        };
+        let rising = rows.last().map_or(row.cpus == 1, |last| row.cpus > last.cpus);
+        if !rising {
+            bail!(
+                "scaling rows must start at 1 CPU and rise: {} CPUs after {:?}",
+                row.cpus,
+                rows.last().map(|r| r.cpus)
+            );
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// The run whose table is shown: among the kmap runs (all runs if none is kmap), the one whose ratio at
+/// its most CPUs is the median (the lower of the two middle ones for an even count).
+fn shown_run(runs: &[ScalingRun]) -> Option<&ScalingRun> {
+    let mut pick: Vec<&ScalingRun> = runs.iter().filter(|r| r.mode == "kmap" && !r.rows.is_empty()).collect();
+    if pick.is_empty() {
+        pick = runs.iter().filter(|r| !r.rows.is_empty()).collect();
+    }
+    let top = |r: &ScalingRun| r.rows.last().map_or(f64::NAN, |row| row.ratio);
+    pick.sort_by(|a, b| top(a).total_cmp(&top(b)));
+    pick.get(pick.len().saturating_sub(1) / 2).copied()
+}
+
+/// The table of one run, as markdown (ends with a newline).
+fn scaling_markdown(rows: &[ScalingRow]) -> String {
+    let mut s = String::from(
+        "| CPUs | stores/s | ratio to 1 CPU | zcache lock acquisitions | contentions |\n|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        s += &format!(
+            "| {} | {:.0} | {:.2} | {} | {} |\n",
+            r.cpus, r.stores_per_s, r.ratio, r.acquisitions, r.contentions
+        );
+    }
+    s
+}
+
+/// What the table is: which kernel and run, how QEMU ran, the host's cores.
+fn scaling_heading(kernel: &str, s: &Scaling, shown: &ScalingRun, rounds: usize, cores: usize) -> String {
+    let cpus = shown.rows.iter().map(|r| r.cpus.to_string()).collect::<Vec<_>>().join(", ");
+    let most = shown.rows.last().map_or(0, |r| r.cpus);
+    let per_cpu = shown.rows.first().map_or(0, |r| r.stores);
+    let threads = if s.accel.contains("thread=multi") {
+        "multi-threaded TCG, one host thread per vCPU"
+    } else if s.accel == "kvm" {
+        "KVM"
+    } else {
+        "TCG, threading left to QEMU's default"
+    };
+    let load = shown.load.map_or(String::new(), |l| format!(", load average {l:.2} as the run began"));
+    format!(
+        "{kernel}: tmem stores on {cpus} CPUs, {per_cpu} per CPU per phase, all from one QEMU run ({} build, round {} \
+         of {rounds}: the median ratio at {most} CPUs); QEMU -smp {most} -accel {} ({threads}); host: {cores} cores \
+         (std::thread::available_parallelism){load}",
+        shown.mode, shown.round, s.accel
+    )
+}
+
+/// What the table's run says beyond the table: the bound the 1-CPU phase's serial share puts on the
+/// ratios (Amdahl: with a share `s` of the work serial, k CPUs give at most `1 / (s + (1 - s) / k)`), and
+/// the slowest single store of each phase.
+fn scaling_notes(run: &ScalingRun) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let [one, more @ ..] = run.rows.as_slice()
+        && !more.is_empty()
+    {
+        let serial = one.in_store_pct / 100.0;
+        let bounds: Vec<String> = more
+            .iter()
+            .map(|r| format!("{} CPUs <= {:.2}", r.cpus, 1.0 / (serial + (1.0 - serial) / r.cpus as f64)))
+            .collect();
+        notes.push(format!(
+            "on 1 CPU {:.1} % of the phase was inside frontswap::store, all of it under zcache's lock: with that \
+             share serial, the ratio can be at most {}",
+            one.in_store_pct,
+            bounds.join(", ")
+        ));
+    }
+    let slowest: Vec<String> =
+        run.rows.iter().map(|r| format!("{} CPU(s) {:.1} ms", r.cpus, r.slowest_store_us / 1000.0)).collect();
+    notes.push(format!("slowest single store (zcache lock wait included): {}", slowest.join(", ")));
+    notes
+}
+
+/// The host's 1-minute load average now, from `/proc/loadavg` (None where there is none).
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+/// The ratio at the most CPUs in every run, so the spread the one table hides is in view.
+fn scaling_spread(runs: &[ScalingRun]) -> String {
+    let mut by_mode: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut most = 0;
+    for r in runs {
+        if let Some(last) = r.rows.last() {
+            most = most.max(last.cpus);
+            by_mode.entry(&r.mode).or_default().push(format!("{:.2}", last.ratio));
+        }
+    }
+    let parts: Vec<String> = by_mode.iter().map(|(m, v)| format!("{m} {}", v.join(" "))).collect();
+    format!("ratio at {most} CPUs in every run, by round: {}", parts.join("; "))
 }
 
 #[cfg(test)]
@@ -366,5 +628,128 @@ mod tests {
         assert_eq!(parse(&["--sweep", "--quick"]).unwrap_err(), clap::error::ErrorKind::ArgumentConflict);
         // The default `--rounds` is no conflict.
         assert!(parse(&["--sweep", "--rounds", "3"]).is_ok());
+    }
+
+    #[test]
+    fn filter_picks_benchmark_kernels_and_only_with_kernels_to_boot() {
+        assert_eq!(parse(&["--filter", "bench_smp", "--kernel-only"]).unwrap().filter.as_deref(), Some("bench_smp"));
+        assert!(parse(&["--quick"]).unwrap().filter.is_none());
+        for other in ["--sweep", "--pools", "--host-only"] {
+            assert_eq!(parse(&["--filter", "smp", other]).unwrap_err(), clap::error::ErrorKind::ArgumentConflict);
+        }
+        let benches = ["bench_mm", "bench_pools", "bench_smp"].map(String::from);
+        assert_eq!(select(&benches, None).unwrap(), benches);
+        assert_eq!(select(&benches, Some("smp")).unwrap(), ["bench_smp"]);
+        assert_eq!(select(&benches, Some("bench_p")).unwrap(), ["bench_pools"]);
+        let e = select(&benches, Some("nothing")).unwrap_err().to_string();
+        assert_eq!(e, "no benchmark kernel matches --filter nothing (they are: bench_mm, bench_pools, bench_smp)");
+    }
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(String::from).collect()
+    }
+
+    const SMP_RUN: &str = r#"tsc: 2400 MHz (calibrated against the PIT)
+@@bench {"name":"tmem_store_1cpu","ns":50000.00,"cycles":120000,"cpus":1,"stores":3000,"ms":150,"stores_per_s":20000,"ratio":1.000,"zcache_acquisitions":3000,"zcache_contentions":0,"in_store_pct":96.0,"slowest_store_us":180}
+@@bench {"name":"other","ns":12.5}
+@@bench {"name":"tmem_store_2cpu","ns":31250.00,"cycles":75000,"cpus":2,"stores":6000,"ms":187,"stores_per_s":32000,"ratio":1.600,"zcache_acquisitions":6000,"zcache_contentions":2500,"in_store_pct":97.5,"slowest_store_us":25000}
+@@bench {"name":"tmem_store_4cpu","ns":41666.66,"cycles":100000,"cpus":4,"stores":12000,"ms":500,"stores_per_s":24000,"ratio":1.200,"zcache_acquisitions":12000,"zcache_contentions":9000,"in_store_pct":98.2,"slowest_store_us":1094028}
+case measure ... ok"#;
+
+    #[test]
+    fn scaling_rows_are_read_from_the_bench_lines_with_cpus() {
+        let rows = scaling_rows(&lines(SMP_RUN)).unwrap();
+        assert_eq!(rows.iter().map(|r| r.cpus).collect::<Vec<_>>(), [1, 2, 4]);
+        assert_eq!(
+            rows[1],
+            ScalingRow {
+                cpus: 2,
+                stores: 6000,
+                stores_per_s: 32000.0,
+                ratio: 1.6,
+                acquisitions: 6000,
+                contentions: 2500,
+                in_store_pct: 97.5,
+                slowest_store_us: 25000.0,
+            }
+        );
+        // A kernel without such lines has no scaling rows.
+        assert!(scaling_rows(&lines(r#"@@bench {"name":"copy_4k","ns":300.5}"#)).unwrap().is_empty());
+        // A line with `cpus` must have every field, and the CPU counts must rise from 1.
+        let missing = r#"@@bench {"name":"x","ns":1,"cpus":1,"stores":3,"stores_per_s":2,"ratio":1.0,"zcache_acquisitions":3,"in_store_pct":9,"slowest_store_us":1}"#;
+        let e = format!("{:#}", scaling_rows(&lines(missing)).unwrap_err());
+        assert!(e.starts_with("`zcache_contentions` missing or not a count in `@@bench"), "{e}");
+        let row = |c: u32| {
+            format!(
+                r#"@@bench {{"name":"x","ns":1,"cpus":{c},"stores":3,"stores_per_s":2,"ratio":1.0,"zcache_acquisitions":3,"zcache_contentions":0,"in_store_pct":9,"slowest_store_us":1}}"#
+            )
+        };
+        assert!(scaling_rows(&[row(2)]).is_err(), "must start at 1 CPU");
+        assert!(scaling_rows(&[row(1), row(4), row(2)]).is_err(), "must rise");
+        assert!(scaling_rows(&[row(1), row(1)]).is_err(), "must rise");
+    }
+
+    #[test]
+    fn the_table_is_markdown_of_one_run() {
+        let rows = scaling_rows(&lines(SMP_RUN)).unwrap();
+        assert_eq!(
+            scaling_markdown(&rows),
+            "| CPUs | stores/s | ratio to 1 CPU | zcache lock acquisitions | contentions |\n\
+             |---:|---:|---:|---:|---:|\n\
+             | 1 | 20000 | 1.00 | 3000 | 0 |\n\
+             | 2 | 32000 | 1.60 | 6000 | 2500 |\n\
+             | 4 | 24000 | 1.20 | 12000 | 9000 |\n"
+        );
+        let s = Scaling { accel: "tcg,thread=multi".into(), runs: Vec::new() };
+        let mut run = ScalingRun { mode: "kmap".into(), round: 2, load: Some(1.5), rows };
+        assert_eq!(
+            scaling_heading("bench_smp", &s, &run, 3, 2),
+            "bench_smp: tmem stores on 1, 2, 4 CPUs, 3000 per CPU per phase, all from one QEMU run (kmap build, \
+             round 2 of 3: the median ratio at 4 CPUs); QEMU -smp 4 -accel tcg,thread=multi (multi-threaded TCG, one \
+             host thread per vCPU); host: 2 cores (std::thread::available_parallelism), load average 1.50 as the \
+             run began"
+        );
+        // 96 % serial: 1 / (0.96 + 0.04 / 2) = 1.0204, 1 / (0.96 + 0.04 / 4) = 1.0309.
+        assert_eq!(
+            scaling_notes(&run),
+            [
+                "on 1 CPU 96.0 % of the phase was inside frontswap::store, all of it under zcache's lock: with that \
+                 share serial, the ratio can be at most 2 CPUs <= 1.02, 4 CPUs <= 1.03",
+                "slowest single store (zcache lock wait included): 1 CPU(s) 0.2 ms, 2 CPU(s) 25.0 ms, 4 CPU(s) 1094.0 ms",
+            ]
+        );
+        run.load = None;
+        assert!(scaling_heading("bench_smp", &s, &run, 3, 2).ends_with("(std::thread::available_parallelism)"));
+    }
+
+    #[test]
+    fn the_shown_run_is_the_kmap_run_with_the_median_ratio_at_most_cpus() {
+        let run = |mode: &str, round: usize, top: f64| ScalingRun {
+            mode: mode.into(),
+            round,
+            load: None,
+            rows: [(1, 1.0), (4, top)]
+                .map(|(cpus, ratio)| ScalingRow {
+                    cpus,
+                    stores: 0,
+                    stores_per_s: 0.0,
+                    ratio,
+                    acquisitions: 0,
+                    contentions: 0,
+                    in_store_pct: 0.0,
+                    slowest_store_us: 0.0,
+                })
+                .to_vec(),
+        };
+        let runs = [run("kmap", 1, 1.3), run("direct-map", 1, 0.2), run("kmap", 2, 0.9), run("kmap", 3, 1.1)].to_vec();
+        assert_eq!(shown_run(&runs).map(|r| (r.mode.as_str(), r.round)), Some(("kmap", 3)));
+        assert_eq!(shown_run(&runs[..2]).map(|r| r.round), Some(1), "one kmap run: that one");
+        assert_eq!(shown_run(&runs[2..]).map(|r| r.round), Some(2), "two: the lower middle");
+        assert_eq!(shown_run(&runs[1..2]).map(|r| r.mode.as_str()), Some("direct-map"), "no kmap run: any");
+        assert!(shown_run(&[]).is_none());
+        assert_eq!(
+            scaling_spread(&runs),
+            "ratio at 4 CPUs in every run, by round: direct-map 0.20; kmap 1.30 0.90 1.10"
+        );
     }
 }
