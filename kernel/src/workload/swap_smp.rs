@@ -202,14 +202,14 @@ fn share(spec: &SmpRunSpec, w: usize) -> (u64, u64, usize, usize) {
 fn work(job: &Job, w: usize, cpu: usize) -> WorkerResult {
     let spec = &job.spec;
     let (first, pages, offset, len) = share(spec, w);
-    let mut stream = Workload::new(spec.pattern, pages, spec.accesses, spec.write_every, spec.seed + w as u64);
+    let stream = Workload::new(spec.pattern, pages, spec.accesses, spec.write_every, spec.seed + w as u64);
     let mut sums = vec![0u64; pages as usize];
     let mut versions = vec![0u64; pages as usize];
     let mut page_buf = [0u8; 4096];
     let mut mine = vec![0u8; len];
     let mut r = WorkerResult { cpu, ..WorkerResult::default() };
     let start = rdtsc();
-    while let Some(a) = stream.next() {
+    for a in stream {
         let i = r.accesses;
         r.accesses += 1;
         let page = first + a.page;
