@@ -149,14 +149,16 @@ extern "x86-interrupt" fn general_protection(mut frame: InterruptStackFrame, cod
 
 extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageFaultErrorCode) {
     let cr2 = cpu::cr2();
-    if probe::fixup(&mut frame, 14, code.bits(), Some(cr2)) {
-        return;
-    }
     // A not-present fault: mm's dispatcher hands it to the region that owns the address (demand paging
     // or a swap-in, kernel/src/swap). A protection fault is never a region's.
     let not_present = !code.contains(PageFaultErrorCode::PROTECTION_VIOLATION);
     let write = code.contains(PageFaultErrorCode::CAUSED_BY_WRITE);
     if not_present && PAGE_FAULT.get().is_some_and(|handler| handler(cr2, write)) {
+        return;
+    }
+    // Nobody resolved it: a probe or a region copy resumes at its fixup (Linux: handle_mm_fault first,
+    // then fixup_exception), anything else is fatal.
+    if probe::fixup(&mut frame, 14, code.bits(), Some(cr2)) {
         return;
     }
     fatal(&report(14, &frame, Some(code.bits()), Some(cr2)))

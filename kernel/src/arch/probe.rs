@@ -19,6 +19,14 @@
 //! |---|---|---|
 //! | `zk_probe_read_insn` | `mov rax, [rdi]` | `zk_probe_read_fixup` (rax = 0, rdx = 1) |
 //! | `zk_probe_write_insn` | `mov [rdi], rsi` | `zk_probe_write_fixup` (rdx = 1) |
+//! | `zk_copy_insn` | `rep movsb` | `zk_copy_fixup` (rax = bytes not copied) |
+//!
+//! `zk_copy_bytes` is Linux's `copy_from_user` idea for region memory ([`copy_bytes`]): a fault on the
+//! `rep movsb` first goes to the region's handler (`mm::fault::dispatch`, which may swap the page in;
+//! the instruction then resumes where it stopped, RCX counting what is left); only a fault nobody
+//! resolves — a page whose copy was lost — resumes at the fixup, and the copy returns how much it did
+//! not do. The region turns that into a typed "page lost" error for the workload, where Linux sends
+//! SIGBUS.
 //!
 //! The last-fault record is per CPU (one row per `cpu::id()`): a probe on one CPU never reads the fault
 //! another CPU's probe caught at the same moment. The fix-up runs on the faulting CPU and the probe
@@ -55,6 +63,16 @@ zk_probe_write_fixup:
     xor eax, eax
     mov edx, 1
     ret
+    .global zk_copy_bytes, zk_copy_insn, zk_copy_fixup
+zk_copy_bytes:
+    mov rcx, rdx
+zk_copy_insn:
+    rep movsb
+    xor eax, eax
+    ret
+zk_copy_fixup:
+    mov rax, rcx
+    ret
     .popsection
 "#
 );
@@ -69,6 +87,9 @@ struct ProbeRet {
 unsafe extern "sysv64" {
     fn zk_probe_read_u64(addr: u64) -> ProbeRet;
     fn zk_probe_write_u64(addr: u64, value: u64) -> ProbeRet;
+    fn zk_copy_bytes(dst: *mut u8, src: *const u8, len: usize) -> usize;
+    static zk_copy_insn: u8;
+    static zk_copy_fixup: u8;
     static zk_probe_read_insn: u8;
     static zk_probe_read_fixup: u8;
     static zk_probe_write_insn: u8;
@@ -83,8 +104,9 @@ pub struct ExceptionTableEntry {
 }
 
 /// The exception table (Linux: `__ex_table`), built from the probe symbols.
-pub fn exception_table() -> [ExceptionTableEntry; 2] {
+pub fn exception_table() -> [ExceptionTableEntry; 3] {
     [
+        ExceptionTableEntry { insn: (&raw const zk_copy_insn) as u64, fixup: (&raw const zk_copy_fixup) as u64 },
         ExceptionTableEntry {
             insn: (&raw const zk_probe_read_insn) as u64,
             fixup: (&raw const zk_probe_read_fixup) as u64,
@@ -136,6 +158,20 @@ fn last_fault() -> Fault {
         error_code: LAST_CODE[cpu].load(Ordering::Relaxed),
         address: (addr != u64::MAX).then_some(addr),
     }
+}
+
+/// Copy `len` bytes from `src` to `dst` (Linux's `copy_from_user`/`copy_to_user` for region memory):
+/// `Ok(())`, or `Err((done, fault))` when a fault no handler resolved stopped it after `done` bytes.
+///
+/// # Safety
+///
+/// Both ranges are memory the caller may read (`src`) and own (`dst`), except for pages whose faults a
+/// region handler resolves or refuses: those are what the fixup is for. The ranges do not overlap.
+pub unsafe fn copy_bytes(dst: *mut u8, src: *const u8, len: usize) -> Result<(), (usize, Fault)> {
+    // SAFETY: the routine touches only `[src, src + len)` and `[dst, dst + len)`, as the caller
+    // vouches; the direction flag is clear at every call (sysv64), so `rep movsb` copies upwards.
+    let left = unsafe { zk_copy_bytes(dst, src, len) };
+    if left == 0 { Ok(()) } else { Err((len - left, last_fault())) }
 }
 
 /// Read the `u64` at `addr`, or report the fault the read raised.

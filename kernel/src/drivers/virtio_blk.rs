@@ -44,6 +44,20 @@
 //! times out leaves its bounce page with the device, so the disk is marked broken ([`BlkError::Broken`]
 //! for every later request) rather than reusing memory the device may still write.
 //!
+//! # When the device misbehaves
+//!
+//! | what | the driver's answer |
+//! |---|---|
+//! | the device reports an error (status byte) | that request fails ([`BlkError::Device`]); the disk goes on |
+//! | no completion within [`REQUEST_TIMEOUT_SECS`] | the disk is marked broken: the device still owns the bounce page and may write it at any time, so no later request may reuse it ([`BlkError::Broken`] from then on) |
+//! | a completion for another request (wrong token) | marked broken too: the driver has one request in flight, so the device answered for something it was never given, and nothing it says can be trusted — resetting the queue would hide that |
+//!
+//! [`Injection`] makes each of these happen on purpose (kernel options `blk_fail_*`, or a test kernel
+//! directly): the *n*th request, or every *n*th, of reads, writes or both fails with an I/O error,
+//! never completes, or completes with a wrong token. The swap subsystem's answers to them — a failed
+//! swap-out keeps the page resident, a failed writeback keeps it in tmem, a failed swap-in loses that one
+//! page — are tested in tests/device_faults.rs.
+//!
 //! # Telling disks apart
 //!
 //! xtask attaches each disk with `serial=NAME` (`swap`, `files`); the driver asks each device for its
@@ -95,6 +109,48 @@ pub enum BlkError {
     Broken,
     /// The device or the virtqueue reported an error.
     Device(virtio_drivers::Error),
+    /// An I/O error made on purpose ([`Injection`]).
+    Injected,
+}
+
+/// How an injected fault shows ([`Injection`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// The request fails with an I/O error; the disk goes on.
+    Error,
+    /// The request never completes: the disk is marked broken at once (as a real timeout would after
+    /// [`REQUEST_TIMEOUT_SECS`]).
+    Timeout,
+    /// The device answers for another request: the disk is marked broken.
+    WrongToken,
+}
+
+/// Which requests an [`Injection`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultOp {
+    Any,
+    Read,
+    Write,
+}
+
+/// Device fault injection: of the requests `op` selects (counted from 1 after it is set), the `at`-th
+/// fails (0: none), and every `every`-th fails (0: none), as `kind` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Injection {
+    pub every: u64,
+    pub at: u64,
+    pub kind: FaultKind,
+    pub op: FaultOp,
+}
+
+/// An injection in force, and what it did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InjectionState {
+    pub injection: Option<Injection>,
+    /// Requests it counted.
+    pub seen: u64,
+    /// Requests it failed.
+    pub injected: u64,
 }
 
 impl From<virtio_drivers::Error> for BlkError {
@@ -183,6 +239,7 @@ pub struct BlkDisk {
     stats: BlkStats,
     broken: bool,
     timeout_cycles: u64,
+    inject: InjectionState,
 }
 
 impl core::fmt::Debug for BlkDisk {
@@ -222,9 +279,66 @@ impl BlkDisk {
         self.stats
     }
 
+    /// Make requests fail on purpose from now on (`None`: stop); the counts start again.
+    pub fn set_injection(&mut self, injection: Option<Injection>) {
+        self.inject = InjectionState { injection, seen: 0, injected: 0 };
+    }
+
+    /// The injection in force and what it did.
+    pub fn injection(&self) -> InjectionState {
+        self.inject
+    }
+
+    /// Whether the disk refuses every request after a timeout or a wrong-token answer.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// An injected fault for this request, if it is one.
+    fn injected(&mut self, index: u64, write: bool) -> Result<(), BlkError> {
+        let Some(inj) = self.inject.injection else { return Ok(()) };
+        let counted = match inj.op {
+            FaultOp::Any => true,
+            FaultOp::Read => !write,
+            FaultOp::Write => write,
+        };
+        if !counted || self.broken {
+            return Ok(());
+        }
+        self.inject.seen += 1;
+        let n = self.inject.seen;
+        if !(n == inj.at || (inj.every != 0 && n.is_multiple_of(inj.every))) {
+            return Ok(());
+        }
+        self.inject.injected += 1;
+        let what = if write { "write" } else { "read" };
+        match inj.kind {
+            FaultKind::Error => Err(BlkError::Injected),
+            FaultKind::Timeout => {
+                self.broken = true;
+                log::error!(
+                    "virtio-blk {}: {what} of page {index} never completed (injected); the disk is marked broken",
+                    self.name
+                );
+                Err(BlkError::Timeout)
+            }
+            FaultKind::WrongToken => {
+                self.broken = true;
+                log::error!(
+                    "virtio-blk {}: the device answered another request than the {what} of page {index} (injected); the disk is marked broken",
+                    self.name
+                );
+                Err(BlkError::Device(virtio_drivers::Error::WrongToken))
+            }
+        }
+    }
+
     /// Read page `index` into `buf`.
     pub fn read_page(&mut self, index: u64, buf: &mut [u8; PAGE_SIZE]) -> Result<(), BlkError> {
-        let r = self.check(index, false).and_then(|()| self.transfer(index, false));
+        let r = self
+            .check(index, false)
+            .and_then(|()| self.injected(index, false))
+            .and_then(|()| self.transfer(index, false));
         match r {
             Ok(()) => {
                 buf.copy_from_slice(self.bounce.parts().0);
@@ -238,7 +352,7 @@ impl BlkDisk {
 
     /// Write `buf` to page `index`.
     pub fn write_page(&mut self, index: u64, buf: &[u8; PAGE_SIZE]) -> Result<(), BlkError> {
-        let r = self.check(index, true).and_then(|()| {
+        let r = self.check(index, true).and_then(|()| self.injected(index, true)).and_then(|()| {
             self.bounce.parts().0.copy_from_slice(buf);
             self.transfer(index, true)
         });
@@ -284,7 +398,15 @@ impl BlkDisk {
         loop {
             match blk.peek_used() {
                 Some(t) if t == token => break,
-                Some(_) => return Err(BlkError::Device(virtio_drivers::Error::WrongToken)),
+                Some(t) => {
+                    // One request is in flight: an answer for another one means the device (or the ring)
+                    // is not what the driver thinks. Nothing it says can be trusted any more.
+                    *broken = true;
+                    log::error!(
+                        "virtio-blk: completion for token {t} while waiting for {token} (page {index}); the disk is marked broken"
+                    );
+                    return Err(BlkError::Device(virtio_drivers::Error::WrongToken));
+                }
                 None if tsc::rdtsc() > deadline => {
                     *broken = true;
                     log::error!("virtio-blk: request for page {index} timed out; the disk is marked broken");
@@ -404,5 +526,6 @@ fn attach(root: &mut PciRoot<PortCam>, df: DeviceFunction) -> Result<BlkDisk, Pr
         stats: BlkStats::default(),
         broken: false,
         timeout_cycles: tsc::hz().saturating_mul(REQUEST_TIMEOUT_SECS),
+        inject: InjectionState::default(),
     })
 }

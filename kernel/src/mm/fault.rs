@@ -9,10 +9,10 @@
 //!
 //! | step | where | outcome |
 //! |---|---|---|
-//! | 1 | `arch::probe::fixup` | a fault inside a probe resumes at the probe's fix-up |
-//! | 2 | `arch::interrupts::page_fault` | a protection fault (present page) is never a region's: fatal |
-//! | 3 | [`dispatch`] | the registered handler of the address's range resolves it (`true`) or not |
-//! | 4 | `harness::fatal` | anything unresolved is reported with the decoded error code |
+//! | 1 | `arch::interrupts::page_fault` | a protection fault (present page) is never a region's: on to step 3 |
+//! | 2 | [`dispatch`] | the registered handler of the address's range resolves it (`true`: the access is retried) or not |
+//! | 3 | `arch::probe::fixup` | an unresolved fault inside a probe or a region copy (`Region::read`, `write`, …) resumes at its fix-up: the copy reports the page lost |
+//! | 4 | `harness::fatal` | anything else unresolved is reported with the decoded error code |
 //!
 //! # Contract
 //!

@@ -78,6 +78,10 @@ pub enum RegionError {
     Frame(FrameError),
     /// A byte range that does not fit in one page (`offset + len > 4096`).
     Bytes { offset: usize, len: usize },
+    /// The page could not be brought in: the region's handler refused the fault (its swapped copy was
+    /// lost to a device error or corruption). Every later access to it fails the same way. Linux sends
+    /// SIGBUS here; the copy stopped after `done` bytes.
+    PageLost { page: u64, done: usize },
 }
 
 impl From<MapError> for RegionError {
@@ -208,19 +212,12 @@ impl Region {
     /// Copy `page`'s bytes out through its virtual address. A page that is not present faults and is
     /// filled by the region's handler first.
     pub fn read(&self, page: u64, out: &mut [u8; 4096]) -> Result<(), RegionError> {
-        let va = self.va(page)?;
-        // SAFETY: `va` is a page of this region, mapped or resolved by its fault handler on access; the
-        // copy goes through the address (volatile-free memcpy) and forms no lasting reference into it.
-        unsafe { core::ptr::copy_nonoverlapping(va as *const u8, out.as_mut_ptr(), 4096) };
-        Ok(())
+        self.read_at(page, 0, out)
     }
 
     /// Copy `data` into `page` through its virtual address (faulting it in as [`Region::read`] does).
     pub fn write(&self, page: u64, data: &[u8; 4096]) -> Result<(), RegionError> {
-        let va = self.va(page)?;
-        // SAFETY: as for `read`; region memory is never referenced, so the write aliases nothing.
-        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), va as *mut u8, 4096) };
-        Ok(())
+        self.write_at(page, 0, data)
     }
 }
 
@@ -229,17 +226,19 @@ impl Region {
     /// does for the whole page: several CPUs may each work on their own part of one page.
     pub fn read_at(&self, page: u64, offset: usize, out: &mut [u8]) -> Result<(), RegionError> {
         let va = self.va(page)? + Self::span(offset, out.len())?;
-        // SAFETY: as for `read`: a byte range inside one page of this region.
-        unsafe { core::ptr::copy_nonoverlapping(va as *const u8, out.as_mut_ptr(), out.len()) };
-        Ok(())
+        // SAFETY: a byte range inside one page of this region, mapped or resolved by its fault handler on
+        // access; the copy goes through the address and forms no lasting reference into it. A fault the
+        // handler refuses ends the copy at the probe's fixup instead of being fatal.
+        unsafe { crate::arch::probe::copy_bytes(out.as_mut_ptr(), va as *const u8, out.len()) }
+            .map_err(|(done, _)| RegionError::PageLost { page, done })
     }
 
     /// Copy `data` into `page` from byte `offset` on (see [`Region::read_at`]).
     pub fn write_at(&self, page: u64, offset: usize, data: &[u8]) -> Result<(), RegionError> {
         let va = self.va(page)? + Self::span(offset, data.len())?;
-        // SAFETY: as for `write`: a byte range inside one page of this region.
-        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), va as *mut u8, data.len()) };
-        Ok(())
+        // SAFETY: as for `read_at`; region memory is never referenced, so the write aliases nothing.
+        unsafe { crate::arch::probe::copy_bytes(va as *mut u8, data.as_ptr(), data.len()) }
+            .map_err(|(done, _)| RegionError::PageLost { page, done })
     }
 
     fn span(offset: usize, len: usize) -> Result<u64, RegionError> {

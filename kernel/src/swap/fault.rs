@@ -37,12 +37,20 @@ impl Swapper {
                 return Ok(());
             }
             Kind::Bad(_) => return Err(SwapError::BadPte { page, raw: entry.raw() }),
+            // Lost before: every access fails the same way.
+            Kind::Lost => return Err(SwapError::PageLost { page, cause: None }),
             _ => {}
         }
         self.make_room()?;
         let mut frame = self.alloc_frame()?;
         // On an error the frame is dropped (freed): it was never mapped.
-        let backing = self.fill(&mut frame, page, kind)?;
+        let backing = match self.fill(&mut frame, page, kind) {
+            Ok(b) => b,
+            Err(e) => match (kind, lost_cause(&e)) {
+                (Kind::Swap(se), Some(cause)) => return Err(self.lose(page, se, cause)),
+                _ => return Err(e),
+            },
+        };
         // Mapped with the dirty bit clear: a write through the region sets it, and reclaim reads it to
         // know whether the kept copy is still the page's. Mapped young (accessed set, Linux's
         // `pte_mkyoung`): the access that faulted has not been retried yet, and with several CPUs another
@@ -113,6 +121,21 @@ impl Swapper {
         Ok(Backing::Disk)
     }
 
+    /// The only copy of `page` (at `e`) cannot be read back: mark the PTE lost, free the slot and whatever
+    /// holds the copy, count it. The workload's access then fails with "page lost"; every other page is
+    /// untouched (Linux: a swap-in I/O error → `SIGBUS`, the PTE a poisoned marker).
+    fn lose(&mut self, page: u64, e: SwapEntry, cause: &'static str) -> SwapError {
+        if let Err(err) = self.region.set_entry(page, crate::mm::paging::Pte::from_raw(swap::entry::LOST)) {
+            return SwapError::Region(err);
+        }
+        if let Err(err) = self.release_slot(e.offset) {
+            self.error.get_or_insert(err);
+        }
+        self.stats.pages_lost += 1;
+        log::warn!("swap: region page {page} lost: its copy at slot {} could not be read ({cause})", e.offset);
+        SwapError::PageLost { page, cause: Some(cause) }
+    }
+
     /// A slot's copy is no longer wanted: drop it from frontswap or zram and free the slot (Linux's
     /// `swap_free` → `frontswap_invalidate_page` / `zram_slot_free_notify`).
     /// The slot is freed even when dropping the copy fails: a stale tmem copy at a reused slot is
@@ -154,5 +177,16 @@ impl Swapper {
             }
         }
         Err(SwapError::OutOfMemory(last))
+    }
+}
+
+/// Whether a failed swap-in read loses the page, and why: the device failed or the stored copy is
+/// corrupt. Anything else (no kmap slot, a lock held by this CPU) is a kernel fault, not a lost page.
+fn lost_cause(e: &SwapError) -> Option<&'static str> {
+    match e {
+        SwapError::Disk(_) => Some("swap disk read failed"),
+        SwapError::Zram(_) => Some("zram read failed"),
+        SwapError::Tmem(crate::zcache::ZcacheError::Frontswap(_)) => Some("frontswap load failed: corrupt copy"),
+        _ => None,
     }
 }

@@ -148,6 +148,9 @@ pub enum SwapError {
     Zram(crate::zram::ZramDevError),
     /// The swap cache's bookkeeping refused a call (a kernel bug; nothing changed).
     Cache(swap::CacheError),
+    /// The page's swapped copy could not be read back (`cause`: the device error or corruption); its
+    /// PTE now holds the lost marker and every access to it fails (`RegionError::PageLost`).
+    PageLost { page: u64, cause: Option<&'static str> },
 }
 
 impl fmt::Display for SwapError {
@@ -168,6 +171,10 @@ impl fmt::Display for SwapError {
             SwapError::Tmem(e) => write!(f, "tmem: {e}"),
             SwapError::Zram(e) => write!(f, "{e}"),
             SwapError::Cache(e) => write!(f, "swap cache: {e:?}"),
+            SwapError::PageLost { page, cause } => {
+                write!(f, "region page {page} is lost")?;
+                cause.map_or(Ok(()), |c| write!(f, " ({c})"))
+            }
         }
     }
 }
@@ -378,6 +385,8 @@ fn handle_fault(addr: u64, _write: bool) -> bool {
     let Some(page) = s.region.page_of(addr) else { return false };
     match s.fault_in(page) {
         Ok(()) => true,
+        // Counted and reported by the swapper; the access fails with "page lost" (the copy's fixup).
+        Err(SwapError::PageLost { .. }) => false,
         Err(e) => {
             log::error!("swap: fault at {addr:#x} (page {page}) failed: {e}");
             s.error.get_or_insert(e);
@@ -432,6 +441,11 @@ impl Swapper {
                     if let Err(err) = self.map.free(e.offset) {
                         first.get_or_insert(SwapError::Slot(err));
                     }
+                    if let Err(e) = self.region.set_entry(page, Pte::EMPTY) {
+                        first.get_or_insert(SwapError::Region(e));
+                    }
+                }
+                Kind::Lost => {
                     if let Err(e) = self.region.set_entry(page, Pte::EMPTY) {
                         first.get_or_insert(SwapError::Region(e));
                     }

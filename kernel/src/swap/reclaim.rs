@@ -55,8 +55,16 @@ impl Reclaimer for Swapper {
             return Ok(false);
         }
         let disk = self.disk;
-        let mut sink = |off: u64, p: &[u8; 4096]| disk.lock().write_page(off, p).is_ok();
-        match zcache::frontswap::writeback_one(SWAP_TYPE, &mut sink)? {
+        let mut failed = 0;
+        let mut sink = |off: u64, p: &[u8; 4096]| {
+            let ok = disk.lock().write_page(off, p).is_ok();
+            failed += u64::from(!ok);
+            ok
+        };
+        let r = zcache::frontswap::writeback_one(SWAP_TYPE, &mut sink);
+        // A failed write leaves the page in tmem (tmem drops it only once the sink took it).
+        self.stats.writeback_failures += failed;
+        match r? {
             Some(slot) => {
                 self.cache.written_back(slot);
                 self.stats.written_back_pages += 1;
@@ -257,15 +265,19 @@ impl Swapper {
         if self.front {
             let disk = self.disk;
             let cache = &mut self.cache;
+            let mut failed = 0;
             let mut sink = |off: u64, p: &[u8; 4096]| {
                 let ok = disk.lock().write_page(off, p).is_ok();
                 if ok {
                     // A kept page's copy moved to the disk: still valid, same slot.
                     cache.written_back(off);
                 }
+                failed += u64::from(!ok);
                 ok
             };
-            let out = zcache::frontswap::store(SWAP_TYPE, offset, page, &mut sink)?;
+            let out = zcache::frontswap::store(SWAP_TYPE, offset, page, &mut sink);
+            self.stats.writeback_failures += failed;
+            let out = out?;
             self.stats.cleancache_dropped += out.cleancache_dropped;
             self.stats.peak_tmem_pages = self.stats.peak_tmem_pages.max(out.tmem_pages);
             self.stats.written_back_pages += out.written_back;

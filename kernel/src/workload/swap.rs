@@ -194,6 +194,16 @@ pub fn check_run(r: &RunResult, failures: &mut Failures) {
     let what = format!("swap {} with tmem {}", r.spec.pattern.name(), backend_name(r.spec.swap.tmem));
     failures.nonzero(r.mismatches, || format!("{what}: {} pages came back changed", r.mismatches));
     failures.nonzero(r.dirty_zero_fills, || format!("{what}: {} fresh pages were not zero", r.dirty_zero_fills));
+    // No fault is injected in the demo: a lost page is a failure (tests/device_faults.rs makes them).
+    failures.nonzero(r.pages_lost, || {
+        format!("{what}: {} pages lost (their swapped copy could not be read)", r.pages_lost)
+    });
+    if r.pages_lost != r.stats.pages_lost {
+        failures.add(format!(
+            "{what}: the workload found {} pages lost, the swapper lost {}",
+            r.pages_lost, r.stats.pages_lost
+        ));
+    }
     // Persistent pages only: under `--workload all` cleancache's ephemeral pages share the tmem.
     if let Some(t) = r.tmem_after.filter(|t| t.persistent_pages != 0) {
         failures.add(format!("{what}: tmem kept {} frontswap pages after swapoff", t.persistent_pages));

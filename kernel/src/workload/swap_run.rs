@@ -101,8 +101,24 @@ pub struct RunResult {
     pub mismatches: u64,
     /// Fresh pages that did not read as zeros on their first touch (must be 0).
     pub dirty_zero_fills: u64,
+    /// Pages the workload found lost (an access failed with `RegionError::PageLost`), each counted once;
+    /// must equal the swapper's `pages_lost`.
+    pub pages_lost: u64,
+    /// Accesses that failed because their page was lost (every access to a lost page must).
+    pub lost_accesses: u64,
     /// TSC cycles the run took.
     pub cycles: u64,
+}
+
+/// A run's checks so far ([`SwapRun::progress`]), readable before [`SwapRun::finish`] (which may end in an
+/// error the checks should still be seen with).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub accesses: u64,
+    pub mismatches: u64,
+    pub dirty_zero_fills: u64,
+    pub pages_lost: u64,
+    pub lost_accesses: u64,
 }
 
 /// A swap workload in progress, one access per [`SwapRun::step`], so another workload (the file
@@ -118,6 +134,9 @@ pub struct SwapRun {
     done: u64,
     mismatches: u64,
     dirty_zero_fills: u64,
+    /// Pages found lost; an access to one must fail again, and never read back bytes.
+    lost: Vec<bool>,
+    lost_accesses: u64,
     samples: Vec<Sample>,
     start: u64,
 }
@@ -138,6 +157,8 @@ impl SwapRun {
             done: 0,
             mismatches: 0,
             dirty_zero_fills: 0,
+            lost: vec![false; pages as usize],
+            lost_accesses: 0,
             samples: Vec::new(),
             start: rdtsc(),
         })
@@ -165,8 +186,13 @@ impl SwapRun {
         let page = a.page as usize;
         // Copies through the region's addresses: a page that is not present faults in on the way.
         if let Err(e) = self.region.read(a.page, &mut self.buf) {
-            log::error!("swap: page {} unreadable: {e:?}", a.page);
+            self.failed(a.page, e, "unreadable");
+            return true;
+        }
+        if self.lost[page] {
+            // A lost page read back bytes: they cannot be its own.
             self.mismatches += 1;
+            log::error!("swap: page {} was lost but read back", a.page);
             return true;
         }
         if i < self.spec.swap.region_pages {
@@ -189,10 +215,32 @@ impl SwapRun {
         }
         self.sums[page] = fnv1a64(&self.buf[..]);
         if let Err(e) = self.region.write(a.page, &self.buf) {
-            log::error!("swap: page {} unwritable: {e:?}", a.page);
-            self.mismatches += 1;
+            self.failed(a.page, e, "unwritable");
         }
         true
+    }
+
+    /// An access to `page` failed: a lost page is counted (once per page, every access); anything else
+    /// is a mismatch.
+    fn failed(&mut self, page: u64, e: crate::mm::region::RegionError, what: &str) {
+        if let crate::mm::region::RegionError::PageLost { .. } = e {
+            self.lost_accesses += 1;
+            self.lost[page as usize] = true;
+        } else {
+            log::error!("swap: page {page} {what}: {e:?}");
+            self.mismatches += 1;
+        }
+    }
+
+    /// The checks so far.
+    pub fn progress(&self) -> Progress {
+        Progress {
+            accesses: self.done,
+            mismatches: self.mismatches,
+            dirty_zero_fills: self.dirty_zero_fills,
+            pages_lost: self.lost.iter().filter(|&&l| l).count() as u64,
+            lost_accesses: self.lost_accesses,
+        }
     }
 
     /// Tear the region down and report.
@@ -217,6 +265,8 @@ impl SwapRun {
             accesses: self.done,
             mismatches: self.mismatches,
             dirty_zero_fills: self.dirty_zero_fills,
+            pages_lost: self.lost.iter().filter(|&&l| l).count() as u64,
+            lost_accesses: self.lost_accesses,
             cycles,
         })
     }

@@ -84,6 +84,8 @@ pub struct WorkerResult {
     pub mismatches: u64,
     /// Owned bytes that were not zero at their first touch (must be 0).
     pub dirty_zero_fills: u64,
+    /// Accesses that failed because the page was lost (its swapped copy could not be read back).
+    pub lost_accesses: u64,
     /// TSC cycles from its first access to its last.
     pub cycles: u64,
 }
@@ -214,8 +216,12 @@ fn work(job: &Job, w: usize, cpu: usize) -> WorkerResult {
         r.accesses += 1;
         let page = first + a.page;
         if let Err(e) = job.region.read_at(page, offset, &mut mine) {
-            log::error!("swap smp: cpu{cpu}: page {page} unreadable: {e:?}");
-            r.mismatches += 1;
+            if let crate::mm::region::RegionError::PageLost { .. } = e {
+                r.lost_accesses += 1;
+            } else {
+                log::error!("swap smp: cpu{cpu}: page {page} unreadable: {e:?}");
+                r.mismatches += 1;
+            }
             continue;
         }
         let k = a.page as usize;
@@ -240,8 +246,12 @@ fn work(job: &Job, w: usize, cpu: usize) -> WorkerResult {
         }
         sums[k] = fnv1a64(&mine);
         if let Err(e) = job.region.write_at(page, offset, &mine) {
-            log::error!("swap smp: cpu{cpu}: page {page} unwritable: {e:?}");
-            r.mismatches += 1;
+            if let crate::mm::region::RegionError::PageLost { .. } = e {
+                r.lost_accesses += 1;
+            } else {
+                log::error!("swap smp: cpu{cpu}: page {page} unwritable: {e:?}");
+                r.mismatches += 1;
+            }
         }
     }
     r.cycles = rdtsc() - start;

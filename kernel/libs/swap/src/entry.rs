@@ -12,13 +12,18 @@
 //!                                                             S = SWAP_MARK          P = 0
 //! ```
 //!
-//! A PTE is one of three things: zero (never touched: the fault maps a zero-filled frame), present
-//! (bit 0 set: a resident page), or a swap entry (bit 0 clear, [`SWAP_MARK`] set). The mark keeps the
+//! A PTE is one of four things: zero (never touched: the fault maps a zero-filled frame), present
+//! (bit 0 set: a resident page), a swap entry (bit 0 clear, [`SWAP_MARK`] set), or the *lost* marker
+//! [`LOST`] (bit 11 alone): the page's swapped copy could not be read back (a device error, a corrupt
+//! compressed object), so every later access fails with "page lost" instead of reading garbage —
+//! Linux's poisoned PTE marker (`PTE_MARKER_POISONED`), which turns such an access into SIGBUS. The mark keeps the
 //! entry of type 0 offset 0 distinct from an empty PTE. Linux x86_64 packs the fields differently (type
 //! in the high bits, offset inverted against L1TF); the idea is the same.
 
 /// Set in every swap entry, never in an empty PTE.
 pub const SWAP_MARK: u64 = 1 << 10;
+/// The whole raw value of a lost page's PTE (bit 11, never set in a swap entry).
+pub const LOST: u64 = 1 << 11;
 /// The PTE's present bit.
 pub const PRESENT: u64 = 1;
 /// Most swap types (devices) an entry can name.
@@ -45,6 +50,8 @@ pub enum Pte {
     Present,
     /// Not present, but a swap entry.
     Swap(SwapEntry),
+    /// Not present: the page was lost (its copy could not be read back).
+    Lost,
     /// Not present and not ours: a corrupted entry (the fault handler reports it).
     Bad(u64),
 }
@@ -67,6 +74,9 @@ impl SwapEntry {
         }
         if raw & PRESENT != 0 {
             return Pte::Present;
+        }
+        if raw == LOST {
+            return Pte::Lost;
         }
         let ty = ((raw >> TYPE_SHIFT) & 0x1f) as u8;
         let offset = raw >> OFFSET_SHIFT;
@@ -108,5 +118,18 @@ mod tests {
         assert_eq!(SwapEntry::classify(stray), Pte::Bad(stray));
         let stray = SwapEntry::new(1, 9).unwrap().to_pte() | (1 << 7);
         assert_eq!(SwapEntry::classify(stray), Pte::Bad(stray));
+    }
+
+    #[test]
+    fn the_lost_marker_is_neither_a_swap_entry_nor_empty() {
+        assert_eq!(SwapEntry::classify(LOST), Pte::Lost);
+        assert_eq!(LOST & PRESENT, 0);
+        // No swap entry has bit 11, so none can be taken for the marker, nor the marker plus bits for it.
+        for ty in [0, MAX_SWAPFILES - 1] {
+            for offset in [0, 1, MAX_OFFSET] {
+                assert_eq!(SwapEntry::new(ty, offset).unwrap().to_pte() & LOST, 0);
+            }
+        }
+        assert_eq!(SwapEntry::classify(LOST | SWAP_MARK), Pte::Bad(LOST | SWAP_MARK));
     }
 }

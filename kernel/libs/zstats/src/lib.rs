@@ -502,6 +502,13 @@ pub struct SwapStatsReport {
     /// same page in first (only with several CPUs on one region).
     #[serde(default)]
     pub raced_faults: u64,
+    /// Pages whose swapped copy could not be read back (a device error, a corrupt object): their PTE
+    /// holds the lost marker and every access fails with "page lost".
+    #[serde(default)]
+    pub pages_lost: u64,
+    /// tmem pages whose writeback to the disk failed: each stayed in tmem.
+    #[serde(default)]
+    pub writeback_failures: u64,
     /// The most pool frames (tmem or zram) held at the end of a reclaim.
     pub peak_pool_pages: u64,
     /// The most resident pages + pool frames at the end of a reclaim (≤ N under equal memory).

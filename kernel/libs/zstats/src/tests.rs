@@ -99,6 +99,8 @@ fn full() -> Report {
             dirtied_after_swapin: 33,
             over_budget_steps: 34,
             raced_faults: 37,
+            pages_lost: 38,
+            writeback_failures: 39,
             peak_pool_pages: 35,
             peak_mem_pages: 36,
             zram_writes: 37,
@@ -478,8 +480,10 @@ const TMEM_FIELDS: [&str; 43] = [
 ];
 
 /// `SwapStatsReport` fields added with the equal-memory sweep (the swap cache, N, zram).
-const NEW_SWAP_STATS: [&str; 10] = [
+const NEW_SWAP_STATS: [&str; 12] = [
     "raced_faults",
+    "pages_lost",
+    "writeback_failures",
     "clean_reclaims_saved",
     "swapins_kept",
     "dirtied_after_swapin",
@@ -704,10 +708,10 @@ fn a_full_report_round_trips() {
         .collect();
     assert_eq!(defaults, Vec::<&String>::new());
     // 37 boot leaves (7 top-level + memory 8 + frames 8 + heap 3 + kmap 4 + paging 4 + one lock 3), a pool 16, a pool
-    // table row 8, a swap run 82 (11 + swap 28 + tmem 43), an I/O-avoided entry 5, a file run 78 (23 +
+    // table row 8, a swap run 84 (11 + swap 30 + tmem 43), an I/O-avoided entry 5, a file run 78 (23 +
     // cleancache 12 + tmem 43), files 3 more, all 2 more, a sweep 3 and 12 per point (two): 37 + 16 + 8 +
-    // (82 + 5 + 36) + (78 + 3) + (82 + 78 + 2) + (3 + 2 × 12) = 454, a multi-CPU swap run 36 (8 + swap 28).
-    assert_eq!(leaves.len(), 454);
+    // (84 + 5 + 38) + (78 + 3) + (84 + 78 + 2) + (3 + 2 × 12) = 460, a multi-CPU swap run 38 (8 + swap 30).
+    assert_eq!(leaves.len(), 460);
     assert_eq!(from_line(&line), Ok(report));
 }
 

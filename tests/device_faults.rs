@@ -1,0 +1,195 @@
+//! The swap subsystem when the swap disk fails (fault injection in `drivers::virtio_blk`): nothing is
+//! lost but what the failed request carried, and only where no other copy exists.
+//!
+//! | case | injected | what must hold |
+//! |---|---|---|
+//! | `failed_swap_outs_keep_pages_resident` | every 3rd disk write fails (tmem off) | each failed swap-out maps its page back; the run ends with 0 mismatches, 0 pages lost, and reports the first error |
+//! | `failed_writeback_keeps_pages_in_tmem` | every disk write fails, with a tmem so small that writeback must run | no page written back, none lost, 0 mismatches: each page stays in tmem or resident |
+//! | `failed_swap_in_loses_that_page_only` | the 5th disk read fails (tmem off) | exactly one page lost; every access to it fails with "page lost", every other page reads back intact |
+//! | `frames_and_slots_accounted` | — | the free frame count is back where it started |
+//! | `timeout_marks_the_disk_broken` | a read that never completes, then a wrong-token answer | the request fails with `Timeout`, every later one with `Broken`: the device may still write the bounce page (last: the disk stays broken) |
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use compress::Algorithm;
+use swap::{CacheMode, Pattern};
+use tmem::Backend;
+use zkernel::drivers::virtio_blk::{self, BlkError, FaultKind, FaultOp, Injection};
+use zkernel::harness::testing::Case;
+use zkernel::init::facts;
+use zkernel::mm::frames;
+use zkernel::println;
+use zkernel::swap::{Device, MemMode, SwapConfig, SwapError};
+use zkernel::workload::swap_run::{PageSource, RunSpec, SwapRun};
+
+zkernel::test_kernel!(
+    "device_faults",
+    &[
+        Case::returns("failed_swap_outs_keep_pages_resident", failed_swap_outs_keep_pages_resident),
+        Case::returns("failed_writeback_keeps_pages_in_tmem", failed_writeback_keeps_pages_in_tmem),
+        Case::returns("failed_swap_in_loses_that_page_only", failed_swap_in_loses_that_page_only),
+        Case::returns("frames_and_slots_accounted", frames_and_slots_accounted),
+        Case::returns("timeout_marks_the_disk_broken", timeout_marks_the_disk_broken),
+    ]
+);
+
+const BUDGET: u64 = 96;
+const REGION: u64 = 3 * BUDGET;
+
+static FREE_AT_START: AtomicU64 = AtomicU64::new(0);
+
+fn free_frames() -> u64 {
+    frames::drain_pcp();
+    frames::stats().free
+}
+
+fn sample() -> PageSource {
+    let r = facts().ramdisk.expect("xtask attaches the perl sample as this kernel's ramdisk");
+    assert_eq!(r.verified, Some(true));
+    PageSource::Sample(r.bytes().as_chunks::<4096>().0)
+}
+
+fn spec(tmem: Option<Backend>) -> RunSpec {
+    RunSpec {
+        swap: SwapConfig {
+            region_pages: REGION,
+            budget_pages: BUDGET,
+            mode: MemMode::Equal,
+            device: Device::Disk,
+            // Every swap-in gives its copy up: a clean page reclaimed again must be written again, so
+            // writes keep coming and injected write errors keep landing.
+            cache: CacheMode::ExclusiveLoads,
+            tmem,
+            tmem_limit_pages: BUDGET / 5,
+            slots: 4 * REGION,
+            algorithm: Algorithm::Lz4,
+        },
+        pattern: Pattern::Zipf,
+        accesses: 4 * REGION,
+        write_every: 3,
+        seed: 17,
+        source: sample(),
+    }
+}
+
+fn inject(inj: Option<Injection>) {
+    virtio_blk::disk("swap").expect("the swap disk").lock().set_injection(inj);
+}
+
+fn injected() -> u64 {
+    virtio_blk::disk("swap").expect("the swap disk").lock().injection().injected
+}
+
+/// Run `spec` step by step: the result, and the run's error if its end reported one.
+fn run_to_end(spec: &RunSpec) -> (zkernel::workload::swap_run::Progress, Option<SwapError>) {
+    let mut run = SwapRun::start(spec).expect("the swapper installs");
+    while run.step() {}
+    let progress = run.progress();
+    let error = run.finish().err();
+    (progress, error)
+}
+
+fn failed_swap_outs_keep_pages_resident() {
+    FREE_AT_START.store(free_frames(), Ordering::Relaxed);
+    inject(Some(Injection { every: 3, at: 0, kind: FaultKind::Error, op: FaultOp::Write }));
+    let (p, error) = run_to_end(&spec(None));
+    let n = injected();
+    inject(None);
+    println!(
+        "  {} accesses, {n} disk writes failed; mismatches {}, lost {}; run error: {error:?}",
+        p.accesses, p.mismatches, p.pages_lost
+    );
+    assert!(n > 10, "only {n} injected write errors");
+    assert_eq!((p.mismatches, p.pages_lost, p.dirty_zero_fills), (0, 0, 0));
+    assert_eq!(error, Some(SwapError::Disk(BlkError::Injected)), "the run reports its first swap-out error");
+}
+
+fn failed_writeback_keeps_pages_in_tmem() {
+    let mut s = spec(Some(Backend::Zsmalloc));
+    s.swap.tmem_limit_pages = 16;
+    let mut run = SwapRun::start(&s).expect("the swapper installs");
+    // The fill and a first stretch with a healthy disk: tmem fills up and writes back as usual.
+    for _ in 0..2 * REGION {
+        run.step();
+    }
+    let before = zkernel::swap::stats().expect("installed");
+    let stored_before = zkernel::zcache::stats().expect("tmem").persistent_pages;
+    // From now on every disk write fails: writeback cannot move tmem's oldest pages out.
+    inject(Some(Injection { every: 1, at: 0, kind: FaultKind::Error, op: FaultOp::Write }));
+    while run.step() {}
+    let p = run.progress();
+    let n = injected();
+    let stats = zkernel::swap::stats().expect("installed");
+    let stored_after = zkernel::zcache::stats().expect("tmem").persistent_pages;
+    let error = run.finish().err();
+    inject(None);
+    println!(
+        "  healthy: written back {}; then {n} disk writes failed: {} writebacks failed, written back {} more; \
+         tmem pages {stored_before} -> {stored_after}; mismatches {}, lost {}; run error: {error:?}",
+        before.written_back_pages,
+        stats.writeback_failures - before.writeback_failures,
+        stats.written_back_pages - before.written_back_pages,
+        p.mismatches,
+        p.pages_lost
+    );
+    assert!(before.written_back_pages > 0, "writeback ran while the disk was healthy");
+    assert!(stats.writeback_failures > before.writeback_failures, "writeback was tried on the failing disk");
+    assert_eq!(stats.written_back_pages, before.written_back_pages, "no failed write counts as written back");
+    assert_eq!((p.mismatches, p.pages_lost), (0, 0), "every page stayed in tmem or resident");
+}
+
+fn failed_swap_in_loses_that_page_only() {
+    inject(Some(Injection { every: 0, at: 5, kind: FaultKind::Error, op: FaultOp::Read }));
+    let mut run = SwapRun::start(&spec(None)).expect("the swapper installs");
+    while run.step() {}
+    let p = run.progress();
+    let stats = zkernel::swap::stats().expect("installed");
+    let n = injected();
+    let region = zkernel::swap::region().expect("installed");
+    // The lost page is still lost: find it and access it twice more.
+    let lost: alloc::vec::Vec<u64> = (0..REGION)
+        .filter(|&page| {
+            let mut b = [0u8; 8];
+            matches!(region.read_at(page, 0, &mut b), Err(zkernel::mm::region::RegionError::PageLost { .. }))
+        })
+        .collect();
+    drop(region);
+    let error = run.finish().err();
+    inject(None);
+    println!(
+        "  {n} disk read failed; pages lost: swapper {}, workload {} ({} failed accesses), found again {lost:?}; mismatches {}",
+        stats.pages_lost, p.pages_lost, p.lost_accesses, p.mismatches
+    );
+    assert_eq!(n, 1, "exactly the 5th read failed");
+    assert_eq!((stats.pages_lost, p.pages_lost), (1, 1), "exactly one page lost");
+    assert_eq!(lost.len(), 1, "the lost page still fails, and only it");
+    assert!(p.lost_accesses >= 1);
+    assert_eq!(p.mismatches, 0, "every other page intact");
+    assert_eq!(error, None, "a lost page is counted, not a run error");
+}
+
+fn frames_and_slots_accounted() {
+    let before = FREE_AT_START.load(Ordering::Relaxed);
+    let now = free_frames();
+    println!("  free frames: {before} before the first run, {now} now");
+    assert!(before.saturating_sub(now) <= 64, "{} frames did not come back", before - now);
+    assert_eq!(frames::owned_by(frame::Owner::WORKLOAD), 0);
+    assert_eq!(frames::owned_by(frame::Owner::POOL), 0);
+}
+
+fn timeout_marks_the_disk_broken() {
+    let disk = virtio_blk::disk("swap").expect("the swap disk");
+    let mut page = [0u8; 4096];
+    disk.lock().set_injection(Some(Injection { every: 0, at: 1, kind: FaultKind::Timeout, op: FaultOp::Read }));
+    let first = disk.lock().read_page(0, &mut page);
+    let second = disk.lock().read_page(1, &mut page);
+    let write = disk.lock().write_page(1, &page);
+    println!("  a read that never completes: {first:?}; then {second:?}, {write:?}");
+    assert_eq!(first, Err(BlkError::Timeout));
+    assert_eq!((second, write), (Err(BlkError::Broken), Err(BlkError::Broken)));
+    assert!(disk.lock().is_broken());
+}
