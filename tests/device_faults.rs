@@ -6,6 +6,7 @@
 //! | `failed_swap_outs_keep_pages_resident` | every 3rd disk write fails (tmem off) | each failed swap-out maps its page back; the run ends with 0 mismatches, 0 pages lost, and reports the first error |
 //! | `failed_writeback_keeps_pages_in_tmem` | every disk write fails, with a tmem so small that writeback must run | no page written back, none lost, 0 mismatches: each page stays in tmem or resident |
 //! | `failed_swap_in_loses_that_page_only` | the 5th disk read fails (tmem off) | exactly one page lost; every access to it fails with "page lost", every other page reads back intact |
+//! | `corrupt_tmem_copies_are_lost_pages` | a byte flipped in two compressed copies in tmem: the oldest (then writeback runs) and another | writeback skips the corrupt oldest page and writes back the next; both pages are lost (their loads fail the check), no other page is |
 //! | `frames_and_slots_accounted` | — | the free frame count is back where it started |
 //! | `timeout_marks_the_disk_broken` | a read that never completes, then a wrong-token answer | the request fails with `Timeout`, every later one with `Broken`: the device may still write the bounce page (last: the disk stays broken) |
 #![no_std]
@@ -32,6 +33,7 @@ zkernel::test_kernel!(
         Case::returns("failed_swap_outs_keep_pages_resident", failed_swap_outs_keep_pages_resident),
         Case::returns("failed_writeback_keeps_pages_in_tmem", failed_writeback_keeps_pages_in_tmem),
         Case::returns("failed_swap_in_loses_that_page_only", failed_swap_in_loses_that_page_only),
+        Case::returns("corrupt_tmem_copies_are_lost_pages", corrupt_tmem_copies_are_lost_pages),
         Case::returns("frames_and_slots_accounted", frames_and_slots_accounted),
         Case::returns("timeout_marks_the_disk_broken", timeout_marks_the_disk_broken),
     ]
@@ -170,6 +172,57 @@ fn failed_swap_in_loses_that_page_only() {
     assert!(p.lost_accesses >= 1);
     assert_eq!(p.mismatches, 0, "every other page intact");
     assert_eq!(error, None, "a lost page is counted, not a run error");
+}
+
+/// The region page whose PTE holds the swap entry of slot `offset`.
+fn page_of_slot(region: &zkernel::mm::region::Region, offset: u64) -> Option<u64> {
+    (0..REGION).find(|&p| {
+        region.entry(p).is_ok_and(
+            |e| matches!(swap::SwapEntry::classify(e.raw()), swap::entry::Pte::Swap(s) if s.offset == offset),
+        )
+    })
+}
+
+fn corrupt_tmem_copies_are_lost_pages() {
+    use zkernel::zcache::frontswap;
+    let mut run = SwapRun::start(&spec(Some(Backend::Zsmalloc))).expect("the swapper installs");
+    for _ in 0..2 * REGION {
+        run.step();
+    }
+    let region = zkernel::swap::region().expect("installed");
+    // The oldest page in tmem (writeback's next), and another one in tmem.
+    let oldest = frontswap::oldest(0).expect("tmem holds pages");
+    let other =
+        (0..4 * REGION).find(|&o| o != oldest && zkernel::zcache::with(|z| z.frontswap.contains(0, o)) == Some(true));
+    let other = other.expect("a second page in tmem");
+    let (page_a, page_b) =
+        (page_of_slot(&region, oldest).expect("oldest's page"), page_of_slot(&region, other).expect("other's page"));
+    assert_eq!(frontswap::corrupt(0, oldest), Ok(true));
+    assert_eq!(frontswap::corrupt(0, other), Ok(true));
+    let skipped_before = frontswap::frontswap_stats().expect("installed").corrupt_skipped;
+    // Writeback now meets the corrupt oldest page: it must skip it and write back the next one.
+    assert_eq!(zkernel::swap::shrink_pool_once(), Ok(true), "writeback went on past the corrupt page");
+    let skipped = frontswap::frontswap_stats().expect("installed").corrupt_skipped - skipped_before;
+    // Both pages are lost now; nothing else is.
+    let mut b = [0u8; 8];
+    let a_lost = matches!(region.read_at(page_a, 0, &mut b), Err(zkernel::mm::region::RegionError::PageLost { .. }));
+    let b_lost = matches!(region.read_at(page_b, 0, &mut b), Err(zkernel::mm::region::RegionError::PageLost { .. }));
+    drop(region);
+    while run.step() {}
+    let p = run.progress();
+    let stats = zkernel::swap::stats().expect("installed");
+    let tmem = zkernel::zcache::stats().expect("tmem");
+    let error = run.finish().err();
+    println!(
+        "  corrupted slots {oldest} (oldest, page {page_a}) and {other} (page {page_b}); writeback skipped {skipped}; \
+         lost: {a_lost}/{b_lost}, swapper {} pages, workload {}; tmem corrupt loads {}; mismatches {}",
+        stats.pages_lost, p.pages_lost, tmem.corrupt, p.mismatches
+    );
+    assert_eq!(skipped, 1, "writeback skipped exactly the corrupt oldest page");
+    assert!(a_lost && b_lost, "both corrupted pages are lost");
+    assert_eq!(stats.pages_lost, 2, "exactly the two corrupted pages");
+    assert_eq!(p.mismatches, 0, "every other page intact");
+    assert_eq!(error, None);
 }
 
 fn frames_and_slots_accounted() {

@@ -363,6 +363,18 @@ pub fn reclaim_page(page: u64) -> Result<bool, SwapError> {
     r
 }
 
+/// zswap's shrink, once, on demand: drop a kept in-memory copy, else write tmem's oldest page back to
+/// the disk (`Reclaimer::shrink_pool`). `Ok(false)` when nothing could move. tests/device_faults.rs uses
+/// it to make writeback meet a corrupt page at a chosen moment.
+pub fn shrink_pool_once() -> Result<bool, SwapError> {
+    use swap::Reclaimer;
+    let mut g = SWAP.lock();
+    let s = g.as_mut().ok_or(SwapError::NotInstalled)?;
+    let r = s.shrink_pool();
+    s.check_invariant();
+    r
+}
+
 /// Counters of the installed swapper.
 pub fn stats() -> Option<SwapStats> {
     SWAP.lock().as_ref().map(|s| s.stats)

@@ -122,6 +122,29 @@ pub fn writeback_one(ty: u8, sink: &mut dyn FnMut(u64, &[u8; 4096]) -> bool) -> 
         .map_err(ZcacheError::Frontswap)
 }
 
+/// Fault injection for tests: flip a byte of the compressed copy tmem holds for `(ty, offset)`
+/// (`Tmem::corrupt_object`). `Ok(false)` when tmem holds none.
+pub fn corrupt(ty: u8, offset: u64) -> Result<bool, ZcacheError> {
+    with(|z| {
+        let pool = z.frontswap.pool(ty)?;
+        z.frontswap
+            .contains(ty, offset)
+            .then(|| z.tmem.corrupt_object(tmem::frontswap::swap_key(pool, ty, offset)).is_ok())
+    })
+    .ok_or(ZcacheError::NotInstalled)
+    .map(|r| r.unwrap_or(false))
+}
+
+/// The oldest page of swap type `ty` in tmem (the next one writeback takes), as its swap offset.
+pub fn oldest(ty: u8) -> Option<u64> {
+    with(|z| z.frontswap.pool(ty).and_then(|p| z.tmem.oldest(p)).map(|k| tmem::frontswap::swap_entry(k).1)).flatten()
+}
+
+/// frontswap's own counters (stores, loads, writebacks, corrupt pages skipped), if installed.
+pub fn frontswap_stats() -> Option<tmem::frontswap::FrontswapStats> {
+    with(|z| z.frontswap.stats())
+}
+
 /// Pool frames tmem holds now (every pool: frontswap's and cleancache's share the one limit).
 pub fn pool_pages() -> Result<u64, ZcacheError> {
     try_with(|z| z.tmem.total_pages()).ok_or(ZcacheError::Held)

@@ -151,6 +151,10 @@ pub struct FrontswapStats {
     pub invalidated_areas: u64,
     /// Pages written back to the device by [`Frontswap::writeback_oldest`].
     pub written_back: u64,
+    /// Oldest pages writeback found corrupt: dropped from tmem so writeback can go on, their offsets
+    /// remembered so a load reports them corrupt instead of missing (the caller would read stale bytes
+    /// from the device).
+    pub corrupt_skipped: u64,
 }
 
 /// One initialised swap area.
@@ -162,6 +166,9 @@ struct SwapType {
     map: Vec<u64>,
     /// Bits set in `map` (Linux `sis->frontswap_pages`).
     pages: u64,
+    /// Offsets whose page writeback found corrupt and dropped: their bit stays set, a load of one is
+    /// `Corrupt`, and invalidating the slot forgets it.
+    corrupt: alloc::collections::BTreeSet<u64>,
 }
 
 impl SwapType {
@@ -251,7 +258,7 @@ impl Frontswap {
         map.try_reserve_exact(words)?;
         map.resize(words, 0);
         let pool = tmem.new_pool(PoolKind::Persistent, backend, mem)?;
-        self.types[ty as usize] = Some(SwapType { pool, max_offsets, map, pages: 0 });
+        self.types[ty as usize] = Some(SwapType { pool, max_offsets, map, pages: 0, corrupt: Default::default() });
         Ok(())
     }
 
@@ -269,6 +276,8 @@ impl Frontswap {
         t.check(offset)?;
         let key = swap_key(t.pool, ty, offset);
         let dup = t.test(offset);
+        // A new store replaces whatever the slot held, a corrupt page dropped by writeback included.
+        t.corrupt.remove(&offset);
         match tmem.put(comp, key, page) {
             Ok(()) => {
                 t.set(offset);
@@ -305,6 +314,9 @@ impl Frontswap {
         if !t.test(offset) {
             return Ok(false);
         }
+        if t.corrupt.contains(&offset) {
+            return Err(FrontswapError::Tmem(TmemError::Corrupt));
+        }
         tmem.get(comp, swap_key(t.pool, ty, offset), out)?;
         self.stats.loads += 1;
         Ok(true)
@@ -324,6 +336,10 @@ impl Frontswap {
         }
         t.clear(offset);
         self.stats.invalidates += 1;
+        if t.corrupt.remove(&offset) {
+            // Writeback already dropped its corrupt object from tmem.
+            return Ok(true);
+        }
         tmem.flush_page(swap_key(t.pool, ty, offset))?;
         Ok(true)
     }
@@ -385,12 +401,26 @@ impl Frontswap {
         sink: &mut dyn FnMut(u64, &Page) -> bool,
     ) -> Result<Option<u64>, FrontswapError> {
         let t = area(&mut self.types, ty)?;
-        let Some(key) = tmem.writeback_oldest(comp, t.pool, &mut |key, page| sink(swap_entry(key).1, page))? else {
-            return Ok(None);
-        };
-        let offset = swap_entry(key).1;
-        t.clear(offset);
-        self.stats.written_back += 1;
-        Ok(Some(offset))
+        loop {
+            match tmem.writeback_oldest(comp, t.pool, &mut |key, page| sink(swap_entry(key).1, page)) {
+                Ok(Some(key)) => {
+                    let offset = swap_entry(key).1;
+                    t.clear(offset);
+                    self.stats.written_back += 1;
+                    return Ok(Some(offset));
+                }
+                Ok(None) => return Ok(None),
+                // The oldest page fails its check: it can never be written back, and left in place it
+                // would stop writeback for good. Drop it, remember its offset as corrupt (a load must
+                // not miss and send the caller to the device's stale bytes), and go on with the next.
+                Err(TmemError::Corrupt) => {
+                    let Some(key) = tmem.oldest(t.pool) else { return Err(TmemError::Corrupt.into()) };
+                    tmem.flush_page(key)?;
+                    t.corrupt.insert(swap_entry(key).1);
+                    self.stats.corrupt_skipped += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 }

@@ -1212,6 +1212,22 @@ impl<M: PageMemory + FrameSource> Tmem<M> {
         Some(Key { pool, oid, index })
     }
 
+    /// Fault injection for tests: flip one byte in the middle of the compressed object stored for `key`,
+    /// as a bit flip in RAM would (the kernel's `tests/device_faults.rs` and the host tests use it). The
+    /// next load of `key` fails its check with [`TmemError::Corrupt`].
+    pub fn corrupt_object(&mut self, key: Key) -> Result<(), TmemError> {
+        let p = self.pools.get_mut(&key.pool.0).ok_or(TmemError::NoSuchPool(key.pool))?;
+        let h = p.slot(key.oid, key.index).and_then(|s| s.entry.handle()).ok_or(TmemError::NotFound)?;
+        let flip = |b: &mut [u8]| b[b.len() / 2] ^= 0x40;
+        let r = match &mut p.store {
+            Store::Zsmalloc(z) => z.pool_mut().map(h, zpool::MapMode::ReadWrite, flip),
+            Store::Zbud(z) => z.pool_mut().map(h, zpool::MapMode::ReadWrite, flip),
+            Store::Xvmalloc(z) => z.pool_mut().map(h, zpool::MapMode::ReadWrite, flip),
+            Store::Xcfmalloc(z) => z.pool_mut().map(h, zpool::MapMode::ReadWrite, flip),
+        };
+        r.map_err(|_| TmemError::NotFound)
+    }
+
     /// The oldest page of all pools of `kind`.
     pub fn oldest_of_kind(&self, kind: PoolKind) -> Option<Key> {
         self.lru[kind.lru()].first_key_value().map(|(_, &k)| k)

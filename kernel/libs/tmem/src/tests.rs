@@ -5,7 +5,6 @@ use super::*;
 
 use pagedata::{THREE_QUARTERS_FRESH, random_page, ratio_page};
 use pagemem::HostMemory;
-use zpool::MapMode;
 
 type T = Tmem<HostMemory>;
 
@@ -345,15 +344,7 @@ fn writeback_hands_out_the_oldest_page_first_with_its_bytes() {
 
 /// Flip one byte of the pool object behind `key`.
 fn corrupt(t: &mut T, key: Key) {
-    let p = t.pools.get_mut(&key.pool.0).unwrap();
-    let h = p.slot(key.oid, key.index).unwrap().entry.handle().unwrap();
-    let flip = |b: &mut [u8]| b[b.len() / 2] ^= 0x40;
-    match &mut p.store {
-        Store::Zsmalloc(z) => z.pool_mut().map(h, MapMode::ReadWrite, flip).unwrap(),
-        Store::Zbud(z) => z.pool_mut().map(h, MapMode::ReadWrite, flip).unwrap(),
-        Store::Xvmalloc(z) => z.pool_mut().map(h, MapMode::ReadWrite, flip).unwrap(),
-        Store::Xcfmalloc(z) => z.pool_mut().map(h, MapMode::ReadWrite, flip).unwrap(),
-    }
+    t.corrupt_object(key).unwrap();
 }
 
 #[test]

@@ -174,3 +174,41 @@ fn writeback_writes_the_oldest_page_at_its_own_offset() {
     }
     assert_eq!((f.stats().written_back, t.stats().written_back_pages, f.pages(0)), (4, 4, 0));
 }
+
+#[test]
+fn writeback_skips_a_corrupt_oldest_page_and_a_load_reports_it() {
+    let (mut t, mut f, mut c) = setup(1000);
+    for offset in 0..3 {
+        f.store(&mut t, &mut c, 0, offset, &page(offset)).unwrap();
+    }
+    let pool = f.pool(0).unwrap();
+    t.corrupt_object(swap_key(pool, 0, 0)).unwrap();
+    let mut taken = Vec::new();
+    let got = f.writeback_oldest(&mut t, &mut c, 0, &mut |off, p| {
+        taken.push((off, fnv(p)));
+        true
+    });
+    // The corrupt oldest page (offset 0) is skipped and dropped; the next one is written back.
+    assert_eq!(got, Ok(Some(1)));
+    assert_eq!(taken, vec![(1, fnv(&page(1)))]);
+    assert_eq!(f.stats().corrupt_skipped, 1);
+    assert_eq!(f.stats().written_back, 1);
+    // Offset 0 is neither served nor missing: a load says corrupt, so the caller cannot fall back to
+    // the device's stale bytes.
+    assert!(f.contains(0, 0));
+    assert_eq!(load(&mut f, &mut t, &mut c, 0, 0), Err(FrontswapError::Tmem(TmemError::Corrupt)));
+    assert_eq!(load(&mut f, &mut t, &mut c, 0, 0), Err(FrontswapError::Tmem(TmemError::Corrupt)), "every time");
+    assert!(*load(&mut f, &mut t, &mut c, 0, 2).unwrap().unwrap() == *page(2), "the neighbour is intact");
+    // Freeing the slot forgets it; a new store there is served normally.
+    assert_eq!(f.invalidate_page(&mut t, 0, 0), Ok(true));
+    assert!(!f.contains(0, 0));
+    assert_eq!(load(&mut f, &mut t, &mut c, 0, 0), Ok(None));
+    f.store(&mut t, &mut c, 0, 0, &page(9)).unwrap();
+    assert!(*load(&mut f, &mut t, &mut c, 0, 0).unwrap().unwrap() == *page(9));
+    // Only the pages still stored are in tmem: offsets 0 (new) and 2.
+    assert_eq!(t.stats().stored_pages, 2);
+}
+
+fn fnv(p: &Page) -> u64 {
+    p.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
