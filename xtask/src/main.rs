@@ -9,6 +9,7 @@
 //! | `gdb` | boot stopped at the first instruction with the gdb stub, print the gdb command line |
 //! | `capture` | dump the anonymous pages of a Linux process to a page file that `run --pages` replays |
 //! | `fuzz` | the cargo-fuzz targets of `fuzz/` for a bounded time each; executions, coverage and crashes per target |
+//! | `soak` | a release kernel running swap, tmem and zram rounds with device and frame faults injected for `--minutes`; every page checked, lost pages exactly the injected ones |
 //! | `lint` | the architecture check of `kernel/src` (`archcheck.rs`), then rustfmt check and clippy (host crates and kernel target), warnings are errors |
 //!
 //! See README.md for the options and `verdict.rs` for how a run is judged.
@@ -22,6 +23,7 @@ mod fuzz;
 mod pages;
 mod qemu;
 mod runchecks;
+mod soak;
 mod sweep;
 mod test;
 mod verdict;
@@ -62,6 +64,9 @@ enum Cmd {
     /// Run the cargo-fuzz targets of fuzz/ (one, or all in turn) for `--time` seconds each; fails on a
     /// crash and names the saved input.
     Fuzz(fuzz::FuzzOpts),
+    /// A release kernel running swap, tmem and zram rounds with device and frame faults injected for
+    /// `--minutes` (default 30); fails on a mismatch or a page lost that was not injected.
+    Soak(soak::SoakOpts),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -108,6 +113,7 @@ pub enum Workload {
     Files,
     All,
     Sweep,
+    Soak,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -188,6 +194,7 @@ fn main() -> ExitCode {
         Cmd::Bench(o) => bench::bench(&o),
         Cmd::Lint(o) => lint(&o),
         Cmd::Fuzz(o) => fuzz::fuzz(&o),
+        Cmd::Soak(o) => soak::soak(&o),
         Cmd::Capture(o) => cargo::metadata()
             .and_then(|meta| capture::capture(&o, &cargo::target_dir(&meta).join("zkernel").join("captures")))
             .map(|s| {
@@ -328,6 +335,7 @@ pub fn prepare_run(o: &RunOpts, gdb: bool, check_options: bool, swap_name: &str)
             Workload::Files => "files",
             Workload::All => "all",
             Workload::Sweep => "sweep",
+            Workload::Soak => "soak",
         };
         kernel_options.push(format!("workload={name}"));
     }

@@ -97,6 +97,7 @@ fn stats(o: &TestOpts, w: Workload, options: &[&str]) -> Result<String> {
         Workload::Files => r.files.as_ref().is_some_and(|f| f.runs.len() == 2),
         Workload::All => r.all.is_some(),
         Workload::Sweep => r.sweep.as_ref().is_some_and(|s| !s.points.is_empty()),
+        Workload::Soak => r.soak.is_some(),
     };
     ensure!(member, "the report has no {w:?} member");
     Ok(format!("report read back into zstats::Report, {w:?} member present"))

@@ -8,6 +8,7 @@
 //! | [`files`] | `files` | the page cache over the file disk without and with cleancache |
 //! | [`all`] | `all` | both workloads at once over one tmem |
 //! | [`sweep`] | `sweep` | the swap workload at memory sizes 20–100 % of its region, every configuration (`cargo xtask bench --sweep`) |
+//! | [`soak`] | `soak` | swap, tmem and zram rounds with device and frame faults injected (`cargo xtask soak`) |
 //! | [`report`] | — | the kernel's counters as `zstats` objects; the failures a run ends with |
 //!
 //! Every workload checks its own results (pages intact, nothing stale, nothing left behind) and adds a
@@ -19,6 +20,7 @@ pub mod files;
 pub mod pools;
 pub mod pooltable;
 pub mod report;
+pub mod soak;
 pub mod swap;
 pub mod swap_run;
 pub mod swap_smp;
@@ -44,6 +46,7 @@ pub fn run(facts: &BootFacts, report: &mut Report) {
         Workload::Files => files::run_demo(facts, report, &mut failures),
         Workload::All => all::run_all(facts, report, &mut failures),
         Workload::Sweep => sweep::run_sweep(facts, report, &mut failures),
+        Workload::Soak => soak::run_soak(facts, report, &mut failures),
     }
     report.failures = failures.0;
 }

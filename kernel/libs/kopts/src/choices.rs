@@ -110,13 +110,16 @@ choice! {
         /// The swap workload at memory sizes from 20 % to 100 % of its region, for every configuration
         /// (`cargo xtask bench --sweep`).
         Sweep = "sweep",
+        /// Random swap, tmem and zram rounds with device and frame faults injected, for `soak_seconds`
+        /// (`cargo xtask soak`).
+        Soak = "soak",
     }
 }
 
 impl Workload {
     /// Every workload, in `NAMES` order.
     pub const EVERY: &'static [Workload] =
-        &[Workload::Pools, Workload::Swap, Workload::Files, Workload::All, Workload::Sweep];
+        &[Workload::Pools, Workload::Swap, Workload::Files, Workload::All, Workload::Sweep, Workload::Soak];
 }
 
 choice! {

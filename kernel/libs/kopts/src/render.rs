@@ -119,7 +119,7 @@ mod tests {
         }
         assert_eq!(
             lines[2 + OPTIONS.iter().position(|o| o.key == "deflate_level").unwrap()],
-            "| `deflate_level` | `1..=10` | `1` | pools, swap, files, all, sweep | deflate level when \
+            "| `deflate_level` | `1..=10` | `1` | pools, swap, files, all, sweep, soak | deflate level when \
              compressor=deflate (10 is miniz_oxide's slowest) |"
         );
         assert!(t.contains("| `memmap` | `summary` \\| `full` | `summary` | every kernel, at boot |"));
@@ -130,9 +130,9 @@ mod tests {
     fn help_text_has_two_lines_per_option() {
         let t = help_text();
         assert_eq!(t.lines().count(), 2 + 2 * OPTIONS.len());
-        assert!(
-            t.contains("\n  deflate_level=1..=10  (default 1; pools, swap, files, all, sweep)\n      deflate level")
-        );
+        assert!(t.contains(
+            "\n  deflate_level=1..=10  (default 1; pools, swap, files, all, sweep, soak)\n      deflate level"
+        ));
         assert!(t.contains("\n  loglevel=error|warn|info|debug|trace  (default info; every kernel, at boot)\n"));
         assert!(t.contains("\n  ramdisk_fnv=16 hex digits  (default none; every kernel, at boot)\n"));
         assert!(t.contains("\n  swap_accesses=0..=4294967296  (default 4 x swap region; swap, all, sweep)\n"));

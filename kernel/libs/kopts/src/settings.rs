@@ -117,6 +117,7 @@ pub struct Settings {
     files_cache: u64,
     files_factor: u64,
     files_ops: u64,
+    soak_seconds: u64,
     files_invalidate_every: Option<u64>,
     cleancache: Backend,
     ephemeral_reclaim: EphemeralReclaim,
@@ -344,6 +345,7 @@ impl Settings {
             files_cache,
             files_factor,
             files_ops: g.required("files_ops")?,
+            soak_seconds: g.required("soak_seconds")?,
             files_invalidate_every: g.nonzero("files_invalidate_every")?,
             cleancache: g.choice("cleancache", Backend::from_name)?,
             ephemeral_reclaim: g.choice("ephemeral_reclaim", EphemeralReclaim::from_name)?,
@@ -465,6 +467,10 @@ impl Settings {
     pub fn files_ops(&self) -> u64 {
         self.files_ops
     }
+    /// `soak_seconds`: how long `workload=soak` runs, 1..=86400.
+    pub fn soak_seconds(&self) -> u64 {
+        self.soak_seconds
+    }
     /// `files_invalidate_every`; `None` for 0 (never).
     pub fn files_invalidate_every(&self) -> Option<u64> {
         self.files_invalidate_every
@@ -533,6 +539,7 @@ impl Settings {
             "files_cache" => n(self.files_cache),
             "files_factor" => n(self.files_factor),
             "files_ops" => n(self.files_ops),
+            "soak_seconds" => n(self.soak_seconds),
             "files_invalidate_every" => n(self.files_invalidate_every.unwrap_or(0)),
             "cleancache" => Value::Choice(self.cleancache.name()),
             "ephemeral_reclaim" => Value::Choice(self.ephemeral_reclaim.name()),

@@ -186,7 +186,7 @@ fn several_workers_only_for_the_swap_and_file_demos() {
 fn typed_fields_hold_the_given_values() {
     let s = ok("loglevel=trace memmap=full ramdisk_fnv=00000000deadbeef workload=swap compressor=deflate \
                 deflate_level=6 swap_pattern=seq swap_mem=512 swap_mode=fixed swap_device=zram swap_cache=exclusive swap_cpus=3 swap_sharing=split swap_factor=2 swap_accesses=7 swap_slots=100 \
-                swap_fresh=40 tmem=both tmem_max_pool_percent=50 files_cache=64 files_factor=8 files_ops=9 \
+                swap_fresh=40 tmem=both tmem_max_pool_percent=50 files_cache=64 files_factor=8 files_ops=9 soak_seconds=5 \
                 files_invalidate_every=0 cleancache=zsmalloc ephemeral_reclaim=zbud_frames zv_max_zsize=3000 \
                 zv_max_mean_zsize=2000 zv_page_count_policy_percent=0 fail_frame_every=13 corrupt_stored=3 \
                 bench_stores=100\0");

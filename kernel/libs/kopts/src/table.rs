@@ -110,6 +110,7 @@ pub fn spec(key: &str) -> Option<&'static OptionSpec> {
 const SWAP: &[Workload] = &[Workload::Swap, Workload::All, Workload::Sweep];
 const SWAP_ONLY: &[Workload] = &[Workload::Swap];
 const FILES: &[Workload] = &[Workload::Files, Workload::All];
+const SOAK: &[Workload] = &[Workload::Soak];
 const FILES_ONLY: &[Workload] = &[Workload::Files];
 const TMEM: &[Workload] = &[Workload::Swap, Workload::Files, Workload::All, Workload::Sweep];
 /// The fewest `bench_stores`: bench_smp's keys per CPU, so that every phase overwrites each key.
@@ -143,7 +144,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         kind: Kind::Enum { values: Workload::NAMES, default: "pools" },
         used_by: UsedBy::Workloads(Workload::EVERY),
         help: "what the demo runs: the pools demo, the swap workload or the file workload without and with \
-               tmem, or both workloads over one tmem",
+               tmem, both workloads over one tmem, the sweep over memory sizes, or the soak (faults injected)",
     },
     OptionSpec {
         key: "compressor",
@@ -264,6 +265,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         kind: Kind::Number { min: 1, max: 1024, default: NumberDefault::Value(4) },
         used_by: UsedBy::Workloads(FILES),
         help: "file set = about factor x the page cache",
+    },
+    OptionSpec {
+        key: "soak_seconds",
+        kind: Kind::Number { min: 1, max: 86_400, default: NumberDefault::Value(60) },
+        used_by: UsedBy::Workloads(SOAK),
+        help: "how long the soak runs its rounds (guest TSC time)",
     },
     OptionSpec {
         key: "files_ops",

@@ -192,6 +192,9 @@ pub struct Report {
     /// frontswap + tmem on each pool, zram), to compare them at equal memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<SweepReport>,
+    /// `workload=soak`: what the soak did and found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<SoakReport>,
     /// Why this run must not pass, one reason each (a mismatch, a stale hit, a run that failed); empty
     /// for a run that passed.
     pub failures: Vec<String>,
@@ -210,6 +213,31 @@ fn one() -> u64 {
 
 fn is_zero(v: &u64) -> bool {
     *v == 0
+}
+
+/// `workload=soak` (`workload::soak`): rounds of swap, tmem and zram work with faults injected.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SoakReport {
+    /// `soak_seconds`, as asked.
+    pub seconds: u64,
+    /// CPUs the tmem rounds ran on.
+    pub cpus: u64,
+    pub rounds: u64,
+    /// Accesses, puts, gets, flushes, writes and reads made, every round's together.
+    pub operations: u64,
+    /// Pages read back and compared with their checksum.
+    pub pages_verified: u64,
+    /// Disk requests failed on purpose.
+    pub device_faults: u64,
+    /// Pool and workload frame allocations failed on purpose.
+    pub frame_faults: u64,
+    /// Pages lost (their swap-in read failed), and how many reads were failed on purpose while a
+    /// swap-in could meet them: the two must be equal.
+    pub pages_lost: u64,
+    pub lost_expected: u64,
+    /// Pages that came back with other bytes (must be 0).
+    pub mismatches: u64,
 }
 
 /// One kernel lock's counters (`arch::lock::LockStats`; per-CPU locks of one kind summed under one name).

@@ -227,6 +227,18 @@ fn full() -> Report {
                 SweepPoint { mismatches: 9, ..sweep_point("zram-zsmalloc", 614, 20, true) },
             ],
         }),
+        soak: Some(SoakReport {
+            seconds: 60,
+            cpus: 4,
+            rounds: 21,
+            operations: 98_000,
+            pages_verified: 61_000,
+            device_faults: 300,
+            frame_faults: 700,
+            pages_lost: 12,
+            lost_expected: 12,
+            mismatches: 1,
+        }),
         failures: vec!["pools: zbud: 1 page did not read back".into(), "files: 2 stale hits".into()],
     }
 }
@@ -710,8 +722,8 @@ fn a_full_report_round_trips() {
     // 37 boot leaves (7 top-level + memory 8 + frames 8 + heap 3 + kmap 4 + paging 4 + one lock 3), a pool 16, a pool
     // table row 8, a swap run 84 (11 + swap 30 + tmem 43), an I/O-avoided entry 5, a file run 78 (23 +
     // cleancache 12 + tmem 43), files 3 more, all 2 more, a sweep 3 and 12 per point (two): 37 + 16 + 8 +
-    // (84 + 5 + 38) + (78 + 3) + (84 + 78 + 2) + (3 + 2 × 12) = 460, a multi-CPU swap run 38 (8 + swap 30).
-    assert_eq!(leaves.len(), 460);
+    // (84 + 5 + 38) + (78 + 3) + (84 + 78 + 2) + (3 + 2 × 12) + soak 10 = 470, a multi-CPU swap run 38 (8 + swap 30).
+    assert_eq!(leaves.len(), 470);
     assert_eq!(from_line(&line), Ok(report));
 }
 
