@@ -25,7 +25,7 @@
 //! | [`Region::unmap`]`(p, entry)` | present | `entry` (not present) | given back as an [`OwnedFrame`], with the old entry (its dirty bit) |
 //! | [`Region::set_entry`]`(p, entry)` | not present | `entry` (not present) | — |
 //! | [`Region::test_and_clear_accessed`]`(p)` | present | accessed bit clear | — |
-//! | [`Region::read`] / [`Region::write`] | any | as the fault handler leaves it | copies through the virtual address, faulting like any access |
+//! | [`Region::read`] / [`Region::write`] (and `read_at`/`write_at` for part of a page) | any | as the fault handler leaves it | copies through the virtual address (`arch::probe::copy_bytes`), faulting like any access; a fault the handler refuses ends the copy with [`RegionError::PageLost`] instead of killing the kernel |
 //!
 //! # Worked example
 //!

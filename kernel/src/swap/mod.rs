@@ -45,6 +45,9 @@
 //!   the run reports the error at its end ([`Finished::error`]).
 //! * A swap-in gives up nothing until the page is mapped again: only then are its frontswap copy and
 //!   its slot freed ([`Swapper::release_slot`]), as Linux's `do_swap_page` frees the swap entry last.
+//! * A swap-in whose copy cannot be read (a disk or zram error, a frontswap copy that fails its check)
+//!   loses that one page: its PTE becomes the lost marker, its slot and copy are freed, `pages_lost` is
+//!   counted, and the access fails with `RegionError::PageLost` (Linux: SIGBUS). docs/reliability.md.
 
 mod fault;
 mod reclaim;
