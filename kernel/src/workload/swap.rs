@@ -191,13 +191,21 @@ pub fn run_report(r: &RunResult) -> SwapRunReport {
 /// What must hold at the end of every swap run, as failures: every page intact, every fresh page zero,
 /// tmem emptied by the teardown.
 pub fn check_run(r: &RunResult, failures: &mut Failures) {
+    check_run_with(r, failures, false)
+}
+
+/// [`check_run`], where `faults_injected` says that swap-disk faults were injected on purpose
+/// (`blk_fail_every`): then lost pages are the expected outcome of failed swap-ins and not a failure.
+pub fn check_run_with(r: &RunResult, failures: &mut Failures, faults_injected: bool) {
     let what = format!("swap {} with tmem {}", r.spec.pattern.name(), backend_name(r.spec.swap.tmem));
     failures.nonzero(r.mismatches, || format!("{what}: {} pages came back changed", r.mismatches));
     failures.nonzero(r.dirty_zero_fills, || format!("{what}: {} fresh pages were not zero", r.dirty_zero_fills));
-    // No fault is injected in the demo: a lost page is a failure (tests/device_faults.rs makes them).
-    failures.nonzero(r.pages_lost, || {
-        format!("{what}: {} pages lost (their swapped copy could not be read)", r.pages_lost)
-    });
+    // Without injected faults a lost page is a failure (tests/device_faults.rs makes them on purpose).
+    if !faults_injected {
+        failures.nonzero(r.pages_lost, || {
+            format!("{what}: {} pages lost (their swapped copy could not be read)", r.pages_lost)
+        });
+    }
     if r.pages_lost != r.stats.pages_lost {
         failures.add(format!(
             "{what}: the workload found {} pages lost, the swapper lost {}",
@@ -208,6 +216,37 @@ pub fn check_run(r: &RunResult, failures: &mut Failures) {
     if let Some(t) = r.tmem_after.filter(|t| t.persistent_pages != 0) {
         failures.add(format!("{what}: tmem kept {} frontswap pages after swapoff", t.persistent_pages));
     }
+}
+
+/// Arm the swap disk's fault injection from `blk_fail_every`, `blk_fail_op` and `blk_fail_kind`.
+fn set_disk_faults(settings: &Settings) {
+    use crate::drivers::virtio_blk::{FaultKind, FaultOp, Injection};
+    let every = settings.blk_fail_every();
+    if every == 0 {
+        return;
+    }
+    let op = match settings.blk_fail_op() {
+        kopts::BlkFailOp::Any => FaultOp::Any,
+        kopts::BlkFailOp::Read => FaultOp::Read,
+        kopts::BlkFailOp::Write => FaultOp::Write,
+    };
+    let kind = match settings.blk_fail_kind() {
+        kopts::BlkFailKind::Error => FaultKind::Error,
+        kopts::BlkFailKind::Timeout => FaultKind::Timeout,
+        kopts::BlkFailKind::WrongToken => FaultKind::WrongToken,
+    };
+    if let Some(d) = virtio_blk::disk("swap") {
+        d.lock().set_injection(Some(Injection { every, at: 0, kind, op }));
+    }
+}
+
+/// Disarm the injection; how many requests it failed, if it was armed.
+fn clear_disk_faults() -> Option<u64> {
+    let d = virtio_blk::disk("swap")?;
+    let mut d = d.lock();
+    let state = d.injection();
+    d.set_injection(None);
+    state.injection.map(|_| state.injected)
 }
 
 /// One configuration with `cpus` workers (`swap_cpus` > 1): printed, checked, and added to the report's
@@ -321,6 +360,11 @@ pub fn run_demo(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
     };
     if cpus > 1 {
         let up = crate::arch::smp::online_count();
+        if settings.blk_fail_every() > 0 {
+            failures
+                .add(format!("option blk_fail_every: injected disk faults are for swap_cpus=1 runs (given {cpus})"));
+            return;
+        }
         if cpus > up {
             failures
                 .add(format!("option swap_cpus={cpus}: only {up} CPUs are up (QEMU -smp, `cargo xtask run --smp N`)"));
@@ -352,6 +396,7 @@ pub fn run_demo(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
                 continue;
             }
             frames::set_fail_every(fail_every);
+            set_disk_faults(settings);
             let spec = RunSpec {
                 swap: SwapConfig { device, ..swap_config(settings, region, budget, tmem, slots) },
                 pattern,
@@ -362,10 +407,17 @@ pub fn run_demo(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
             };
             let result = run(&spec);
             frames::set_fail_every(0);
+            let disk_faults = clear_disk_faults();
             match result {
                 Ok(r) => {
                     print_run(&r);
-                    check_run(&r, failures);
+                    if let Some(n) = disk_faults {
+                        println!(
+                            "                            swap disk faults injected: {n}; pages lost: {}",
+                            r.stats.pages_lost
+                        );
+                    }
+                    check_run_with(&r, failures, disk_faults.is_some());
                     out.runs.push(run_report(&r));
                     match (tmem, device) {
                         (None, Device::Disk) => io_off = Some(r.stats.io()),

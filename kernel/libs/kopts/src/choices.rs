@@ -32,6 +32,8 @@
 //! | [`SwapDevice`] | `swap_device` | disk zram |
 //! | [`SwapCacheMode`] | `swap_cache` | on exclusive |
 //! | [`SwapSharing`] | `swap_sharing` | split shared |
+//! | [`BlkFailOp`] | `blk_fail_op` | any read write |
+//! | [`BlkFailKind`] | `blk_fail_kind` | error timeout wrong_token |
 //!
 //! # Worked example
 //!
@@ -271,6 +273,27 @@ choice! {
         Split = "split",
         /// Every CPU uses every page (its own stripe of each), so reclaim unmaps pages others use.
         Shared = "shared",
+    }
+}
+
+choice! {
+    /// `blk_fail_op`: which swap-disk requests `blk_fail_every` counts.
+    BlkFailOp {
+        Any = "any",
+        Read = "read",
+        Write = "write",
+    }
+}
+
+choice! {
+    /// `blk_fail_kind`: how an injected swap-disk fault shows.
+    BlkFailKind {
+        /// An I/O error: that request fails, the disk goes on.
+        Error = "error",
+        /// The request never completes: the disk is marked broken.
+        Timeout = "timeout",
+        /// The device answers another request: the disk is marked broken.
+        WrongToken = "wrong_token",
     }
 }
 

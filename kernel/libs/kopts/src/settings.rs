@@ -54,8 +54,8 @@
 use alloc::vec::Vec;
 
 use crate::choices::{
-    Backend, Compressor, EphemeralReclaim, LogLevel, MemMap, SwapCacheMode, SwapDevice, SwapMode, SwapPattern,
-    SwapSharing, TmemBackends, Workload,
+    Backend, BlkFailKind, BlkFailOp, Compressor, EphemeralReclaim, LogLevel, MemMap, SwapCacheMode, SwapDevice,
+    SwapMode, SwapPattern, SwapSharing, TmemBackends, Workload,
 };
 use crate::error::{OptionError, suggest};
 use crate::table::{Kind, NumberDefault, OPTIONS, OptionSpec, SWAP_REGION_MAX_PAGES};
@@ -108,6 +108,9 @@ pub struct Settings {
     swap_cpus: u64,
     swap_sharing: SwapSharing,
     files_cpus: u64,
+    blk_fail_every: u64,
+    blk_fail_op: BlkFailOp,
+    blk_fail_kind: BlkFailKind,
     swap_factor: u64,
     swap_accesses: u64,
     swap_slots: Option<u64>,
@@ -336,6 +339,9 @@ impl Settings {
             swap_cpus: g.required("swap_cpus")?,
             swap_sharing: g.choice("swap_sharing", SwapSharing::from_name)?,
             files_cpus: g.required("files_cpus")?,
+            blk_fail_every: g.required("blk_fail_every")?,
+            blk_fail_op: g.choice("blk_fail_op", BlkFailOp::from_name)?,
+            blk_fail_kind: g.choice("blk_fail_kind", BlkFailKind::from_name)?,
             swap_factor,
             swap_accesses,
             swap_slots: g.number("swap_slots")?.1,
@@ -403,6 +409,18 @@ impl Settings {
     /// `swap_cpus`: workers of the swap workload, 1..=16 (1: the boot CPU alone).
     pub fn swap_cpus(&self) -> u64 {
         self.swap_cpus
+    }
+    /// `blk_fail_every`: every Nth swap-disk request fails (0: none).
+    pub fn blk_fail_every(&self) -> u64 {
+        self.blk_fail_every
+    }
+    /// `blk_fail_op`.
+    pub fn blk_fail_op(&self) -> BlkFailOp {
+        self.blk_fail_op
+    }
+    /// `blk_fail_kind`.
+    pub fn blk_fail_kind(&self) -> BlkFailKind {
+        self.blk_fail_kind
     }
     /// `files_cpus`: workers of the file workload, 1..=16.
     pub fn files_cpus(&self) -> u64 {
@@ -530,6 +548,9 @@ impl Settings {
             "swap_cpus" => n(self.swap_cpus),
             "swap_sharing" => Value::Choice(self.swap_sharing.name()),
             "files_cpus" => n(self.files_cpus),
+            "blk_fail_every" => n(self.blk_fail_every),
+            "blk_fail_op" => Value::Choice(self.blk_fail_op.name()),
+            "blk_fail_kind" => Value::Choice(self.blk_fail_kind.name()),
             "swap_factor" => n(self.swap_factor),
             "swap_accesses" => n(self.swap_accesses),
             "swap_slots" => opt(self.swap_slots),

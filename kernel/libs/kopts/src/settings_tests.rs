@@ -185,7 +185,7 @@ fn several_workers_only_for_the_swap_and_file_demos() {
 #[test]
 fn typed_fields_hold_the_given_values() {
     let s = ok("loglevel=trace memmap=full ramdisk_fnv=00000000deadbeef workload=swap compressor=deflate \
-                deflate_level=6 swap_pattern=seq swap_mem=512 swap_mode=fixed swap_device=zram swap_cache=exclusive swap_cpus=3 swap_sharing=split swap_factor=2 swap_accesses=7 swap_slots=100 \
+                deflate_level=6 swap_pattern=seq swap_mem=512 swap_mode=fixed swap_device=zram swap_cache=exclusive swap_cpus=3 swap_sharing=split blk_fail_every=9 blk_fail_op=read blk_fail_kind=timeout swap_factor=2 swap_accesses=7 swap_slots=100 \
                 swap_fresh=40 tmem=both tmem_max_pool_percent=50 files_cache=64 files_factor=8 files_ops=9 soak_seconds=5 \
                 files_invalidate_every=0 cleancache=zsmalloc ephemeral_reclaim=zbud_frames zv_max_zsize=3000 \
                 zv_max_mean_zsize=2000 zv_page_count_policy_percent=0 fail_frame_every=13 corrupt_stored=3 \
@@ -202,6 +202,7 @@ fn typed_fields_hold_the_given_values() {
     );
     assert_eq!((s.swap_mem(), s.swap_factor(), s.swap_region_pages()), (512, 2, 1024));
     assert_eq!((s.swap_cpus(), s.swap_sharing()), (3, SwapSharing::Split));
+    assert_eq!((s.blk_fail_every(), s.blk_fail_op(), s.blk_fail_kind()), (9, BlkFailOp::Read, BlkFailKind::Timeout));
     assert_eq!((s.swap_accesses(), s.swap_slots(), s.swap_fresh()), (7, Some(100), Some(40)));
     assert_eq!((s.tmem(), s.tmem_max_pool_percent()), (TmemBackends::Both, 50));
     assert_eq!((s.files_cache(), s.files_factor(), s.files_set_pages(), s.files_ops()), (64, 8, 512, 9));

@@ -44,8 +44,8 @@
 //!   field exists), and the README table regenerated (a test compares it).
 
 use crate::choices::{
-    Backend, Compressor, EphemeralReclaim, LogLevel, MemMap, SwapCacheMode, SwapDevice, SwapMode, SwapPattern,
-    SwapSharing, TmemBackends, Workload,
+    Backend, BlkFailKind, BlkFailOp, Compressor, EphemeralReclaim, LogLevel, MemMap, SwapCacheMode, SwapDevice,
+    SwapMode, SwapPattern, SwapSharing, TmemBackends, Workload,
 };
 
 /// The most pages the swap region (`swap_mem x swap_factor`) may have: the kernel's swapper refuses
@@ -212,6 +212,25 @@ pub const OPTIONS: &[OptionSpec] = &[
         used_by: UsedBy::Workloads(FILES_ONLY),
         help: "workers: the file workload runs on this many CPUs at once over one page cache, the operations \
                split among them (at most the CPUs that are up)",
+    },
+    OptionSpec {
+        key: "blk_fail_every",
+        kind: Kind::Number { min: 0, max: COUNT_MAX, default: NumberDefault::Value(0) },
+        used_by: UsedBy::Workloads(SWAP_ONLY),
+        help: "fault injection: every Nth swap-disk request of blk_fail_op fails as blk_fail_kind says (0: none); \
+               a failed swap-in loses its page, a failed swap-out keeps it resident",
+    },
+    OptionSpec {
+        key: "blk_fail_op",
+        kind: Kind::Enum { values: BlkFailOp::NAMES, default: "any" },
+        used_by: UsedBy::Workloads(SWAP_ONLY),
+        help: "which swap-disk requests blk_fail_every counts",
+    },
+    OptionSpec {
+        key: "blk_fail_kind",
+        kind: Kind::Enum { values: BlkFailKind::NAMES, default: "error" },
+        used_by: UsedBy::Workloads(SWAP_ONLY),
+        help: "error: the request fails, the disk goes on; timeout or wrong_token: the disk is marked broken",
     },
     OptionSpec {
         key: "swap_factor",
