@@ -19,14 +19,16 @@
 //! ```text
 //! @@bench {"name":"tmem_store_2cpu","ns":…,"cycles":…,"cpus":2,"stores":6000,"ms":…,"stores_per_s":…,
 //!          "ratio":1.234,"zcache_acquisitions":6000,"zcache_contentions":…,"in_store_pct":…,
-//!          "slowest_store_us":…}
+//!          "in_lock_pct":…,"slowest_store_us":…}
 //! ```
 //!
 //! `ns` is wall time per store over all CPUs (so it falls as CPUs are added, if they help); `ratio` is
 //! `stores_per_s` over the 1-CPU phase's; the lock figures are zcache's one lock during that phase only.
-//! `in_store_pct` is the share of the phase the CPUs spent inside `frontswap::store`, all of which runs
-//! under zcache's lock once it is taken (docs/smp.md): on 1 CPU it is the serial share of the work, which
-//! bounds what more CPUs can give. `slowest_store_us` is the longest single store, lock wait included:
+//! `in_store_pct` is the share of the phase the CPUs spent inside `frontswap::store`, and `in_lock_pct` the
+//! share of the phase zcache's lock was held (its hold time, `arch::lock`): a store compresses with its
+//! CPU's stream *before* it takes the lock, so only the allocation, the copy and the indexing are under
+//! it (docs/smp.md). On 1 CPU `in_lock_pct` is the serial share of the work, which bounds what more CPUs
+//! can give. `slowest_store_us` is the longest single store, lock wait included:
 //! the lock counts a wait once, however long; this says how long. Two more lines per phase, for the log
 //! only, list the other locks taken, the TLB shootdowns, and each CPU's share and slowest store.
 //!
@@ -202,6 +204,8 @@ struct Phase {
     /// The share of the phase each CPU spent inside `frontswap::store`, averaged over the CPUs, in
     /// tenths of a percent: on 1 CPU that is the share of the work done under zcache's lock.
     in_store_permille: u64,
+    /// The share of the phase zcache's lock was held, in tenths of a percent.
+    in_lock_permille: u64,
     /// The longest single store of any CPU, in microseconds (the lock's counters count a wait once,
     /// however long it was; this shows how long).
     slowest_us: u64,
@@ -270,6 +274,7 @@ fn phase(tag: usize, cpus: usize) -> Phase {
         acquisitions,
         contentions: zc1.contentions - zc0.contentions,
         in_store_permille: permille_sum / cpus as u64,
+        in_lock_permille: (u128::from(zc1.held_cycles - zc0.held_cycles) * 1000 / u128::from(cycles.max(1))) as u64,
         slowest_us: slowest,
     }
 }
@@ -304,12 +309,15 @@ fn measure() {
         let ratio = (u128::from(per_s) * 1000 / u128::from(one_cpu.max(1))) as u64;
         let ns = centi_ns(p.cycles / total);
         let ms = cycles_to_ms(p.cycles);
-        let (acq, cont, pm) = (p.acquisitions, p.contentions, p.in_store_permille);
+        let (acq, cont, pm, lm) = (p.acquisitions, p.contentions, p.in_store_permille, p.in_lock_permille);
         println!(
             "  {cpus} CPU(s): {total} stores in {ms} ms, {per_s} stores/s, {}.{:03} x 1 CPU; zcache lock: {acq} \
-             acquisitions, {cont} contentions; {}.{} % inside frontswap::store, slowest store {} us",
+             acquisitions, {cont} contentions, held {}.{} % of the phase; {}.{} % inside frontswap::store, slowest \
+             store {} us",
             ratio / 1000,
             ratio % 1000,
+            lm / 10,
+            lm % 10,
             pm / 10,
             pm % 10,
             p.slowest_us
@@ -318,7 +326,7 @@ fn measure() {
             "@@bench {{\"name\":\"tmem_store_{cpus}cpu\",\"ns\":{}.{:02},\"cycles\":{},\"cpus\":{cpus},\
              \"stores\":{total},\"ms\":{ms},\"stores_per_s\":{per_s},\"ratio\":{}.{:03},\
              \"zcache_acquisitions\":{acq},\"zcache_contentions\":{cont},\"in_store_pct\":{}.{},\
-             \"slowest_store_us\":{}}}",
+             \"in_lock_pct\":{}.{},\"slowest_store_us\":{}}}",
             ns / 100,
             ns % 100,
             p.cycles / total,
@@ -326,6 +334,8 @@ fn measure() {
             ratio % 1000,
             pm / 10,
             pm % 10,
+            lm / 10,
+            lm % 10,
             p.slowest_us
         );
     }

@@ -63,6 +63,9 @@ pub struct Lock<T> {
     owner: AtomicUsize,
     acquisitions: AtomicU64,
     contentions: AtomicU64,
+    /// TSC when the current holder took it, and the cycles it has been held in all.
+    since: AtomicU64,
+    held_cycles: AtomicU64,
 }
 
 /// One lock's counters, as the report prints them.
@@ -71,15 +74,19 @@ pub struct LockStats {
     pub name: &'static str,
     pub acquisitions: u64,
     pub contentions: u64,
+    /// TSC cycles the lock was held, all holders together (Linux's lock_stat `holdtime`): over a timed
+    /// stretch, the share of it that was serialised by this lock.
+    pub held_cycles: u64,
 }
 
 impl LockStats {
     /// Sum the counters of several locks of one kind (the per-CPU frame lists) under `name`.
     pub fn sum(name: &'static str, all: impl IntoIterator<Item = LockStats>) -> LockStats {
-        all.into_iter().fold(LockStats { name, acquisitions: 0, contentions: 0 }, |a, s| LockStats {
+        all.into_iter().fold(LockStats { name, acquisitions: 0, contentions: 0, held_cycles: 0 }, |a, s| LockStats {
             name,
             acquisitions: a.acquisitions + s.acquisitions,
             contentions: a.contentions + s.contentions,
+            held_cycles: a.held_cycles + s.held_cycles,
         })
     }
 }
@@ -106,6 +113,8 @@ impl<T> Lock<T> {
             owner: AtomicUsize::new(0),
             acquisitions: AtomicU64::new(0),
             contentions: AtomicU64::new(0),
+            since: AtomicU64::new(0),
+            held_cycles: AtomicU64::new(0),
         }
     }
 
@@ -159,6 +168,7 @@ impl<T> Lock<T> {
 
     fn held<'a>(&'a self, guard: spin::MutexGuard<'a, T>, me: usize) -> LockGuard<'a, T> {
         self.owner.store(me, Ordering::Release);
+        self.since.store(super::tsc::rdtsc(), Ordering::Relaxed);
         record_acquire(self.rank);
         LockGuard { guard, lock: self }
     }
@@ -173,6 +183,7 @@ impl<T> Lock<T> {
             name: self.name,
             acquisitions: self.acquisitions.load(Ordering::Relaxed),
             contentions: self.contentions.load(Ordering::Relaxed),
+            held_cycles: self.held_cycles.load(Ordering::Relaxed),
         }
     }
 }
@@ -209,6 +220,8 @@ impl<T> DerefMut for LockGuard<'_, T> {
 impl<T> Drop for LockGuard<'_, T> {
     fn drop(&mut self) {
         record_release(self.lock.rank);
+        let held = super::tsc::rdtsc().saturating_sub(self.lock.since.load(Ordering::Relaxed));
+        self.lock.held_cycles.fetch_add(held, Ordering::Relaxed);
         self.lock.owner.store(0, Ordering::Release);
         // `guard` drops after this body: the spin lock itself is released last.
     }

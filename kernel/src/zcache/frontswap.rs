@@ -55,12 +55,18 @@ pub fn store(
     page: &[u8; 4096],
     sink: &mut dyn FnMut(u64, &[u8; 4096]) -> bool,
 ) -> Result<StoreOutcome, ZcacheError> {
+    // Compress first, with this CPU's stream and without zcache's lock: only the allocation, the copy
+    // and the indexing below run under it, so other CPUs' stores are not held up by this compression.
+    let alg = super::algorithm().ok_or(ZcacheError::NotInstalled)?;
+    let prepared = super::streams::with_stream(alg, |c| zstore::Prepared::new(c, page))
+        .and_then(|r| r)
+        .map_err(ZcacheError::NoStream)?;
     try_with(|z| {
         z.with_compressor(|tmem, fs, _, c| {
             let mut out = StoreOutcome::default();
             for attempt in 0..2 {
                 let drops = tmem.stats().ephemeral_drops;
-                let r = fs.store(tmem, c, ty, offset, page);
+                let r = fs.store_prepared(tmem, &prepared, ty, offset, page);
                 out.cleancache_dropped += tmem.stats().ephemeral_drops - drops;
                 out.tmem_pages = tmem.total_pages();
                 match r {

@@ -48,6 +48,16 @@ pub struct Zcache {
 
 static ZCACHE: Lock<Option<Zcache>> = Lock::new("zcache", 40, None);
 
+/// zcache's compressor while it is installed, readable without its lock (id in the low byte, deflate
+/// level in the next; 0: not installed), so a store can compress before it takes the lock.
+static ALGORITHM: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// The compressor of the installed zcache, read without its lock (`None`: not installed).
+pub fn algorithm() -> Option<Algorithm> {
+    let v = ALGORITHM.load(core::sync::atomic::Ordering::Acquire);
+    (v != 0).then(|| Algorithm::from_id(v as u8, (v >> 8) as u8)).flatten()
+}
+
 /// Why a zcache operation could not be done (a refusal by tmem is not an error: see each call).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ZcacheError {
@@ -139,6 +149,11 @@ pub fn install(limit_pages: u64, algorithm: Algorithm) -> Result<(), ZcacheError
         cleancache: Cleancache::new(),
         algorithm,
     });
+    let level = match algorithm {
+        Algorithm::Deflate { level } => u32::from(level),
+        Algorithm::Lz4 => 0,
+    };
+    ALGORITHM.store(u32::from(algorithm.id()) | level << 8, core::sync::atomic::Ordering::Release);
     Ok(())
 }
 
@@ -153,6 +168,7 @@ pub fn uninstall() -> Option<TmemStats> {
         return None;
     }
     z.take();
+    ALGORITHM.store(0, core::sync::atomic::Ordering::Release);
     Some(stats)
 }
 

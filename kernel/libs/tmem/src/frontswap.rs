@@ -272,13 +272,36 @@ impl Frontswap {
         offset: u64,
         page: &Page,
     ) -> Result<(), FrontswapError> {
+        self.store_with(tmem, ty, offset, |t, key| t.put(comp, key, page))
+    }
+
+    /// [`Frontswap::store`] of a page the caller compressed already ([`zstore::Prepared::new`]): zcache
+    /// compresses with its per-CPU stream before it takes its lock, and only this part runs under it.
+    pub fn store_prepared<M: PageMemory + FrameSource>(
+        &mut self,
+        tmem: &mut Tmem<M>,
+        prepared: &zstore::Prepared,
+        ty: u8,
+        offset: u64,
+        page: &Page,
+    ) -> Result<(), FrontswapError> {
+        self.store_with(tmem, ty, offset, |t, key| t.put_prepared(prepared, key, page))
+    }
+
+    fn store_with<M: PageMemory + FrameSource>(
+        &mut self,
+        tmem: &mut Tmem<M>,
+        ty: u8,
+        offset: u64,
+        put: impl FnOnce(&mut Tmem<M>, Key) -> Result<(), TmemError>,
+    ) -> Result<(), FrontswapError> {
         let t = area(&mut self.types, ty)?;
         t.check(offset)?;
         let key = swap_key(t.pool, ty, offset);
         let dup = t.test(offset);
         // A new store replaces whatever the slot held, a corrupt page dropped by writeback included.
         t.corrupt.remove(&offset);
-        match tmem.put(comp, key, page) {
+        match put(tmem, key) {
             Ok(()) => {
                 t.set(offset);
                 self.stats.succ_stores += 1;

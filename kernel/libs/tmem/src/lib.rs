@@ -525,6 +525,12 @@ struct Slot {
 
 /// The page store of one pool, over any of the allocators (`ZPool` has generic methods, so no `dyn`).
 /// Boxed: they differ in size by hundreds of bytes.
+/// Where a put's stored bytes come from: compressed here, or by the caller beforehand.
+enum PageIn<'a> {
+    Compress(&'a mut Compressor),
+    Prepared(&'a zstore::Prepared),
+}
+
 #[derive(Debug)]
 enum Store<M> {
     Zsmalloc(Box<Zstore<Zsmalloc<M>>>),
@@ -554,8 +560,11 @@ impl<M: PageMemory + FrameSource> Store<M> {
         }
     }
 
-    fn store(&mut self, comp: &mut Compressor, page: &Page, limit: usize) -> Result<Entry, StoreError> {
-        dispatch!(self, z => z.store_within(comp, page, limit))
+    fn store(&mut self, how: &mut PageIn<'_>, page: &Page, limit: usize) -> Result<Entry, StoreError> {
+        match how {
+            PageIn::Compress(comp) => dispatch!(self, z => z.store_within(comp, page, limit)),
+            PageIn::Prepared(p) => dispatch!(self, z => z.store_prepared(p, page, limit)),
+        }
     }
 
     fn evict(&mut self, writeback: &mut dyn FnMut(Handle, &[u8]) -> bool) -> Result<u64, StoreError> {
@@ -729,6 +738,17 @@ impl<M: PageMemory + FrameSource> Tmem<M> {
     /// Store a copy of `page` under `key`, compressing it with `comp` (the caller's per-CPU compressor).
     /// On `Err` nothing is stored under `key` — not even the page that was there before.
     pub fn put(&mut self, comp: &mut Compressor, key: Key, page: &Page) -> Result<(), TmemError> {
+        self.put_from(PageIn::Compress(comp), key, page)
+    }
+
+    /// [`Tmem::put`] of a page the caller compressed already ([`zstore::Prepared::new`], with its
+    /// per-CPU compressor and no lock held): the same rules and counters, without compressing here. A
+    /// kernel that keeps tmem behind one lock takes it only for this part.
+    pub fn put_prepared(&mut self, prepared: &zstore::Prepared, key: Key, page: &Page) -> Result<(), TmemError> {
+        self.put_from(PageIn::Prepared(prepared), key, page)
+    }
+
+    fn put_from(&mut self, mut how: PageIn<'_>, key: Key, page: &Page) -> Result<(), TmemError> {
         let kind = self.check_pool(key.pool)?;
         self.stats.puts += 1;
         if let Some(old) = self.take_slot(key) {
@@ -752,14 +772,14 @@ impl<M: PageMemory + FrameSource> Tmem<M> {
             return Err(TmemError::Full);
         }
         let (limit, mean_poor) = self.zv_limit(kind);
-        let mut r = self.store_page(key.pool, comp, page, limit);
+        let mut r = self.store_page(key.pool, &mut how, page, limit);
         if matches!(r, Err(StoreError::Pool(PoolError::OutOfMemory))) && self.shrink_for_memory() > 0 {
             self.stats.oom_retries += 1;
-            r = self.store_page(key.pool, comp, page, limit);
+            r = self.store_page(key.pool, &mut how, page, limit);
         }
         if matches!(r, Err(StoreError::Pool(PoolError::OutOfMemory))) && self.drop_for_memory() {
             self.stats.oom_retries += 1;
-            r = self.store_page(key.pool, comp, page, limit);
+            r = self.store_page(key.pool, &mut how, page, limit);
         }
         let entry = match r {
             Ok(entry) => entry,
@@ -796,12 +816,12 @@ impl<M: PageMemory + FrameSource> Tmem<M> {
     fn store_page(
         &mut self,
         pool: PoolId,
-        comp: &mut Compressor,
+        how: &mut PageIn<'_>,
         page: &Page,
         limit: usize,
     ) -> Result<Entry, StoreError> {
         match self.pools.get_mut(&pool.0) {
-            Some(p) => p.store.store(comp, page, limit),
+            Some(p) => p.store.store(how, page, limit),
             // Unreachable: the caller checked the pool, and dropping pages never removes one.
             None => Err(StoreError::Pool(PoolError::OutOfMemory)),
         }

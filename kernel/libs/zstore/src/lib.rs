@@ -109,6 +109,48 @@ use zpool::{Handle, MapMode, PoolError, ZPool};
 #[cfg(test)]
 mod tests;
 
+/// A page compressed ahead of its store (by the caller's per-CPU compressor, with no store's lock
+/// held), for [`Zstore::store_prepared`]. Owned (a page of bytes inline): the compressor is free again
+/// once this exists.
+#[derive(Clone)]
+pub enum Prepared {
+    /// Every 8-byte word the same: kept as the word.
+    Same { word: u64 },
+    /// The stored bytes (the compressor's frame: header, check, stream) in `bytes[..len]`.
+    Compressed { bytes: [u8; PAGE_SIZE], len: usize, algorithm: u8 },
+    /// The stored bytes would not fit in a page: `size` of them.
+    Poor { size: usize },
+}
+
+impl core::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Prepared::Same { word } => write!(f, "Same({word:#x})"),
+            Prepared::Compressed { len, algorithm, .. } => write!(f, "Compressed({len} bytes, algorithm {algorithm})"),
+            Prepared::Poor { size } => write!(f, "Poor({size})"),
+        }
+    }
+}
+
+impl Prepared {
+    /// Compress `page` with `comp` (no threshold: each store applies its own when it keeps it).
+    pub fn new(comp: &mut Compressor, page: &[u8; PAGE_SIZE]) -> Result<Prepared, CompressError> {
+        if let Some(word) = compress::same_filled(page) {
+            return Ok(Prepared::Same { word });
+        }
+        let algorithm = comp.algorithm().id();
+        match comp.compress(page, PAGE_SIZE) {
+            Ok(stored) => {
+                let mut bytes = [0u8; PAGE_SIZE];
+                bytes[..stored.len()].copy_from_slice(stored);
+                Ok(Prepared::Compressed { len: stored.len(), bytes, algorithm })
+            }
+            Err(CompressError::Incompressible { size, .. }) => Ok(Prepared::Poor { size }),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// What to do with a page whose stored bytes would exceed the threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoorPage {
@@ -308,6 +350,27 @@ impl<P: ZPool> Zstore<P> {
         self.store_within(comp, page, usize::MAX)
     }
 
+    /// [`Zstore::store_within`] for a page the caller compressed already ([`Prepared::new`], with its
+    /// per-CPU compressor, outside whatever lock guards this store): the same rules, the same counters,
+    /// the same entry, without the compression. zcache compresses this way before it takes its one lock.
+    pub fn store_prepared(
+        &mut self,
+        prepared: &Prepared,
+        page: &[u8; PAGE_SIZE],
+        limit: usize,
+    ) -> Result<Entry, StoreError> {
+        let compressed = match prepared {
+            Prepared::Same { word } => {
+                self.stats.same_pages += 1;
+                self.count_stored(0);
+                return Ok(Entry::Same { word: *word });
+            }
+            Prepared::Compressed { bytes, len, algorithm } => Ok((&bytes[..*len], *algorithm)),
+            Prepared::Poor { size } => Err(*size),
+        };
+        self.keep(compressed, page, limit)
+    }
+
     /// [`Zstore::store`] under one more rule of the caller's: a page whose stored bytes would exceed
     /// `limit` is refused with [`StoreError::Incompressible`] (counted in `reject_compress_poor`) whatever
     /// the policy says of poor pages — a [`PoorPage::StoreWhole`] policy does not keep it whole. tmem passes
@@ -324,24 +387,45 @@ impl<P: ZPool> Zstore<P> {
             self.count_stored(0);
             return Ok(Entry::Same { word });
         }
-        let (bytes, whole): (&[u8], bool) = match comp.compress(page, self.policy.threshold) {
-            Ok(stored) if stored.len() > limit => {
+        let algorithm = comp.algorithm().id();
+        let compressed = match comp.compress(page, self.policy.threshold) {
+            Ok(stored) => Ok((stored, algorithm)),
+            Err(CompressError::Incompressible { size, .. }) => Err(size),
+            Err(e) => return Err(StoreError::Compressor(e)),
+        };
+        self.keep(compressed, page, limit)
+    }
+
+    /// The rules after compression: `compressed` is the stored bytes and their algorithm, or the size
+    /// that was too big for them. Poor pages go by the policy and `limit`; the rest gets a pool object.
+    fn keep(
+        &mut self,
+        compressed: Result<(&[u8], u8), usize>,
+        page: &[u8; PAGE_SIZE],
+        limit: usize,
+    ) -> Result<Entry, StoreError> {
+        // A page compressed without this store's threshold ([`Prepared`]) meets it here.
+        let compressed = match compressed {
+            Ok((stored, _)) if stored.len() > self.policy.threshold => Err(stored.len()),
+            other => other,
+        };
+        let (bytes, whole, algorithm): (&[u8], bool, u8) = match compressed {
+            Ok((stored, _)) if stored.len() > limit => {
                 self.stats.reject_compress_poor += 1;
                 return Err(StoreError::Incompressible { size: stored.len() });
             }
-            Ok(stored) => (stored, false),
-            Err(CompressError::Incompressible { size, .. }) if size > limit => {
+            Ok((stored, alg)) => (stored, false, alg),
+            Err(size) if size > limit => {
                 self.stats.reject_compress_poor += 1;
                 return Err(StoreError::Incompressible { size });
             }
-            Err(CompressError::Incompressible { size, .. }) => match self.policy.poor {
+            Err(size) => match self.policy.poor {
                 PoorPage::Reject => {
                     self.stats.reject_compress_poor += 1;
                     return Err(StoreError::Incompressible { size });
                 }
-                PoorPage::StoreWhole => (&page[..], true),
+                PoorPage::StoreWhole => (&page[..], true, 0),
             },
-            Err(e) => return Err(StoreError::Compressor(e)),
         };
         let handle = match self.pool.malloc(bytes.len()) {
             Ok(h) => h,
@@ -362,7 +446,7 @@ impl<P: ZPool> Zstore<P> {
             self.stats.huge_pages += 1;
             Ok(Entry::Whole { handle })
         } else {
-            Ok(Entry::Compressed { handle, len: bytes.len() as u32, algorithm: comp.algorithm().id() })
+            Ok(Entry::Compressed { handle, len: bytes.len() as u32, algorithm })
         }
     }
 

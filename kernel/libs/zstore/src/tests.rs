@@ -487,3 +487,41 @@ fn evict_forgets_the_evicted_pages_and_a_refusal_changes_nothing() {
     assert_eq!(zs.evict(&mut |_, _| true), Err(StoreError::Pool(PoolError::EvictRefused)));
     assert_eq!(zs.stats(), before);
 }
+
+/// A page compressed ahead ([`Prepared`]) and kept with `store_prepared` is kept exactly as
+/// `store_within` keeps it: same entries, same bytes back, same counters, under both policies and
+/// every limit, for zero, same-filled, compressible, poor and random pages.
+#[test]
+fn prepared_stores_match_direct_stores() {
+    let mut pages: Vec<Box<Page>> = vec![Box::new([0; PAGE_SIZE]), Box::new([0x5a; PAGE_SIZE]), Box::new(*perl_page())];
+    for (i, pct) in [10usize, 40, 75, 90, 100].into_iter().enumerate() {
+        let mut p = Box::new([0u8; PAGE_SIZE]);
+        ratio_page(i as u64 + 3, pct, &mut p);
+        pages.push(p);
+    }
+    pages.push(noise(9));
+    for policy in [Policy::DEFAULT, Policy::zram(3264)] {
+        for limit in [usize::MAX, 3000, 1200] {
+            let (mut a, mut b) = (zs_store(64, policy), zs_store(64, policy));
+            let mut c = Compressor::new(compress::Algorithm::Lz4).unwrap();
+            for p in &pages {
+                let direct = a.store_within(&mut c, p, limit);
+                let prepared = Prepared::new(&mut c, p).unwrap();
+                let ahead = b.store_prepared(&prepared, p, limit);
+                assert_eq!(direct.is_ok(), ahead.is_ok(), "{prepared:?} limit {limit}");
+                match (direct, ahead) {
+                    (Ok(x), Ok(y)) => {
+                        assert_eq!(core::mem::discriminant(&x), core::mem::discriminant(&y));
+                        let (mut out_x, mut out_y) = ([0u8; PAGE_SIZE], [0u8; PAGE_SIZE]);
+                        a.load(&mut c, &x, &mut out_x).unwrap();
+                        b.load(&mut c, &y, &mut out_y).unwrap();
+                        assert!(out_x == **p && out_y == **p, "both read back the page");
+                    }
+                    (Err(x), Err(y)) => assert_eq!(x, y),
+                    _ => unreachable!(),
+                }
+            }
+            assert_eq!(a.stats(), b.stats(), "policy {policy:?} limit {limit}");
+        }
+    }
+}
