@@ -20,6 +20,11 @@
 //! One lock, [`ZCACHE`]. The swap fault handler takes it while holding the swapper's lock (order: swap,
 //! then zcache); the page cache takes it alone. Nothing holding it touches the swap region, so it can
 //! never be wanted by a fault taken under it.
+//!
+//! A frontswap store compresses *before* it takes the lock, with this CPU's stream, into an owned
+//! [`zstore::Prepared`] page ([`frontswap::store`]); only the pool allocation, the copy and tmem's
+//! indexing run under it. Every other CPU's store waits only for that part (`cargo xtask bench`'s
+//! bench_smp measures the lock's share of a store). Loads still decompress under the lock.
 
 pub mod cleancache;
 pub mod frontswap;
