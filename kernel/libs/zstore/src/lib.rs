@@ -112,6 +112,9 @@ mod tests;
 /// A page compressed ahead of its store (by the caller's per-CPU compressor, with no store's lock
 /// held), for [`Zstore::store_prepared`]. Owned (a page of bytes inline): the compressor is free again
 /// once this exists.
+// The page of bytes stays inline on purpose: one `Prepared` lives on the storing CPU's stack per store,
+// and boxing it would allocate on the swap-out path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum Prepared {
     /// Every 8-byte word the same: kept as the word.
