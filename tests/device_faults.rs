@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `failed_swap_outs_keep_pages_resident` | every 3rd disk write fails (tmem off) | each failed swap-out maps its page back; the run ends with 0 mismatches, 0 pages lost, and reports the first error |
 //! | `failed_writeback_keeps_pages_in_tmem` | every disk write fails, with a tmem so small that writeback must run | no page written back, none lost, 0 mismatches: each page stays in tmem or resident |
+//! | `frame_and_disk_faults_together_lose_nothing` | every 13th workload frame allocation and every 7th disk write fail together (the soak's mix) | a fault whose frame allocation failed reclaims, that swap-out fails, the allocation is retried: no access fails, 0 mismatches, 0 lost |
 //! | `failed_swap_in_loses_that_page_only` | the 5th disk read fails (tmem off) | exactly one page lost; every access to it fails with "page lost", every other page reads back intact |
 //! | `corrupt_tmem_copies_are_lost_pages` | a byte flipped in two compressed copies in tmem: the oldest (then writeback runs) and another | writeback skips the corrupt oldest page and writes back the next; both pages are lost (their loads fail the check), no other page is |
 //! | `frames_and_slots_accounted` | — | the free frame count is back where it started |
@@ -32,6 +33,7 @@ zkernel::test_kernel!(
     &[
         Case::returns("failed_swap_outs_keep_pages_resident", failed_swap_outs_keep_pages_resident),
         Case::returns("failed_writeback_keeps_pages_in_tmem", failed_writeback_keeps_pages_in_tmem),
+        Case::returns("frame_and_disk_faults_together_lose_nothing", frame_and_disk_faults_together_lose_nothing),
         Case::returns("failed_swap_in_loses_that_page_only", failed_swap_in_loses_that_page_only),
         Case::returns("corrupt_tmem_copies_are_lost_pages", corrupt_tmem_copies_are_lost_pages),
         Case::returns("frames_and_slots_accounted", frames_and_slots_accounted),
@@ -142,6 +144,24 @@ fn failed_writeback_keeps_pages_in_tmem() {
     assert!(stats.writeback_failures > before.writeback_failures, "writeback was tried on the failing disk");
     assert_eq!(stats.written_back_pages, before.written_back_pages, "no failed write counts as written back");
     assert_eq!((p.mismatches, p.pages_lost), (0, 0), "every page stayed in tmem or resident");
+}
+
+/// The soak found it: a fault's frame allocation failed, its reclaim's swap-out failed on the disk, and
+/// the fault gave up (the access failed although no page was lost).
+fn frame_and_disk_faults_together_lose_nothing() {
+    inject(Some(Injection { every: 7, at: 0, kind: FaultKind::Error, op: FaultOp::Write }));
+    frames::set_fail_every(13);
+    let (p, error) = run_to_end(&spec(None));
+    let frame_faults = frames::injected_failures();
+    frames::set_fail_every(0);
+    let n = injected();
+    inject(None);
+    println!(
+        "  {frame_faults} frame allocations and {n} disk writes failed; {} accesses, mismatches {}, lost {}; run error: {error:?}",
+        p.accesses, p.mismatches, p.pages_lost
+    );
+    assert!(frame_faults > 10 && n > 10, "both kinds of fault were injected");
+    assert_eq!((p.mismatches, p.pages_lost, p.lost_accesses), (0, 0, 0), "no access failed");
 }
 
 fn failed_swap_in_loses_that_page_only() {

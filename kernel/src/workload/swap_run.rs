@@ -223,7 +223,12 @@ impl SwapRun {
     /// An access to `page` failed: a lost page is counted (once per page, every access); anything else
     /// is a mismatch.
     fn failed(&mut self, page: u64, e: crate::mm::region::RegionError, what: &str) {
-        if let crate::mm::region::RegionError::PageLost { .. } = e {
+        // A refused fault is a lost page only if the PTE says so (the lost marker): anything else that
+        // failed the access (no frame even after reclaiming, say) is a failure of the run.
+        let marked = self.region.entry(page).is_ok_and(|p| p.raw() == swap::entry::LOST);
+        if let crate::mm::region::RegionError::PageLost { .. } = e
+            && marked
+        {
             self.lost_accesses += 1;
             self.lost[page as usize] = true;
         } else {

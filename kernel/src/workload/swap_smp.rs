@@ -216,7 +216,7 @@ fn work(job: &Job, w: usize, cpu: usize) -> WorkerResult {
         r.accesses += 1;
         let page = first + a.page;
         if let Err(e) = job.region.read_at(page, offset, &mut mine) {
-            if let crate::mm::region::RegionError::PageLost { .. } = e {
+            if lost(&job.region, page, e) {
                 r.lost_accesses += 1;
             } else {
                 log::error!("swap smp: cpu{cpu}: page {page} unreadable: {e:?}");
@@ -246,7 +246,7 @@ fn work(job: &Job, w: usize, cpu: usize) -> WorkerResult {
         }
         sums[k] = fnv1a64(&mine);
         if let Err(e) = job.region.write_at(page, offset, &mine) {
-            if let crate::mm::region::RegionError::PageLost { .. } = e {
+            if lost(&job.region, page, e) {
                 r.lost_accesses += 1;
             } else {
                 log::error!("swap smp: cpu{cpu}: page {page} unwritable: {e:?}");
@@ -256,4 +256,11 @@ fn work(job: &Job, w: usize, cpu: usize) -> WorkerResult {
     }
     r.cycles = rdtsc() - start;
     r
+}
+
+/// Whether an access failed because its page is lost (the PTE holds the lost marker), and not for
+/// another reason, which is a failure of the run.
+fn lost(region: &Region, page: u64, e: crate::mm::region::RegionError) -> bool {
+    matches!(e, crate::mm::region::RegionError::PageLost { .. })
+        && region.entry(page).is_ok_and(|p| p.raw() == swap::entry::LOST)
 }
