@@ -17,15 +17,15 @@
 //! |---|---|
 //! | page | [`PAGE_SIZE`] = 4096 bytes |
 //! | raw | a file that does not start with the gzip magic `1f 8b`: the pages themselves |
-//! | gzip | a file that starts with `1f 8b`: a gzip member whose unpacked bytes are the pages |
+//! | gzip | a file that starts with `1f 8b`: one or more gzip members whose unpacked bytes, concatenated, are the pages (as `gzip -d` reads it) |
 //! | member | one gzip stream: header, deflate data, CRC-32 and length trailer (RFC 1952) |
 //!
 //! # Layout
 //!
 //! ```text
 //!   raw:   [ page 0 ][ page 1 ] ... [ page n-1 ]              n ≥ 1, length = 4096 n exactly
-//!   gzip:  [ member 0 ]
-//!            └─ unpacked ─→ the raw layout above
+//!   gzip:  [ member 0 ][ member 1 ] …                        nothing after the last member
+//!            └─ unpacked, concatenated ─→ the raw layout above
 //! ```
 //!
 //! # Worked example
@@ -39,7 +39,11 @@
 //!
 //! - [`read`] never panics, for any bytes; an error says which rule the file broke.
 //! - `Ok` pages are at least one page, a whole number of pages, and `fnv` is `fnv1a64` of exactly them.
-//! - A raw file's pages are its bytes, borrowed; a gzip file's are its first member, unpacked.
+//! - A raw file's pages are its bytes, borrowed; a gzip file's are what `gzip -d` would write: every
+//!   member (`cat a.gz b.gz`, bgzip and pigz files have several). Bytes after the last member (padding,
+//!   a raw file appended) are an error, not ignored. (Until the fuzz target `page_file` found it, only
+//!   the first member was read and the rest silently dropped: fewer pages, and a `ramdisk_fnv` that
+//!   agreed with them.)
 //! - The size of an unpacked gzip file is not bounded here: a page file is the user's own.
 #![forbid(unsafe_code)]
 
@@ -58,7 +62,7 @@ pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 pub enum Encoding {
     /// The pages themselves.
     Raw,
-    /// gzip of the pages.
+    /// gzip of the pages, in one or more members.
     Gzip,
 }
 
@@ -118,10 +122,10 @@ pub fn read(file: &[u8]) -> Result<Pages<'_>, PageFileError> {
     Ok(Pages { encoding, bytes, pages, fnv })
 }
 
-/// The first member of a gzip file, unpacked.
+/// Every member of a gzip file, unpacked and concatenated; anything after the last member is an error.
 fn gunzip(file: &[u8]) -> Result<Vec<u8>, PageFileError> {
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(file)
+    flate2::read::MultiGzDecoder::new(file)
         .read_to_end(&mut out)
         .map_err(|e| PageFileError::BadGzip { why: e.to_string() })?;
     Ok(out)

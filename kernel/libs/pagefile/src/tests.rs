@@ -100,3 +100,32 @@ fn broken_gzip_is_refused_with_the_reason() {
     let e = read(&good[..5]).unwrap_err();
     assert_eq!(e.to_string(), "not valid gzip: unexpected end of file");
 }
+
+/// Regression (fuzz target `page_file`, fuzz/regressions/page_file/second-member-dropped): a file of
+/// two gzip members read as its first member only, here no pages at all.
+#[test]
+fn every_gzip_member_is_read() {
+    let two = [gzip(b""), gzip(b"x")].concat();
+    assert_eq!(read(&two), Err(PageFileError::NotWholePages { len: 1 }));
+    let bytes = pages(3);
+    let file =
+        [gzip(&bytes[..PAGE_SIZE]), gzip(&bytes[PAGE_SIZE..2 * PAGE_SIZE + 100]), gzip(&bytes[2 * PAGE_SIZE + 100..])]
+            .concat();
+    let p = read(&file).unwrap();
+    assert_eq!((p.encoding, p.pages, p.fnv, &p.bytes[..]), (Encoding::Gzip, 3, fnv1a::fnv1a64(&bytes), &bytes[..]));
+}
+
+/// Regression (fuzz target `page_file`, fuzz/regressions/page_file/trailing-bytes-ignored): bytes after
+/// the last member were ignored, so `gzip("") ++ "x"` was `Empty` and `gzip(page) ++ "junk"` one page.
+#[test]
+fn bytes_after_the_last_member_are_refused() {
+    let empty_then_x = [gzip(b""), b"x".to_vec()].concat();
+    assert!(!bad_gzip(&empty_then_x).is_empty());
+    let page_then_junk = [gzip(&pages(1)), b"junk".to_vec()].concat();
+    // Too short for a member header, then not one: the decoder says so in its words.
+    assert_eq!(bad_gzip(&page_then_junk), "unexpected end of file");
+    let zero_padded = [gzip(&pages(1)), vec![0; 512]].concat();
+    assert_eq!(bad_gzip(&zero_padded), "invalid gzip header");
+    let half_magic = [gzip(&pages(1)), vec![0x1f]].concat();
+    assert!(!bad_gzip(&half_magic).is_empty());
+}
