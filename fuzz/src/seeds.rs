@@ -13,11 +13,15 @@
 //! | `kopts_parse` | option strings from kopts's docs and tests, one per kind of error, and every option written out |
 //! | `compress_decode` | stored bytes from [`compress::Compressor::compress`] (LZ4 and deflate, zero and text pages), one damaged, and two round-trip inputs |
 //! | `pool_forged_handles`, `tmem_model` | xorshift bytes of a few lengths: `arbitrary` reads any bytes as an operation sequence |
+//! | `page_file` | mode byte + files: one raw page, a short and an empty file, gzip of three pages (whole, cut short, bad CRC, two members); pages for the target to gzip in one member, two, and with a tail |
+
+use std::io::Write;
 
 use compress::{Algorithm, Compressor, MAX_STORED, PAGE_SIZE};
 
 /// Every fuzz target (`cargo xtask fuzz` reads them from this crate's `[[bin]]`s; the seeds test uses this list).
-pub const TARGETS: [&str; 5] = ["fsimage_parse", "kopts_parse", "compress_decode", "pool_forged_handles", "tmem_model"];
+pub const TARGETS: [&str; 6] =
+    ["fsimage_parse", "kopts_parse", "compress_decode", "pool_forged_handles", "tmem_model", "page_file"];
 
 /// A page of English-like text (compresses to about half with either algorithm).
 fn text_page() -> Box<[u8; PAGE_SIZE]> {
@@ -36,6 +40,17 @@ fn xorshift_bytes(seed: u32, len: usize) -> Vec<u8> {
 fn stored(alg: Algorithm, page: &[u8; PAGE_SIZE]) -> Vec<u8> {
     let mut c = Compressor::new(alg).expect("a valid algorithm");
     c.compress(page, MAX_STORED).expect("MAX_STORED never refuses").to_vec()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    gz.write_all(bytes).expect("writing to a Vec");
+    gz.finish().expect("writing to a Vec")
+}
+
+/// `head` then `bytes`.
+fn with_head(head: &[u8], bytes: &[u8]) -> Vec<u8> {
+    [head, bytes].concat()
 }
 
 /// The seeds of `target` as (file name, bytes); empty for an unknown target.
@@ -109,6 +124,27 @@ pub fn seeds(target: &str) -> Vec<(&'static str, Vec<u8>)> {
             ("ops-1024.bin", xorshift_bytes(3, 1024)),
             ("ops-4096.bin", xorshift_bytes(4, 4096)),
         ],
+        "page_file" => {
+            let text = text_page();
+            let three: Vec<u8> = (0..3).flat_map(|i| crate::make_page(i + 1, 600, b'p').to_vec()).collect();
+            let gz = gzip(&three);
+            let mut bad_crc = gz.clone();
+            let crc_at = bad_crc.len() - 8;
+            bad_crc[crc_at] ^= 1;
+            let two_members = [gzip(&three[..PAGE_SIZE]), gzip(&three[PAGE_SIZE..])].concat();
+            vec![
+                ("raw-one-page.bin", with_head(&[0], &text[..])),
+                ("raw-short.bin", with_head(&[0], &text[..100])),
+                ("empty.bin", vec![0]),
+                ("gzip-three-pages.bin", with_head(&[0], &gz)),
+                ("gzip-cut-short.bin", with_head(&[0], &gz[..gz.len() / 2])),
+                ("gzip-bad-crc.bin", with_head(&[0], &bad_crc)),
+                ("gzip-two-members.bin", with_head(&[0], &two_members)),
+                ("pack-one-page.bin", with_head(&[1 | 6 << 2], &text[..])),
+                ("pack-two-members.bin", with_head(&[2 | 1 << 2, 128], &three[..2 * PAGE_SIZE])),
+                ("pack-with-tail.bin", with_head(&[3 | 1 << 2, 4], &[&text[..], b"junk"].concat())),
+            ]
+        }
         _ => Vec::new(),
     }
 }
@@ -149,6 +185,23 @@ mod tests {
         }
     }
 
+    /// [`TARGETS`] names exactly the `[[bin]]`s of Cargo.toml (what `cargo xtask fuzz` runs), so no
+    /// target runs without seeds.
+    #[test]
+    fn targets_are_the_binaries() {
+        let manifest = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+        let mut bins: Vec<&str> = manifest
+            .split("[[bin]]")
+            .skip(1)
+            .filter_map(|bin| bin.lines().find_map(|l| l.trim().strip_prefix("name = ")))
+            .map(|name| name.trim_matches('"'))
+            .collect();
+        let mut targets = TARGETS.to_vec();
+        bins.sort_unstable();
+        targets.sort_unstable();
+        assert_eq!(bins, targets);
+    }
+
     #[test]
     fn seed_images_parse_and_seed_pages_decode() {
         for (name, bytes) in seeds("fsimage_parse") {
@@ -161,6 +214,13 @@ mod tests {
             let r = c.decompress(&bytes, &mut page);
             let decodes = !name.contains("damaged") && !name.starts_with("round-trip");
             assert_eq!(r.is_ok(), decodes, "{name}: {r:?}");
+        }
+        for (name, bytes) in seeds("page_file") {
+            if bytes[0] == 0 {
+                let r = pagefile::read(&bytes[1..]);
+                let reads = matches!(name, "raw-one-page.bin" | "gzip-three-pages.bin" | "gzip-two-members.bin");
+                assert_eq!(r.is_ok(), reads, "{name}: {r:?}");
+            }
         }
         assert_eq!(seeds("nonexistent"), Vec::<(&str, Vec<u8>)>::new());
     }

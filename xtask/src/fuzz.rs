@@ -3,8 +3,8 @@
 //!
 //! # Why
 //!
-//! The parsers (fsimage, kopts), the stored-page decoder and the pools' handle checks promise "a typed
-//! error, never a panic" for *any* input; unit tests try the inputs we thought of, libFuzzer the ones we
+//! The parsers (fsimage, kopts, the page-file reader `pagefile`), the stored-page decoder and the pools'
+//! handle checks promise "a typed error, never a panic" for *any* input; unit tests try the inputs we thought of, libFuzzer the ones we
 //! did not. cargo-fuzz builds and runs the targets but runs until a crash by default and prints a
 //! screenful per second; this command gives them a time budget, runs one or all, and boils each run
 //! down to three numbers and a verdict, so CI can run every target for a few seconds and fail on a crash.
@@ -13,7 +13,7 @@
 //!
 //! | term | meaning |
 //! |---|---|
-//! | target | a `[[bin]]` of `fuzz/Cargo.toml` (package `zkernel-fuzz`), one `fuzz/fuzz_targets/NAME.rs` |
+//! | target | a `[[bin]]` of `fuzz/Cargo.toml` (package `zkernel-fuzz`), one `fuzz/fuzz_targets/NAME.rs`; the list is read from there, so a new target needs no change here (its seeds go in `fuzz/src/seeds.rs`, whose test checks the two lists agree) |
 //! | seeds | `fuzz/corpus/NAME/`: small committed inputs libFuzzer starts from (made by `fuzz/src/seeds.rs`) |
 //! | work corpus | `target/zkernel/fuzz/corpus/NAME/`: where libFuzzer keeps the inputs it found (never committed) |
 //! | regressions | `fuzz/regressions/NAME/`: inputs that once crashed; replayed first on every run |

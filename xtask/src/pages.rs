@@ -3,13 +3,16 @@
 //! the bytes as the kernel option `ramdisk_fnv`, so the kernel can prove the pages arrived intact. The
 //! checksum is the workspace's `fnv1a` crate (kernel/libs/fnv), the one copy the kernel checks with too.
 //!
-//! Errors name the file first: `page file /tmp/bad.pages: 5000 bytes is not a whole number of 4096-byte
-//! pages` (the context, then the cause, as `main` prints an error chain).
+//! What a page file may contain (raw or gzip, whole pages, at least one) is the `pagefile` crate
+//! (kernel/libs/pagefile): bytes in, pages or a typed error, no file system, so the fuzz target
+//! `page_file` runs the same rules. This module reads the file, keeps the unpacked copy and names the
+//! file in every error: `page file /tmp/bad.pages: 5000 bytes is not a whole number of 4096-byte pages`
+//! (the context, then the cause, as `main` prints an error chain).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use pagefile::Encoding;
 
 /// The page file `cargo xtask run` uses when `--pages` is not given: the repository's real sample.
 pub const DEFAULT_PAGES: &str = "data/perl-heap.pages.gz";
@@ -36,45 +39,26 @@ impl PageFile {
 pub fn prepare(src: &Path, data_dir: &Path) -> Result<PageFile> {
     let what = || format!("page file {}", src.display());
     let raw = std::fs::read(src).with_context(what)?;
-    let (bytes, path) = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).context("not valid gzip").with_context(what)?;
-        let stem = src.file_stem().and_then(|s| s.to_str()).unwrap_or("pages");
-        // Named by content: two different page files never share an unpacked copy.
-        let path = data_dir.join(format!("{}-{:016x}.pages", stem.trim_end_matches(".pages"), fnv1a::fnv1a64(&out)));
-        std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-        if std::fs::read(&path).ok().as_deref() != Some(&out[..]) {
-            std::fs::write(&path, &out).with_context(|| format!("writing {}", path.display()))?;
+    let read = pagefile::read(&raw).with_context(what)?;
+    let path = match read.encoding {
+        Encoding::Raw => src.to_path_buf(),
+        Encoding::Gzip => {
+            let stem = src.file_stem().and_then(|s| s.to_str()).unwrap_or("pages");
+            // Named by content: two different page files never share an unpacked copy.
+            let path = data_dir.join(format!("{}-{:016x}.pages", stem.trim_end_matches(".pages"), read.fnv));
+            std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+            if std::fs::read(&path).ok().as_deref() != Some(&read.bytes[..]) {
+                std::fs::write(&path, &read.bytes).with_context(|| format!("writing {}", path.display()))?;
+            }
+            path
         }
-        (out, path)
-    } else {
-        (raw, src.to_path_buf())
     };
-    check(&bytes).with_context(what)?;
-    Ok(PageFile { source: src.to_path_buf(), path, pages: bytes.len() as u64 / 4096, fnv: fnv1a::fnv1a64(&bytes) })
-}
-
-fn check(bytes: &[u8]) -> Result<()> {
-    if bytes.is_empty() {
-        bail!("it is empty");
-    }
-    if bytes.len() % 4096 != 0 {
-        bail!("{} bytes is not a whole number of 4096-byte pages", bytes.len());
-    }
-    Ok(())
+    Ok(PageFile { source: src.to_path_buf(), path, pages: read.pages, fnv: read.fnv })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_are_checked() {
-        assert!(check(&[]).is_err());
-        assert_eq!(check(&[]).unwrap_err().to_string(), "it is empty");
-        assert_eq!(check(&[0; 4095]).unwrap_err().to_string(), "4095 bytes is not a whole number of 4096-byte pages");
-        assert!(check(&[0; 8192]).is_ok());
-    }
 
     #[test]
     fn gzip_and_raw_files_give_the_same_pages() {
@@ -104,6 +88,18 @@ mod tests {
         std::fs::write(&not_gz, [0x1f, 0x8b, 0, 0]).unwrap();
         let err = format!("{:#}", prepare(&not_gz, &dir).unwrap_err());
         assert!(err.starts_with(&format!("page file {}: not valid gzip: ", not_gz.display())), "{err}");
+        // A gzip file whose pages are refused leaves no unpacked copy behind.
+        let short_gz = dir.join("short.pages.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &[1; 5000]).unwrap();
+        std::fs::write(&short_gz, gz.finish().unwrap()).unwrap();
+        let fresh = dir.join("fresh");
+        let err = format!("{:#}", prepare(&short_gz, &fresh).unwrap_err());
+        assert_eq!(
+            err,
+            format!("page file {}: 5000 bytes is not a whole number of 4096-byte pages", short_gz.display())
+        );
+        assert!(!fresh.exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
