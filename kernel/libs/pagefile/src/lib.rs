@@ -136,7 +136,7 @@ pub fn check(bytes: &[u8]) -> Result<(), PageFileError> {
     if bytes.is_empty() {
         return Err(PageFileError::Empty);
     }
-    if bytes.len() % PAGE_SIZE != 0 {
+    if !bytes.len().is_multiple_of(PAGE_SIZE) {
         return Err(PageFileError::NotWholePages { len: bytes.len() as u64 });
     }
     Ok(())
