@@ -317,9 +317,9 @@ fn racer(cpu: usize) {
                 outs += 1;
             }
             let done_before = LAST_WRITTEN.load(Ordering::SeqCst);
-            let mut b = [0u8; 8];
-            region.read_at(RACE_PAGE, 0, &mut b).expect("read back");
-            let v = u64::from_le_bytes(b);
+            // One 8-byte load: a byte copy could see half of the writer's store in flight (a torn value,
+            // not a lost write — the first version of this test read with a copy and saw one).
+            let v = region.read_u64(RACE_PAGE, 0).expect("read back");
             // The page holds at least the last write that completed before this read began.
             if v < done_before {
                 worst = worst.min(v);
@@ -334,7 +334,7 @@ fn racer(cpu: usize) {
         let mut v = 0u64;
         while !STOP.load(Ordering::SeqCst) {
             v += 1;
-            region.write_at(RACE_PAGE, 0, &v.to_le_bytes()).expect("write");
+            region.write_u64(RACE_PAGE, 0, v).expect("write");
             LAST_WRITTEN.store(v, Ordering::SeqCst);
         }
         WRITER_FAULTED.store(zkernel::swap::stats().map_or(0, |s| s.faults) - faults_before, Ordering::SeqCst);

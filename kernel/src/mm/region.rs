@@ -241,6 +241,31 @@ impl Region {
             .map_err(|(done, _)| RegionError::PageLost { page, done })
     }
 
+    /// Read the aligned `u64` at byte `offset` of `page` with one 8-byte load. A copy (`read_at`) moves
+    /// bytes one at a time and may see half of another CPU's concurrent store; this cannot. A page that
+    /// is not present is faulted in first, as for a copy.
+    pub fn read_u64(&self, page: u64, offset: usize) -> Result<u64, RegionError> {
+        let va = self.word(page, offset)?;
+        // SAFETY: an aligned word inside one page of this region: plain memory, mapped or resolved by the
+        // region's fault handler on access; a refused fault comes back as an error through the fixup.
+        unsafe { crate::arch::probe::read_u64(va) }.map_err(|_| RegionError::PageLost { page, done: 0 })
+    }
+
+    /// Store `value` into the aligned `u64` at byte `offset` of `page` with one 8-byte store (see
+    /// [`Region::read_u64`]).
+    pub fn write_u64(&self, page: u64, offset: usize, value: u64) -> Result<(), RegionError> {
+        let va = self.word(page, offset)?;
+        // SAFETY: as for `read_u64`; region memory is never referenced, so the store aliases nothing.
+        unsafe { crate::arch::probe::write_u64(va, value) }.map_err(|_| RegionError::PageLost { page, done: 0 })
+    }
+
+    fn word(&self, page: u64, offset: usize) -> Result<u64, RegionError> {
+        if !offset.is_multiple_of(8) {
+            return Err(RegionError::Bytes { offset, len: 8 });
+        }
+        Ok(self.va(page)? + Self::span(offset, 8)?)
+    }
+
     fn span(offset: usize, len: usize) -> Result<u64, RegionError> {
         match offset.checked_add(len) {
             Some(end) if end <= 4096 => Ok(offset as u64),
