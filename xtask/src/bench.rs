@@ -349,7 +349,11 @@ fn kernels(o: &BenchOpts, meta: &Metadata, target: &Path) -> Result<(Value, Valu
                 }
                 let rows = scaling_rows(&run.lines).with_context(|| format!("benchmark kernel {kernel} ({mode})"))?;
                 if !rows.is_empty() {
-                    let accel = args.iter().skip_while(|a| *a != "-accel").nth(1).cloned().unwrap_or_default();
+                    // The table names the accelerator the figures were measured under: never a guess.
+                    let accel =
+                        args.iter().skip_while(|a| *a != "-accel").nth(1).cloned().with_context(|| {
+                            format!("benchmark kernel {kernel}: its QEMU command line has no -accel")
+                        })?;
                     let s = scaling.entry(kernel.clone()).or_insert_with(|| Scaling { accel, runs: Vec::new() });
                     s.runs.push(ScalingRun { mode: mode.to_string(), round: round + 1, load, rows });
                 }
