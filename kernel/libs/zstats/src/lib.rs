@@ -504,7 +504,8 @@ pub struct SwapStatsReport {
     pub written_back_pages: u64,
     /// Victims kept resident because no swap slot was free.
     pub out_of_swap: u64,
-    /// Frame allocations for a faulting page that failed (each is followed by a reclaim and a retry).
+    /// Frame allocations for a faulting page that failed, and page tables its mapping needed that could
+    /// not be had (each is followed by a reclaim and a retry).
     pub alloc_failures: u64,
     /// Region pages resident at the end.
     pub resident: u64,
