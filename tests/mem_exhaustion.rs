@@ -3,7 +3,7 @@
 //!
 //! | case | exhausted | what must hold |
 //! |---|---|---|
-//! | `heap_and_page_tables_run_out_in_a_swap_storm` | the first page table of the fresh region and then every 3rd (`frames::set_meta_fail_every`); the heap capped a quarter MiB above where it stands and filled with ballast until admission says no (`mm::heap::set_limit`, `admit`) | page-table refusals retried by the fault (`alloc_failures`), tmem puts refused by the metadata gate (`refused_metadata`) while others were stored, the heap never mapped past its cap; 0 mismatches, 0 lost |
+//! | `heap_and_page_tables_run_out_in_a_swap_storm` | the fresh region's first page table, then every 3rd page table or heap admission (`frames::set_meta_fail_every`); the heap capped a quarter MiB above where it stands and filled with ballast until admission says no (`mm::heap::set_limit`, `admit`) | page-table refusals retried by the fault (`alloc_failures`), tmem puts refused by the metadata gate (`refused_metadata`) more often than injection alone explains while others were stored, the heap still unable to admit a put at the end, the heap never mapped past its cap; 0 mismatches, 0 lost |
 //! | `memory_comes_back` | — | with the cap lifted and the ballast freed, the same storm stores again with no refusal; every workload and pool frame is back |
 #![no_std]
 #![no_main]
@@ -94,6 +94,7 @@ fn heap_and_page_tables_run_out_in_a_swap_storm() {
     let mapped = heap::stats().mapped;
     let table_faults = frames::meta_injected_failures();
     frames::set_meta_fail_every(0);
+    let exhausted = !heap::admit(tmem::PUT_METADATA_BYTES);
     let end = run.finish().map(|_| ());
     heap::set_limit(None);
     let (_, refused) = heap::admissions();
@@ -112,7 +113,8 @@ fn heap_and_page_tables_run_out_in_a_swap_storm() {
         p.lost_accesses,
     );
     drop(ballast);
-    assert!(t.refused_metadata > 10, "stores were refused for want of heap");
+    assert!(t.refused_metadata > table_faults + 10, "stores were refused for want of heap, not only by injection");
+    assert!(exhausted, "with injection off the heap still cannot promise a put: it really ran out");
     assert!(t.puts - t.put_failures - t.refused_full > 10, "stores were admitted before the heap ran out");
     assert!(table_faults >= 1 && s.alloc_failures >= 1, "the first page table was refused and the fault retried");
     assert!(mapped <= cap, "the heap grew past its cap: {mapped} > {cap}");

@@ -24,7 +24,7 @@
 //! # Layout: the command it runs, and what it reads back
 //!
 //! ```text
-//!   cargo fuzz run -O -a NAME  <work corpus> fuzz/corpus/NAME [fuzz/regressions/NAME]
+//!   cargo fuzz run -O -a [-s none] NAME  <work corpus> fuzz/corpus/NAME [fuzz/regressions/NAME]
 //!                  -- -max_total_time=S [-runs=N] -print_final_stats=1
 //!
 //!   #3526   DONE   cov: 933 ft: 2631 corp: 287/37Kb lim: 431 exec/s: 881 rss: 89Mb   → cov 933, ft 2631
@@ -33,7 +33,9 @@
 //! ```
 //!
 //! `-O -a`: optimised, with debug assertions and overflow checks (our code's `debug_assert!`s and
-//! arithmetic overflow are bugs we want found); AddressSanitizer is cargo-fuzz's default. libFuzzer
+//! arithmetic overflow are bugs we want found); AddressSanitizer is cargo-fuzz's default, and `--no-asan`
+//! (`-s none`) leaves it out: the fuzzed crates forbid `unsafe`, so ASan has little to add, and CI's
+//! short run saves most of its build. libFuzzer
 //! writes new inputs into the *first* corpus directory only, so the committed seeds stay as they are.
 //! Each target is built by cargo-fuzz in its own target directory, `fuzz/target` (`CARGO_TARGET_DIR` is
 //! not passed on: cargo-fuzz must find the binaries where it put them).
@@ -80,6 +82,10 @@ pub struct FuzzOpts {
     /// Also stop each target after this many inputs (libFuzzer's `-runs`).
     #[arg(long, value_name = "N")]
     runs: Option<u64>,
+    /// Build without AddressSanitizer (`cargo fuzz run -s none`): our fuzzed crates forbid `unsafe`, so a
+    /// panic is what a crash looks like, and the build takes far less time. CI uses it.
+    #[arg(long)]
+    no_asan: bool,
 }
 
 /// What one libFuzzer run reported.
@@ -188,7 +194,11 @@ fn run_target(root: &Path, work: &Path, target: &str, o: &FuzzOpts) -> Result<(F
     std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
     let mut cmd: Command = cargo::cargo();
     cmd.env_remove("CARGO_TARGET_DIR");
-    cmd.args(["fuzz", "run", "-O", "-a", target]).arg(work);
+    cmd.args(["fuzz", "run", "-O", "-a"]);
+    if o.no_asan {
+        cmd.args(["-s", "none"]);
+    }
+    cmd.arg(target).arg(work);
     if seeds.is_dir() {
         cmd.arg(&seeds);
     }

@@ -7,7 +7,7 @@
 //! | the kernel passed (no failure line) | `failures` empty |
 //! | every page read back intact | `mismatches` = 0 |
 //! | the pages lost are exactly the injected swap-in read failures | `pages_lost` = `lost_expected` |
-//! | faults were really injected, work really done | `device_faults`, `frame_faults`, `operations` > 0 |
+//! | faults were really injected, work really done | `device_faults`, `frame_faults`, `meta_faults`, `operations` > 0 |
 //!
 //! It prints one summary line (operations, faults injected, pages verified, pages lost) and fails with the
 //! reason on the last line otherwise. Not part of `cargo xtask test`; CI runs `--minutes 1`.
@@ -54,7 +54,7 @@ pub fn soak(o: &SoakOpts) -> Result<ExitCode> {
     let s = passed.report.soak.ok_or_else(|| anyhow::anyhow!("the report has no soak member"))?;
     println!(
         "soak: {} min on {} CPUs ({} build): {} rounds, {} operations, {} pages verified; faults injected: {} disk, \
-         {} frame; pages lost {} (injected swap-in read failures {}); mismatches {}",
+         {} frame, {} heap/table; pages lost {} (injected swap-in read failures {}); mismatches {}",
         o.minutes,
         s.cpus,
         if o.debug { "debug" } else { "release" },
@@ -63,12 +63,16 @@ pub fn soak(o: &SoakOpts) -> Result<ExitCode> {
         s.pages_verified,
         s.device_faults,
         s.frame_faults,
+        s.meta_faults,
         s.pages_lost,
         s.lost_expected,
         s.mismatches
     );
     ensure!(s.mismatches == 0, "soak: {} pages came back changed", s.mismatches);
     ensure!(s.pages_lost == s.lost_expected, "soak: {} pages lost, {} expected", s.pages_lost, s.lost_expected);
-    ensure!(s.operations > 0 && s.device_faults > 0 && s.frame_faults > 0, "soak: no work or no fault injected");
+    ensure!(
+        s.operations > 0 && s.device_faults > 0 && s.frame_faults > 0 && s.meta_faults > 0,
+        "soak: no work or no fault injected"
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -325,6 +325,7 @@ unsafe impl Hal for ZkHal {
         }
         // SAFETY: the bounce block was allocated by `share` for this request, which the device has finished.
         let freed = unsafe { dma_free_pages(pa, NonNull::new(copy).expect("not null"), pages) };
-        debug_assert!(freed, "virtio_hal: a bounce block could not be freed");
+        // Checked in release builds too: a bounce block the frame allocator refuses is a bookkeeping bug.
+        assert!(freed, "virtio_hal: a bounce block could not be freed");
     }
 }

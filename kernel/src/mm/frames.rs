@@ -7,8 +7,9 @@
 //! * [`OwnedFrame`] is the safe way to hold one frame: it frees itself on drop and reaches its bytes
 //!   through kmap ([`OwnedFrame::with_bytes`]). Code outside `mm` uses it instead of the raw calls.
 //! * A frame is **scrubbed** (zeroed through kmap) before it reaches an owner other than its last one,
-//!   so no owner can read another's data; in debug builds freed frames are **poisoned** with `0x6b`
-//!   (Linux's `POISON_FREE`) so a use after free reads junk, as xv6's `kfree` does.
+//!   so no owner can read another's data; freed frames are **poisoned** with `0x6b` (Linux's
+//!   `POISON_FREE`) so a use after free reads junk, as xv6's `kfree` does: every byte in debug builds, the
+//!   first and last cache line in release builds ([`POISON_RANGES`]), so the poison checks run there too.
 //! * Errors are [`frame::FrameError`] values: a double free, a foreign frame or a wrong order is refused
 //!   and changes nothing.
 //! * Freeing is `unsafe`: the allocator can check its books, not whether the frame is still mapped or
@@ -17,8 +18,8 @@
 //!   `fail_page_alloc`): every Nth
 //!   allocation for a pool or a workload page fails with `OutOfMemory`. Only those owners: they have a
 //!   fallback (a refused store goes to the swap disk, a fault reclaims and retries).
-//! * **Metadata fault injection** ([`set_meta_fail_every`]): every Nth allocation of a heap or page-table
-//!   frame *where the caller has a fallback* fails: the heap's growth while it admits a tmem store
+//! * **Metadata fault injection** ([`set_meta_fail_every`]): every Nth request for heap or page-table
+//!   memory *where the caller has a fallback* fails: a tmem store's admission against the heap
 //!   (`heap::admit`: the store is refused and goes to the disk) and the page tables a region mapping needs
 //!   (`region::Region::map`: the fault reclaims and retries). Elsewhere a Rust allocation cannot fail
 //!   softly (a `Box` or a `BTreeMap` node has no error path), so failing it would only test the panic;
@@ -64,13 +65,21 @@ fn scrub_for(b: &FrameAllocator<'static>, pfn: Pfn, frames: u64, owner: Owner) {
     }
 }
 
+/// The bytes of a freed frame that are poisoned: all of them in debug builds; in release builds the first
+/// and the last cache line, 128 bytes a free instead of 4096. That still catches the classic stray write
+/// through a stale translation (a store at a page's start or end: a header, a counter) at 1/32 of the
+/// cost, so the check runs in `cargo xtask test --release` and the release soak too.
+pub const POISON_RANGES: &[core::ops::Range<usize>] =
+    if cfg!(debug_assertions) { &[0..4096] } else { &[0..64, 4032..4096] };
+
 fn poison(pfn: Pfn, frames: u64) {
-    if cfg!(debug_assertions) {
-        for i in 0..frames {
-            let f = Pfn(pfn.0 + i);
-            // SAFETY: the frame was just freed under the lock; by `free`'s contract nothing uses it.
-            let m = unsafe { kmap_local(f) };
-            m.unwrap_or_else(|e| panic!("poison of frame {:#x}: {e:?}", f.0)).bytes().fill(POISON_FREE);
+    for i in 0..frames {
+        let f = Pfn(pfn.0 + i);
+        // SAFETY: the frame was just freed under the lock; by `free`'s contract nothing uses it.
+        let m = unsafe { kmap_local(f) };
+        let mut m = m.unwrap_or_else(|e| panic!("poison of frame {:#x}: {e:?}", f.0));
+        for r in POISON_RANGES {
+            m.bytes()[r.clone()].fill(POISON_FREE);
         }
     }
 }
@@ -108,7 +117,7 @@ static META_EVERY: AtomicU64 = AtomicU64::new(0);
 static META_CALLS: AtomicU64 = AtomicU64::new(0);
 static META_INJECTED: AtomicU64 = AtomicU64::new(0);
 
-/// Make the first and then every `n`th heap-growth or page-table frame allocation that has a fallback
+/// Make the first and then every `n`th heap admission or page-table frame allocation that has a fallback
 /// fail (module header; `0` turns injection off and resets the counters). The first fails so that a test
 /// knows a fresh mapping's first page table is refused.
 pub fn set_meta_fail_every(n: u64) {
@@ -216,14 +225,11 @@ pub fn owned_by(owner: Owner) -> u64 {
     (start.0..end.0).filter(|&p| info(Pfn(p)).is_some_and(|i| i.owner() == owner)).count() as u64
 }
 
-/// Debug builds: check that every free (or parked) frame last owned by `owner` still holds the poison
-/// its free wrote ([`POISON_FREE`] in every byte). A write through a stale translation after the frame
-/// was freed — the bug a missing TLB shootdown makes — would change it. Returns how many frames were
-/// checked, or the first frame found written. Release builds do not poison: `Ok(0)`.
+/// Check that every free (or parked) frame last owned by `owner` still holds the poison its free wrote
+/// ([`POISON_FREE`] in every byte of [`POISON_RANGES`]). A write through a stale translation after the
+/// frame was freed — the bug a missing TLB shootdown makes — would change it. Returns how many frames
+/// were checked, or the first frame found written.
 pub fn check_freed_poison(owner: Owner) -> Result<u64, Pfn> {
-    if !cfg!(debug_assertions) {
-        return Ok(0);
-    }
     let Some((start, end)) = super::facts().map(|f| f.span) else { return Ok(0) };
     let pattern = u64::from_ne_bytes([POISON_FREE; 8]);
     let mut checked = 0;
@@ -240,7 +246,8 @@ pub fn check_freed_poison(owner: Owner) -> Result<u64, Pfn> {
             // SAFETY: the frame is free and the allocator's lock is held, so nobody may use it; the
             // mapping only reads it.
             let mut m = unsafe { kmap_local(pfn) }.unwrap_or_else(|e| panic!("poison check of {:#x}: {e:?}", p));
-            m.bytes().as_chunks::<8>().0.iter().all(|w| u64::from_ne_bytes(*w) == pattern)
+            let bytes = m.bytes();
+            POISON_RANGES.iter().all(|r| bytes[r.clone()].as_chunks::<8>().0.iter().all(|w| u64::from_ne_bytes(*w) == pattern))
         });
         if !intact {
             return Err(pfn);

@@ -20,9 +20,9 @@
 //! `bytes` **plus [`HEADROOM`]** in one block now, growing it if needed. A `false` refuses the store (it
 //! goes to the swap disk) before anything is allocated. The headroom is what every other allocation of
 //! the kernel (on any CPU) lives on once the stores have stopped: the heap is never full while it is
-//! admitting. Growth fails when frames run out, at the arena's [`set_limit`] (tests and the demo use it
-//! to exhaust the heap on purpose), or by injection (`frames::set_meta_fail_every`, counted only for
-//! admission's growth: that growth has a fallback, the others have none).
+//! admitting. Growth fails when frames run out or at the arena's [`set_limit`] (tests use it to exhaust
+//! the heap on purpose); injection (`frames::set_meta_fail_every`) makes an admission answer no as an
+//! exhausted heap would. Only admissions are injected: they have a fallback, other allocations none.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
@@ -177,14 +177,17 @@ pub fn admit(bytes: usize) -> bool {
         return false;
     }
     let Ok(layout) = Layout::from_size_align(bytes.saturating_add(HEADROOM), 16) else { return false };
+    // An admission has a fallback (the store is refused), so injection may answer no, as an exhausted
+    // heap would.
+    let injected = super::frames::inject_meta();
     let ok = without_interrupts(|| {
+        if injected {
+            return None;
+        }
         let mut heap = HEAP.main.lock();
         let block = match heap.allocate_first_fit(layout) {
             Ok(p) => Some(p),
-            // Growth here has a fallback (the store is refused), so injection may fail it.
-            Err(()) if !super::frames::inject_meta() && grow(&mut heap, layout.size() as u64) => {
-                heap.allocate_first_fit(layout).ok()
-            }
+            Err(()) if grow(&mut heap, layout.size() as u64) => heap.allocate_first_fit(layout).ok(),
             Err(()) => None,
         };
         block.map(|p| {

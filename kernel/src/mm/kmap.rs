@@ -205,8 +205,9 @@ fn pop_locked(first: usize, n: usize, irq: bool) {
 }
 
 fn map_slot(slot: usize, pfn: Pfn) -> u64 {
+    // One PTE read, so checked in release builds too: a slot mapped twice is a kmap bug.
     // SAFETY: as below; reading the PTE of a slot reserved by `push`.
-    debug_assert_eq!(unsafe { pte(slot).read_volatile() }, 0, "kmap slot {slot} was not empty");
+    assert_eq!(unsafe { pte(slot).read_volatile() }, 0, "kmap slot {slot} was not empty");
     let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
     // SAFETY: `pte(slot)` is a PTE of the kmap window's page table, reachable through its self-mapping
     // (set up by `mm::init` before READY); `push` reserved the slot for this caller alone. No TLB entry
@@ -310,7 +311,7 @@ pub unsafe fn kmap_pair(a: Pfn, b: Pfn) -> Result<KmapPair, KmapError> {
     let (slot, irq) = push(2, &[a, b])?;
     let va = map_slot(slot, a);
     let vb = map_slot(slot + 1, b);
-    debug_assert_eq!(vb, va + 4096);
+    assert_eq!(vb, va + 4096, "a kmap pair's slots are adjacent");
     Ok(KmapPair { slot, irq, va, _not_send: PhantomData })
 }
 

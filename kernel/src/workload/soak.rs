@@ -7,7 +7,7 @@
 //!
 //! | round | work | faults injected | must hold |
 //! |---|---|---|---|
-//! | `swap-write` | the swap workload (tmem on zsmalloc or zbud in front of the disk, random pattern) | every 7th disk write fails; every 13th pool or workload frame allocation fails | 0 mismatches, 0 pages lost (a failed write keeps its page) |
+//! | `swap-write` | the swap workload (tmem on zsmalloc or zbud in front of the disk, random pattern) | every 7th disk write fails; every 13th pool or workload frame allocation fails; in every round, the first and every 5th tmem store's admission against the heap or page table for a mapping fails (the store is refused, the fault retries) | 0 mismatches, 0 pages lost (a failed write keeps its page) |
 //! | `swap-read` | the same | every 41st disk read fails | 0 mismatches; pages lost = reads failed, exactly (each failed swap-in loses its one page) |
 //! | `tmem` | frontswap put/get/flush on every CPU at once, each CPU on its own keys of one shared zsmalloc and one zbud pool | every 13th pool frame allocation fails | every hit returns the bytes last put; a key put and not flushed always hits |
 //! | `zram` | random writes, reads and discards on the zram device (LZ4, zram's own compressor here) | every 13th pool frame allocation fails | every read returns what was last written (a refused write keeps the old bytes) |
@@ -43,6 +43,9 @@ use crate::zcache::{self, frontswap};
 
 /// Frame allocations that fail on purpose during every round: one in this many.
 const FRAME_FAIL_EVERY: u64 = 13;
+/// Heap admissions (a tmem store's promise of metadata memory) and page-table allocations that fail on
+/// purpose (`frames::set_meta_fail_every`): the first of every round, then one in this many.
+const META_FAIL_EVERY: u64 = 5;
 const SWAP_BUDGET: u64 = 96;
 const SWAP_REGION: u64 = 3 * SWAP_BUDGET;
 const TMEM_OPS_PER_CPU: u64 = 3000;
@@ -60,13 +63,14 @@ pub fn run_soak(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
     let mut s = SoakReport { seconds, cpus: smp::online_count() as u64, ..SoakReport::default() };
     println!(
         "soak: {seconds} s of swap, tmem, zram and cleancache rounds on {} CPUs; faults: every 7th disk write or 41st read, \
-         every {FRAME_FAIL_EVERY}th pool/workload frame",
+         every {FRAME_FAIL_EVERY}th pool/workload frame, every {META_FAIL_EVERY}th heap admission or page table",
         s.cpus
     );
     let mut round = 0u64;
     while tsc::rdtsc() < deadline && failures.0.len() < 10 {
         let kind = round % 5;
         frames::set_fail_every(FRAME_FAIL_EVERY);
+        frames::set_meta_fail_every(META_FAIL_EVERY);
         let r = match kind {
             0 => swap_round(&mut s, source, alg, round, false),
             1 => swap_round(&mut s, source, alg, round, true),
@@ -75,7 +79,9 @@ pub fn run_soak(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
             _ => cleancache_round(&mut s, alg, round),
         };
         s.frame_faults += frames::injected_failures();
+        s.meta_faults += frames::meta_injected_failures();
         frames::set_fail_every(0);
+        frames::set_meta_fail_every(0);
         if let Err(why) = r {
             failures.add(format!("soak round {round}: {why}"));
         }
@@ -91,13 +97,14 @@ pub fn run_soak(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
         failures.add(format!("soak: free frames {free_at_start} at the start, {now} at the end"));
     }
     println!(
-        "soak: {} rounds, {} operations, {} pages verified; faults injected: {} disk, {} frame; pages lost {} \
-         (expected {}), mismatches {}",
+        "soak: {} rounds, {} operations, {} pages verified; faults injected: {} disk, {} frame, {} heap/table; \
+         pages lost {} (expected {}), mismatches {}",
         s.rounds,
         s.operations,
         s.pages_verified,
         s.device_faults,
         s.frame_faults,
+        s.meta_faults,
         s.pages_lost,
         s.lost_expected,
         s.mismatches

@@ -232,6 +232,9 @@ pub struct SoakReport {
     pub device_faults: u64,
     /// Pool and workload frame allocations failed on purpose.
     pub frame_faults: u64,
+    /// Heap admissions and page-table allocations failed on purpose (where the kernel has a fallback: a
+    /// tmem store's admission against the heap, a region mapping's page table).
+    pub meta_faults: u64,
     /// Pages lost (their swap-in read failed), and how many reads were failed on purpose while a
     /// swap-in could meet them: the two must be equal.
     pub pages_lost: u64,
