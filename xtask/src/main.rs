@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `build` | kernel ELF → BIOS or UEFI disk image under `target/zkernel/images/` |
 //! | `run` | build, boot in QEMU (TCG, timeout), pass the serial console through, save the report |
-//! | `test` | host unit tests, then every test kernel in `tests/`, judged by QEMU's exit status |
+//! | `test` | host unit tests, then every test kernel in `tests/`, judged by QEMU's exit status, the run checks, and the docs' Try-it blocks (`docs.rs`) |
 //! | `bench` | criterion benchmarks on the host, then benchmark kernels built with kmap and with a direct map |
 //! | `gdb` | boot stopped at the first instruction with the gdb stub, print the gdb command line |
 //! | `capture` | dump the anonymous pages of a Linux process to a page file that `run --pages` replays |
@@ -18,6 +18,7 @@ mod archcheck;
 mod bench;
 mod capture;
 mod cargo;
+mod docs;
 mod files;
 mod fuzz;
 mod pages;
