@@ -89,8 +89,8 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<TryIt>> {
             ["fails"] => true,
             other => bail!("{file}:{}: unknown words after ```sh try: {other:?} (only `fails` is known)", start + 1),
         };
-        let command = join_command(&lines[start + 1..body_end])
-            .map_err(|why| anyhow::anyhow!("{file}:{}: {why}", start + 1))?;
+        let command =
+            join_command(&lines[start + 1..body_end]).map_err(|why| anyhow::anyhow!("{file}:{}: {why}", start + 1))?;
         // The expect fence: the next non-blank line.
         let mut j = body_end + 1;
         while j < lines.len() && lines[j].trim().is_empty() {
@@ -100,8 +100,8 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<TryIt>> {
         if expect_info.map(|s| s.split_whitespace().collect::<Vec<_>>()) != Some(vec!["text", "expect"]) {
             bail!("{file}:{}: a ```sh try block must be followed by a ```text expect block", start + 1);
         }
-        let expect_end =
-            fence_close(&lines, j + 1).with_context(|| format!("{file}:{}: the expect block is never closed", j + 1))?;
+        let expect_end = fence_close(&lines, j + 1)
+            .with_context(|| format!("{file}:{}: the expect block is never closed", j + 1))?;
         let expect: Vec<(usize, String)> = (j + 1..expect_end)
             .filter(|&k| !lines[k].trim().is_empty())
             .map(|k| (k + 1, lines[k].trim().to_string()))
@@ -219,7 +219,12 @@ pub fn collect(root: &Path) -> Result<Vec<TryIt>> {
         if let Some(first) = seen.insert(&t.command, t)
             && first.must_fail != t.must_fail
         {
-            bail!("{} and {}: `{}` is marked to pass in one and to fail in the other", first.name(), t.name(), t.command);
+            bail!(
+                "{} and {}: `{}` is marked to pass in one and to fail in the other",
+                first.name(),
+                t.name(),
+                t.command
+            );
         }
     }
     Ok(all)

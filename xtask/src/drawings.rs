@@ -60,7 +60,10 @@ fn sources(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// The comment line that ties an SVG to its source.
 pub fn stamp(source_name: &str, source: &[u8]) -> String {
-    format!("<!-- rendered by `cargo xtask drawings` from {source_name}, source FNV-1a {:016x} -->", fnv1a::fnv1a64(source))
+    format!(
+        "<!-- rendered by `cargo xtask drawings` from {source_name}, source FNV-1a {:016x} -->",
+        fnv1a::fnv1a64(source)
+    )
 }
 
 /// Render one source with `dot -Tsvg`; returns the SVG's path.
