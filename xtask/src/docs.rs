@@ -72,12 +72,12 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<TryIt>> {
     let mut found = Vec::new();
     let mut i = 0;
     while i < lines.len() {
-        let Some(info) = fence_open(lines[i]) else {
+        let Some((ticks, info)) = fence_open(lines[i]) else {
             i += 1;
             continue;
         };
         let start = i;
-        let body_end = fence_close(&lines, start + 1)
+        let body_end = fence_close(&lines, start + 1, ticks)
             .with_context(|| format!("{file}:{}: a ``` fence that is never closed", start + 1))?;
         let words: Vec<&str> = info.split_whitespace().collect();
         if words.first() != Some(&"sh") || words.get(1) != Some(&"try") {
@@ -96,11 +96,14 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<TryIt>> {
         while j < lines.len() && lines[j].trim().is_empty() {
             j += 1;
         }
-        let expect_info = lines.get(j).and_then(|l| fence_open(l));
-        if expect_info.map(|s| s.split_whitespace().collect::<Vec<_>>()) != Some(vec!["text", "expect"]) {
+        let expect_fence = lines.get(j).and_then(|l| fence_open(l));
+        let Some((expect_ticks, expect_info)) = expect_fence else {
+            bail!("{file}:{}: a ```sh try block must be followed by a ```text expect block", start + 1);
+        };
+        if expect_info.split_whitespace().collect::<Vec<_>>() != ["text", "expect"] {
             bail!("{file}:{}: a ```sh try block must be followed by a ```text expect block", start + 1);
         }
-        let expect_end = fence_close(&lines, j + 1)
+        let expect_end = fence_close(&lines, j + 1, expect_ticks)
             .with_context(|| format!("{file}:{}: the expect block is never closed", j + 1))?;
         let expect: Vec<(usize, String)> = (j + 1..expect_end)
             .filter(|&k| !lines[k].trim().is_empty())
@@ -115,14 +118,20 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<TryIt>> {
     Ok(found)
 }
 
-/// The info string of a fence that opens at column 0 (```` ```sh try ```` → `sh try`).
-fn fence_open(line: &str) -> Option<&str> {
-    line.strip_prefix("```").map(str::trim)
+/// A fence that opens at column 0: its length in backticks (3 or more) and its info string
+/// (```` ```sh try ```` → `(3, "sh try")`). A longer fence can hold shorter ones, as in CommonMark.
+fn fence_open(line: &str) -> Option<(usize, &str)> {
+    let ticks = line.len() - line.trim_start_matches('`').len();
+    (ticks >= 3).then(|| (ticks, line[ticks..].trim()))
 }
 
-/// The index of the closing ```` ``` ```` at or after `from`.
-fn fence_close(lines: &[&str], from: usize) -> Option<usize> {
-    (from..lines.len()).find(|&k| lines[k].trim_end() == "```")
+/// The index of the line at or after `from` that closes a fence of `ticks` backticks: only backticks,
+/// at least as many.
+fn fence_close(lines: &[&str], from: usize, ticks: usize) -> Option<usize> {
+    (from..lines.len()).find(|&k| {
+        let l = lines[k].trim_end();
+        l.len() >= ticks && l.bytes().all(|b| b == b'`')
+    })
 }
 
 /// The one command of a ```sh try block: its lines, with `\` continuations joined.
@@ -331,6 +340,12 @@ mod tests {
         assert!(parse("d.md", unknown).unwrap_err().to_string().starts_with("d.md:1: unknown words"));
         let open = "```sh try\nls\n";
         assert_eq!(parse("d.md", open).unwrap_err().to_string(), "d.md:1: a ``` fence that is never closed");
+    }
+
+    #[test]
+    fn a_longer_fence_hides_the_try_blocks_it_shows() {
+        let doc = "````text\n```sh try\nfalse\n```\n```text expect\nx\n```\n````\n";
+        assert_eq!(parse("d.md", doc).unwrap(), vec![]);
     }
 
     #[test]
