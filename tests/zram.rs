@@ -1,8 +1,9 @@
 //! zram on real frames: a compressed RAM block device (the `zram` crate, Linux's
 //! drivers/block/zram/zram_drv.c) over zsmalloc and over zbud, every sector written with the perl sample
 //! and read back exactly, with `mm_stat` checked field by field against what the pages themselves say;
-//! discard giving every pool page back; a memory limit that refuses writes and loses nothing; and zram
-//! as the swap device of a checksummed swap workload at equal memory.
+//! discard giving every pool page back; a memory limit that refuses writes and loses nothing; damaged
+//! slots (a page kept whole and a compressed one) read as corrupt; and zram as the swap device of a
+//! checksummed swap workload at equal memory.
 //!
 //! # Vocabulary
 //!
@@ -68,6 +69,7 @@ zkernel::test_kernel!(
         Case::returns("every_sector_round_trips_zbud", every_sector_round_trips_zbud),
         Case::returns("discard_frees_pool_pages", discard_frees_pool_pages),
         Case::returns("memory_limit_refuses_and_loses_nothing", memory_limit_refuses_and_loses_nothing),
+        Case::returns("damaged_slots_read_as_corrupt", damaged_slots_read_as_corrupt),
         Case::returns("swap_to_zram_under_checksums", swap_to_zram_under_checksums),
         Case::returns("frames_come_back", frames_come_back),
     ]
@@ -289,6 +291,42 @@ fn discard_frees_pool_pages() {
     }
     println!("  after discard: mm_stat {m}");
     println!("  io_stat {}", z.io_stat());
+}
+
+/// A flipped byte in a slot's stored object is found on read, for a page kept whole (the Adler-32 its
+/// entry keeps) as for a compressed one (its frame's check): the read fails as `Corrupt` and is counted,
+/// no other slot changes, and the damaged slots still free cleanly.
+fn damaged_slots_read_as_corrupt() {
+    assert_eq!(pool_frames(), 0);
+    let pages = perl_pages();
+    let mut z = zsmalloc_zram();
+    let threshold = z.store().policy().threshold;
+    let huge = pages.iter().position(|p| classify(p, threshold) == Kind::Huge).expect("the sample has a huge page");
+    let compressed =
+        pages.iter().position(|p| matches!(classify(p, threshold), Kind::Compressed(_))).expect("compressed pages");
+    let slots = [huge, compressed, compressed + 1, compressed + 2];
+    for &i in &slots {
+        write(&mut z, i as u64, &pages[i]).unwrap_or_else(|e| panic!("slot {i}: {e}"));
+    }
+    assert_eq!(z.mm_stat().huge_pages, 1, "slot {huge} is kept whole");
+    for &i in &slots[..2] {
+        let h = z.entry(i as u64).and_then(|e| e.handle()).expect("a pool object");
+        z.pool_mut().map(h, zpool::MapMode::ReadWrite, |b| b[b.len() / 3] ^= 0x04).expect("mapped");
+    }
+    for &i in &slots[..2] {
+        let mut out = [0u8; 4096];
+        let r = with_stream(LZ4, |c| z.read_page(i as u64, &mut out, c)).expect("an LZ4 stream");
+        assert_eq!(r, Err(ZramError::Corrupt { index: i as u64 }), "slot {i}");
+    }
+    for &i in &slots[2..] {
+        assert_eq!(read_sum(&mut z, i as u64), fnv1a::fnv1a64(&pages[i]), "slot {i} is intact");
+    }
+    assert_eq!(z.io_stat().failed_reads, 2);
+    for &i in &slots {
+        assert_eq!(z.slot_free_notify(i as u64), Ok(true), "slot {i} frees");
+    }
+    println!("  whole slot {huge} and compressed slot {compressed} damaged: both read as corrupt; io_stat {}", z.io_stat());
+    assert_eq!((z.pool().total_pages(), pool_frames()), (0, 0));
 }
 
 fn memory_limit_refuses_and_loses_nothing() {

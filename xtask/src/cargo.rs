@@ -25,6 +25,14 @@ pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
 pub fn cargo() -> Command {
     let exe = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(exe);
+    clean_env(&mut cmd);
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+/// Remove from `cmd`'s environment what the outer `cargo xtask` set (see [`cargo`]); the docs check
+/// runs its `sh -c` commands with it, so a `cargo xtask …` inside one builds as from a terminal.
+pub fn clean_env(cmd: &mut Command) {
     for (key, _) in std::env::vars_os() {
         let Some(key) = key.to_str() else { continue };
         let keep = matches!(key, "CARGO_HOME" | "CARGO_TARGET_DIR" | "CARGO_TERM_COLOR");
@@ -35,8 +43,6 @@ pub fn cargo() -> Command {
             cmd.env_remove(key);
         }
     }
-    cmd.current_dir(workspace_root());
-    cmd
 }
 
 /// The workspace root: the parent of this crate's manifest directory.

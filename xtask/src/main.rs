@@ -4,12 +4,13 @@
 //! |---|---|
 //! | `build` | kernel ELF → BIOS or UEFI disk image under `target/zkernel/images/` |
 //! | `run` | build, boot in QEMU (TCG, timeout), pass the serial console through, save the report |
-//! | `test` | host unit tests, then every test kernel in `tests/`, judged by QEMU's exit status |
+//! | `test` | host unit tests, then every test kernel in `tests/`, judged by QEMU's exit status, the run checks, and the docs' Try-it blocks (`docs.rs`) |
 //! | `bench` | criterion benchmarks on the host, then benchmark kernels built with kmap and with a direct map |
 //! | `gdb` | boot stopped at the first instruction with the gdb stub, print the gdb command line |
 //! | `capture` | dump the anonymous pages of a Linux process to a page file that `run --pages` replays |
 //! | `fuzz` | the cargo-fuzz targets of `fuzz/` for a bounded time each; executions, coverage and crashes per target |
 //! | `soak` | a release kernel running swap, tmem and zram rounds with device and frame faults injected for `--minutes`; every page checked, lost pages exactly the injected ones |
+//! | `drawings` | the book's drawings: `docs/drawings/*.dot` rendered to SVG with Graphviz; `--check` compares the committed SVGs with their sources |
 //! | `lint` | the architecture check of `kernel/src` (`archcheck.rs`), then rustfmt check and clippy (host crates and kernel target), warnings are errors |
 //!
 //! See README.md for the options and `verdict.rs` for how a run is judged.
@@ -18,6 +19,8 @@ mod archcheck;
 mod bench;
 mod capture;
 mod cargo;
+mod docs;
+mod drawings;
 mod files;
 mod fuzz;
 mod pages;
@@ -67,6 +70,9 @@ enum Cmd {
     /// A release kernel running swap, tmem and zram rounds with device and frame faults injected for
     /// `--minutes` (default 30); fails on a mismatch or a page lost that was not injected.
     Soak(soak::SoakOpts),
+    /// Render the book's drawings (docs/drawings/*.dot → .svg) with Graphviz, or `--check` that the
+    /// committed SVGs match their sources (no Graphviz needed).
+    Drawings(drawings::DrawingsOpts),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -195,6 +201,7 @@ fn main() -> ExitCode {
         Cmd::Lint(o) => lint(&o),
         Cmd::Fuzz(o) => fuzz::fuzz(&o),
         Cmd::Soak(o) => soak::soak(&o),
+        Cmd::Drawings(o) => drawings::drawings(&o),
         Cmd::Capture(o) => cargo::metadata()
             .and_then(|meta| capture::capture(&o, &cargo::target_dir(&meta).join("zkernel").join("captures")))
             .map(|s| {

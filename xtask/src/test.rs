@@ -1,8 +1,10 @@
-//! `cargo xtask test`: host unit tests, then every test kernel, then the harness checks.
+//! `cargo xtask test`: host unit tests, then every test kernel, the harness checks, the run checks,
+//! and last the docs' Try-it blocks.
 //!
-//! Output: one line per host package, per test kernel (with its case lines indented below it) and per
-//! harness check, then exactly `N passed, M failed` (`, K skipped` when a filter left some out). Host
-//! packages count their individual tests; a test kernel or a harness check counts one.
+//! Output: one line per host package, per test kernel (with its case lines indented below it), per
+//! harness check, per run check and per Try-it block (`docs.rs`), then exactly `N passed, M failed`
+//! (`, K skipped` when a filter left some out). Host packages count their individual tests; a test
+//! kernel, a check or a Try-it block counts one.
 //!
 //! A *harness check* (tests/Cargo.toml, `harness-checks`) is a kernel that must fail in a stated way —
 //! write the failure code, hang, or never write an exit code. It passes when the harness gives exactly
@@ -178,10 +180,61 @@ pub fn test(o: &TestOpts) -> Result<ExitCode> {
         tally(&mut t, ok);
     }
 
+    // 4. The docs check: every Try-it block of README.md and docs/*.md (docs.rs).
+    docs_check(&matches, &mut t)?;
+
     println!("(took {:.1} s)", started.elapsed().as_secs_f64());
     let skipped = if t.skipped > 0 { format!(", {} skipped", t.skipped) } else { String::new() };
     println!("{} passed, {} failed{skipped}", t.passed, t.failed);
     Ok(if t.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Run each distinct Try-it command once, one at a time, and judge every block that names it.
+/// Each block counts one test, named `docs/FILE.md:LINE`. Inside a Try-it command (a nested
+/// `cargo xtask test`) the check is skipped, so it cannot run itself.
+fn docs_check(matches: &dyn Fn(&str) -> bool, t: &mut Tally) -> Result<()> {
+    let blocks = crate::docs::collect(&cargo::workspace_root())?;
+    let nested = std::env::var_os(crate::docs::NESTED_ENV).is_some();
+    let wanted: Vec<&crate::docs::TryIt> = blocks.iter().filter(|b| !nested && matches(&b.name())).collect();
+    t.skipped += blocks.len() - wanted.len();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let start = Instant::now();
+    let mut commands: Vec<&str> = Vec::new();
+    for b in &wanted {
+        if !commands.contains(&b.command.as_str()) {
+            commands.push(&b.command);
+        }
+    }
+    let root = cargo::workspace_root();
+    for command in &commands {
+        let run = crate::docs::run_command(&root, command);
+        let took = match &run {
+            Ok(r) => format!("{:.1} s", r.elapsed.as_secs_f64()),
+            Err(_) => String::new(),
+        };
+        for (i, b) in wanted.iter().filter(|b| b.command == *command).enumerate() {
+            let verdict = match &run {
+                Ok(r) => crate::docs::judge(b, r),
+                Err(e) => Err(format!("{}: `{command}` could not run: {e:#}", b.name())),
+            };
+            // The time is the command's, shown on the first block that ran it.
+            let shown = if i == 0 { format!("`{command}` ({took})") } else { "same command".to_string() };
+            match &verdict {
+                Ok(()) => line("docs", &b.name(), &format!("ok: {} lines, {shown}", b.expect.len())),
+                Err(why) => line("docs", &b.name(), &format!("FAILED: {why}")),
+            }
+            tally(t, verdict.is_ok());
+        }
+    }
+    println!(
+        "docs: {} Try-it blocks, {} distinct commands, {:.1} s",
+        wanted.len(),
+        commands.len(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Run `f` on every item with `jobs` worker threads; results come back in the items' order.

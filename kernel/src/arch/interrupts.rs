@@ -2,15 +2,17 @@
 //!
 //! # Contract
 //!
-//! Every exception vector 0–31 that the CPU can raise has a handler. Two of them return:
+//! Every exception vector 0–31 that the CPU can raise has a handler. Four of them may return:
 //!
 //! * **#BP (3)**, `int3`: counted ([`breakpoints`]), logged, and execution continues after the `int3`.
-//! * **#PF (14) and #GP (13) inside a probe** (`arch::probe`): the faulting instruction is listed in the
-//!   probe fixup table, so the handler records the fault and resumes at the probe's fixup — the same idea
-//!   as Linux's exception tables behind `copy_from_user` and `get_kernel_nofault`.
-//!
-//! A not-present #PF that no probe claims goes to the handler `init` registered
-//! ([`set_page_fault_handler`]: `mm::fault::dispatch`), which may resolve it.
+//! * **#PF (14), not present**: first to the handler `init` registered ([`set_page_fault_handler`]:
+//!   `mm::fault::dispatch`), which resolves it when a region owns the address (a swap-in, a zero fill).
+//! * **#PF (14) and #GP (13) inside a probe** (`arch::probe`), when nothing resolved them: the faulting
+//!   instruction is listed in the probe fixup table, so the handler records the fault and resumes at the
+//!   probe's fixup — the same idea as Linux's exception tables behind `copy_from_user` and
+//!   `get_kernel_nofault`. A #PF tries the region first, as Linux calls `handle_mm_fault` before
+//!   `fixup_exception`.
+//! * **NMI (2)** when it is a TLB shootdown request (`arch::tlb`).
 //!
 //! Every other exception is fatal: the registered fatal path ([`set_fatal_handler`]:
 //! `harness::fatal::fatal`) prints a report (vector, mnemonic, error

@@ -1,4 +1,5 @@
-//! The page-fault dispatcher: where a #PF goes once the arch layer has ruled out a probe fix-up.
+//! The page-fault dispatcher: where a not-present #PF goes first; the arch layer tries a probe fix-up only
+//! when no region resolved it.
 //!
 //! arch knows nothing of regions or swap: at boot, `init` hands it [`dispatch`] as its page-fault
 //! handler. A subsystem that fills a range of addresses on demand registers a handler for that range

@@ -43,7 +43,7 @@
 //! | `owner` | [`Owner`] (`u16`) | 2 | who holds the frame now | `CONFIG_PAGE_OWNER`'s allocation record, `memcg_data` |
 //! | `last_owner` | [`Owner`] (`u16`) | 2 | who held it before its last free | `CONFIG_PAGE_OWNER`'s "page last free" record |
 //! | `prev`, `next` | `u32` ×2 | 8 | free-list neighbours as table indices (`u32::MAX` = none) | `lru` / `buddy_list` (a `list_head`) |
-//! | `link` | `u64` (public) | 8 | a word for the owner, zeroed on every allocation | `private` / `index` (zsmalloc chains a zspage's pages through it) |
+//! | `link` | `u64` (public) | 8 | a word for the owner, zeroed on every allocation | `private` / `index` (Linux's zsmalloc chains a zspage's pages through them; zkernel's keeps the chain in its side table and leaves `link` at 0) |
 //!
 //! Using 32-bit indices instead of pointers keeps the entry small and the crate free of `unsafe`; it limits
 //! one allocator to 2^32 − 1 frames (16 TiB), far beyond a teaching kernel. Frames of a *free* block other
