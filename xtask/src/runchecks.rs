@@ -71,6 +71,8 @@ fn opts(o: &TestOpts, workload: Option<Workload>, options: &[&str]) -> RunOpts {
         files: None,
         swap_mib: crate::qemu::SWAP_MIB,
         workload,
+        shell: false,
+        script: None,
         kernel_options: options.iter().map(|s| s.to_string()).collect(),
     }
 }
@@ -98,6 +100,7 @@ fn stats(o: &TestOpts, w: Workload, options: &[&str]) -> Result<String> {
         Workload::All => r.all.is_some(),
         Workload::Sweep => r.sweep.as_ref().is_some_and(|s| !s.points.is_empty()),
         Workload::Soak => r.soak.is_some(),
+        Workload::Shell => r.swap.is_some() || r.files.is_some(),
     };
     ensure!(member, "the report has no {w:?} member");
     Ok(format!("report read back into zstats::Report, {w:?} member present"))
