@@ -11,6 +11,7 @@
 //! | `run_kernel_refuses_unchecked_option` | `swap_mem=abc` passed past the host check | the kernel itself fails the boot, naming the option |
 //! | `run_uses_the_pages_given` | a 64-page file, then an *older* 32-page file | the second boot reports 32 pages with a good checksum |
 //! | `run_fails_on_wrong_pages` | a page file with a checksum that does not match it | fail: not the page file given |
+//! | `run_shell_script` | `--script tests/scripts/shell-tour.txt`: every shell command, a bad command and a bad argument, through QEMU's stdin and COM1 | every answer has its command's shape and figures that agree (steps add up across commands, `stats` reads back), the two bad lines each get one `error:` line, the shell runs on to `exit` and the run passes |
 //! | `run_pool_table_matches_host` | `run_stats_pools`'s report, and the host's `pool-table` on the same objects | every pool's stored, refused, pool pages, reserve, object and metadata bytes equal, row by row |
 //!
 //! They run one at a time after the test kernels (each boots the same disk image).
@@ -45,6 +46,7 @@ pub fn checks() -> Vec<RunCheck> {
         RunCheck { name: "run_uses_the_pages_given", check: pages_given },
         RunCheck { name: "run_fails_on_wrong_pages", check: wrong_pages },
         RunCheck { name: "run_pool_table_matches_host", check: pool_table_matches_host },
+        RunCheck { name: "run_shell_script", check: shell_script },
     ]
 }
 
@@ -271,4 +273,164 @@ fn pool_table_matches_host(o: &TestOpts) -> Result<String> {
         compared += 1;
     }
     Ok(format!("{compared} rows (workload × pool) equal on the host and in the kernel"))
+}
+
+/// The lesson `run_shell_script` replays, from the workspace root.
+pub const SHELL_TOUR: &str = "tests/scripts/shell-tour.txt";
+
+/// One command of a shell transcript and the lines it answered with.
+#[derive(Debug)]
+struct Answer {
+    command: String,
+    lines: Vec<String>,
+}
+
+/// Split a shell run's serial output into commands (`zk> CMD`, as the shell echoes what it read) and
+/// their answers; what follows `exit` is the run's end and belongs to no command.
+fn transcript(lines: &[String]) -> Vec<Answer> {
+    let mut out: Vec<Answer> = Vec::new();
+    let mut open = false;
+    for line in lines {
+        if let Some(cmd) = line.strip_prefix(crate::SHELL_PROMPT) {
+            out.push(Answer { command: cmd.trim().to_string(), lines: Vec::new() });
+            open = cmd.trim() != "exit";
+        } else if open && let Some(a) = out.last_mut() {
+            // The file disk's mount logs a line on the first `files`; it is the kernel's, not the shell's.
+            if !line.starts_with("[INFO ") {
+                a.lines.push(line.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The first number after `prefix` in `line`.
+fn number_after(line: &str, prefix: &str) -> Option<u64> {
+    let rest = &line[line.find(prefix)? + prefix.len()..];
+    rest.trim_start().split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+/// Every answer of the tour has the shape its command promises, with figures that agree with each other
+/// and with the final report.
+fn check_tour(answers: &[Answer], report: &zstats::Report) -> Result<()> {
+    let names: Vec<&str> = answers.iter().map(|a| a.command.split(' ').next().unwrap_or("")).collect();
+    for c in shell::COMMANDS {
+        ensure!(names.contains(&c.name), "the lesson never runs `{}`", c.name);
+    }
+    ensure!(answers.last().is_some_and(|a| a.command == "exit"), "the shell did not read `exit` last");
+    let mut swap_total = 0;
+    let mut file_total = 0;
+    let mut pools_seen_with_zsmalloc = false;
+    for a in answers {
+        let l = &a.lines;
+        let has = |p: &str| l.iter().any(|x| x.starts_with(p));
+        let what = || format!("`{}` answered {:?}", a.command, l);
+        let mut words = a.command.split(' ');
+        match (words.next().unwrap_or(""), words.next()) {
+            ("help", None) => {
+                ensure!(l.first().is_some_and(|x| x == "commands:"), "{}", what());
+                for c in shell::COMMANDS {
+                    ensure!(l.iter().any(|x| x.starts_with(&format!("  {}", c.name))), "help lacks {}", c.name);
+                }
+                ensure!(l.len() == 1 + shell::COMMANDS.len(), "{}", what());
+            }
+            ("mem", None) => {
+                ensure!(l.len() == 3 && has("mem: ") && has("mem: free blocks by order: 0:"), "{}", what());
+                ensure!(l[1].contains(" 10:") && has("mem: frames by owner: kernel "), "{}", what());
+            }
+            ("cpus", None) => ensure!(has("cpus: 4 up of 4") && has("cpus: ") && l.len() >= 3, "{}", what()),
+            ("tmem", None) => {
+                ensure!(has("tmem: ") && l.iter().any(|x| x.starts_with("tmem: puts ")), "{}", what());
+                let pools = number_after(&l[0], "tmem:").context("no pool count")?;
+                ensure!(l.iter().filter(|x| x.starts_with("  pool ")).count() as u64 == pools, "{}", what());
+            }
+            ("pools", None) => {
+                if has("pool 0 (persistent, zsmalloc)") {
+                    pools_seen_with_zsmalloc = true;
+                    ensure!(has("  zsmalloc: ") && has("  class  size"), "{}", what());
+                    ensure!(
+                        l.iter()
+                            .filter(|x| x.starts_with("  ") && x.trim_start().starts_with(char::is_numeric))
+                            .count()
+                            > 0,
+                        "{}",
+                        what()
+                    );
+                } else {
+                    ensure!(l == &["pools: tmem holds no pool yet (`swap N` and `files N` create them)"], "{}", what());
+                }
+            }
+            ("swap", Some(n)) if n.bytes().all(|b| b.is_ascii_digit()) => {
+                let n: u64 = n.parse()?;
+                swap_total += n;
+                let line = l.first().context("swap printed nothing")?;
+                ensure!(line.starts_with(&format!("swap: {n} accesses made, {swap_total} of ")), "{}", what());
+                ensure!(line.ends_with("mismatches 0"), "{}", what());
+            }
+            ("files", Some(n)) => {
+                let n: u64 = n.parse()?;
+                file_total += n;
+                ensure!(
+                    l.first().is_some_and(|x| x.starts_with(&format!("files: {n} operations made, {file_total} of "))),
+                    "{}",
+                    what()
+                );
+                ensure!(has("files: cleancache puts "), "{}", what());
+            }
+            ("compact", None) => {
+                let line = l.first().context("compact printed nothing")?;
+                let freed = number_after(line, "compact:").context("no frames freed")?;
+                let (before, after) = line
+                    .split_once("pool frames ")
+                    .and_then(|(_, r)| r.split_once(" -> "))
+                    .context("no pool frames")?;
+                ensure!(before.parse::<u64>()? - after.parse::<u64>()? == freed, "{}", what());
+            }
+            ("trace", Some("page")) => {
+                ensure!(l.first().is_some_and(|x| x.starts_with("trace: on: swap page 5")), "{}", what())
+            }
+            ("trace", Some("off")) => ensure!(l == &["trace: off"], "{}", what()),
+            ("stats", None) => {
+                ensure!(l.len() == 1 && l[0].starts_with(zstats::PREFIX), "{}", what());
+                let live = zstats::from_line(&l[0]).map_err(|e| anyhow::anyhow!("stats does not read back: {e}"))?;
+                let swap = live.swap.as_ref().and_then(|s| s.runs.first()).context("stats has no swap run")?;
+                ensure!(swap.accesses == swap_total, "stats: {} accesses, the shell made {swap_total}", swap.accesses);
+                ensure!(live.files.as_ref().is_some_and(|f| f.runs.len() == 1), "stats has no file run");
+            }
+            ("frobnicate", None) => {
+                ensure!(l == &["error: unknown command `frobnicate` (`help` lists the commands)"], "{}", what())
+            }
+            ("swap", Some("many")) => {
+                ensure!(l == &["error: `swap many`: the argument must be a number from 1 to 100000"], "{}", what())
+            }
+            ("exit", None) => {}
+            _ => bail!("the lesson has a command this check does not know: `{}`", a.command),
+        }
+    }
+    ensure!(pools_seen_with_zsmalloc, "`pools` never showed frontswap's zsmalloc pool");
+    let swap = report.swap.as_ref().and_then(|s| s.runs.first()).context("the final report has no swap run")?;
+    ensure!(
+        swap.accesses == swap_total && swap.mismatches == 0,
+        "final swap run: {} accesses, {} mismatches",
+        swap.accesses,
+        swap.mismatches
+    );
+    let files = report.files.as_ref().and_then(|f| f.runs.first()).context("the final report has no file run")?;
+    ensure!(files.mismatches == 0 && files.stale_hits == 0, "final file run: {files:?}");
+    Ok(())
+}
+
+/// `cargo xtask run --script tests/scripts/shell-tour.txt`: the lesson's lines go in through QEMU's
+/// stdin and the guest's COM1, one per prompt; every command must answer with its shape, the bad
+/// command and the bad argument with one `error:` line each, and the shell must run on to `exit` and a
+/// passing report.
+fn shell_script(o: &TestOpts) -> Result<String> {
+    let mut r = opts(o, None, &["swap_mem=64", "swap_accesses=768", "files_cache=32", "files_ops=40"]);
+    r.script = Some(cargo::workspace_root().join(SHELL_TOUR));
+    let outcome = boot(&r, true)?;
+    let answers = transcript(&outcome.lines);
+    let passed = outcome.into_result()?;
+    ensure!(passed.report.failures.is_empty(), "the report lists failures: {:?}", passed.report.failures);
+    check_tour(&answers, &passed.report)?;
+    Ok(format!("{} commands answered as they must, the two bad ones with an error; the run passed", answers.len()))
 }

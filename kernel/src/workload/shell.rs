@@ -83,8 +83,10 @@ pub fn run_shell(facts: &BootFacts, report: &mut Report, failures: &mut Failures
         seed: 42,
         source: source(facts),
     };
-    let file_spec =
-        FileSpec { cleancache: Some(swapdemo::backend(settings.cleancache())), ..files::spec_from(settings, alg, limit) };
+    let file_spec = FileSpec {
+        cleancache: Some(swapdemo::backend(settings.cleancache())),
+        ..files::spec_from(settings, alg, limit)
+    };
     if let Err(e) = zcache::install(limit, alg) {
         failures.add(format!("shell: {e}"));
         return;

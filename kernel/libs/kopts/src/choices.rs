@@ -123,8 +123,7 @@ choice! {
 
 impl Workload {
     /// Every workload, in `NAMES` order.
-    pub const EVERY: &'static [Workload] =
-        &[
+    pub const EVERY: &'static [Workload] = &[
         Workload::Pools,
         Workload::Swap,
         Workload::Files,

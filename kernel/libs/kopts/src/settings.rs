@@ -361,8 +361,11 @@ impl Settings {
         let files_factor = g.required("files_factor")?;
         let files_set_pages =
             derive("file set pages", "files_cache x files_factor", files_cache, files_factor, u64::MAX)?;
-        let tmem_default =
-            if matches!(workload, Workload::All | Workload::Shell) { TMEM_POOL_PERCENT_DEFAULT_ALL } else { TMEM_POOL_PERCENT_DEFAULT };
+        let tmem_default = if matches!(workload, Workload::All | Workload::Shell) {
+            TMEM_POOL_PERCENT_DEFAULT_ALL
+        } else {
+            TMEM_POOL_PERCENT_DEFAULT
+        };
         Ok(Settings {
             loglevel: g.choice("loglevel", LogLevel::from_name)?,
             memmap: g.choice("memmap", MemMap::from_name)?,

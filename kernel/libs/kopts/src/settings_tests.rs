@@ -20,8 +20,8 @@
 //! `=99999999999999999999` → `Overflow`, `=0` and `=11` → `OutOfRange { min: 1, max: 10 }`, and `=1`, `=10`,
 //! `=5` → `Value::Number` of the same.
 
-use crate::*;
 use crate::Trace as kopts_trace;
+use crate::*;
 
 fn errors(raw: &str) -> Vec<OptionError<'_>> {
     match Settings::parse(raw) {
@@ -93,10 +93,14 @@ fn every_bad_value_gets_its_exact_error() {
                 assert_eq!(e("99999999999999999999"), OptionError::BadHex { option, value: "99999999999999999999" });
             }
             Kind::Trace => {
-                for v in ["on", "page", "page:", "page:x", "page:-1", "page:+1", "file:", "page:1:2", "pages:3", "OFF"] {
+                for v in ["on", "page", "page:", "page:x", "page:-1", "page:+1", "file:", "page:1:2", "pages:3", "OFF"]
+                {
                     assert_eq!(e(v), OptionError::BadTrace { option, value: v }, "{k}={v}");
                 }
-                assert_eq!(e("page:99999999999999999999"), OptionError::BadTrace { option, value: "page:99999999999999999999" });
+                assert_eq!(
+                    e("page:99999999999999999999"),
+                    OptionError::BadTrace { option, value: "page:99999999999999999999" }
+                );
                 assert!(bad("x").contains("(accepted: off|page:N|file:N, default off)"), "{}", bad("x"));
             }
         }

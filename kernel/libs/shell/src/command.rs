@@ -63,7 +63,11 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "swap", args: "N", help: "run N accesses of the swap workload (state kept between commands)" },
     CommandSpec { name: "files", args: "N", help: "run N operations of the file workload over cleancache" },
     CommandSpec { name: "compact", args: "", help: "compact every zsmalloc pool; frames freed" },
-    CommandSpec { name: "trace", args: "on|off|page N", help: "follow one swap page (and cleancache's pages of one file)" },
+    CommandSpec {
+        name: "trace",
+        args: "on|off|page N",
+        help: "follow one swap page (and cleancache's pages of one file)",
+    },
     CommandSpec { name: "stats", args: "", help: "one @@stats line (the report's typed structs)" },
     CommandSpec { name: "cpus", args: "", help: "CPUs up, their APIC ids, per-CPU frame lists" },
     CommandSpec { name: "exit", args: "", help: "end the workloads, check them, print the report, power off" },
