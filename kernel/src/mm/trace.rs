@@ -42,6 +42,7 @@ static COUNT: AtomicUsize = AtomicUsize::new(0);
 /// Follow region page `page` (`None`: stop).
 pub fn set_page(page: Option<u64>) {
     PAGE.store(page.unwrap_or(NONE), Ordering::Relaxed);
+    SLOT.store(NONE, Ordering::Relaxed);
 }
 
 /// Follow the cleancache pages of inode `inode` (`None`: stop).
@@ -71,6 +72,27 @@ pub fn is_file(inode: u64) -> bool {
     FILE.load(Ordering::Relaxed) == inode
 }
 
+/// The swap slot that holds the followed page's copy, so that the copy's free can be traced.
+static SLOT: AtomicU64 = AtomicU64::new(NONE);
+
+/// The followed page's copy is at swap slot `slot` (`None`: it has none).
+pub fn set_slot(slot: Option<u64>) {
+    SLOT.store(slot.unwrap_or(NONE), Ordering::Relaxed);
+}
+
+/// Whether swap slot `slot` holds the followed page's copy (one atomic load).
+#[inline]
+pub fn is_slot(slot: u64) -> bool {
+    SLOT.load(Ordering::Relaxed) == slot
+}
+
+/// Whether this CPU is inside a traced operation (between [`record`] and [`take`]).
+#[inline]
+pub fn recording() -> bool {
+    let r = RECORDER.load(Ordering::Relaxed);
+    r != 0 && r == super::kmap::cpu_id() + 1
+}
+
 /// One kmap mapping made during a traced operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlotUse {
@@ -79,15 +101,29 @@ pub struct SlotUse {
     pub pfn: Pfn,
 }
 
+/// The frame of the page followed, in the operation being recorded (0: none), to name it in the trace.
+static FRAME: AtomicU64 = AtomicU64::new(NONE);
+
 /// Start noting this CPU's kmap mappings; `false` if another CPU is recording (then nothing is noted
 /// for this operation and [`take`] gives nothing).
 pub fn record() -> bool {
+    record_frame(None)
+}
+
+/// [`record`], naming `frame` as the followed page's own frame ([`frame`]).
+pub fn record_frame(frame: Option<Pfn>) -> bool {
     let me = super::kmap::cpu_id() + 1;
     if RECORDER.compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed).is_err() {
         return false;
     }
     COUNT.store(0, Ordering::Relaxed);
+    FRAME.store(frame.map_or(NONE, |p| p.0), Ordering::Relaxed);
     true
+}
+
+/// The followed page's own frame in the operation being recorded, if the caller named it.
+pub fn frame() -> Option<Pfn> {
+    Some(FRAME.load(Ordering::Relaxed)).filter(|&p| p != NONE).map(Pfn)
 }
 
 /// Stop noting and hand back the mappings noted since [`record`] (at most [`EVENTS`]), and how many

@@ -39,6 +39,12 @@ use report::Failures;
 pub fn run(facts: &BootFacts, report: &mut Report) {
     let mut failures = Failures::default();
     crate::zcache::set_tunables(tunables(&facts.settings));
+    // The page trace the options ask for (`trace=page:N`, `trace=file:INODE`), from the first step on.
+    match facts.settings.trace() {
+        kopts::Trace::Page(p) => crate::mm::trace::set_page(Some(p)),
+        kopts::Trace::File(i) => crate::mm::trace::set_file(Some(i)),
+        kopts::Trace::Off => {}
+    }
     match facts.settings.workload() {
         Workload::Pools => {
             pools::run(facts, report, &mut failures);

@@ -91,11 +91,6 @@ pub fn run_shell(facts: &BootFacts, report: &mut Report, failures: &mut Failures
         failures.add(format!("shell: {e}"));
         return;
     }
-    match settings.trace() {
-        kopts::Trace::Page(p) => trace::set_page(Some(p)),
-        kopts::Trace::File(i) => trace::set_file(Some(i)),
-        kopts::Trace::Off => {}
-    }
     println!(
         "shell: swap workload: region {} pages, memory {} pages, {} accesses after the fill; file workload: cache {} \
          pages, {} operations; one tmem of {limit} pool pages (frontswap zsmalloc, cleancache {}). Type `help`.",

@@ -531,6 +531,10 @@ pub struct Placement {
     pub zsmalloc: Option<zsmalloc::Location>,
     /// Frames of that zspage (the chain of 0-order frames).
     pub zspage_frames: u64,
+    /// Those frames in zspage order (the first `zspage_frames` are set).
+    pub zspage_pfns: [Option<pagemem::Pfn>; zsmalloc::ZS_MAX_PAGES_PER_ZSPAGE],
+    /// The object's place in a zbud pool: its frame, first or last buddy, offset, chunks.
+    pub zbud: Option<zbud::Location>,
 }
 
 /// One held page: its pampd and its place in the store order.
@@ -1267,9 +1271,16 @@ impl<M: PageMemory + FrameSource> Tmem<M> {
             (Some(h), Some(z)) => z.locate(h).ok(),
             _ => None,
         };
-        let zspage_frames = zsmalloc
-            .and_then(|l| p.store.zsmalloc().and_then(|z| z.zspage_frames(l.zspage)).map(|f| f.len() as u64))
-            .unwrap_or(0);
+        let mut zspage_pfns = [None; zsmalloc::ZS_MAX_PAGES_PER_ZSPAGE];
+        let frames = zsmalloc.and_then(|l| p.store.zsmalloc().and_then(|z| z.zspage_frames(l.zspage)));
+        for (slot, &pfn) in zspage_pfns.iter_mut().zip(frames.unwrap_or(&[])) {
+            *slot = Some(pfn);
+        }
+        let zspage_frames = frames.map_or(0, |f| f.len() as u64);
+        let zbud = match (&p.store, entry.handle()) {
+            (Store::Zbud(z), Some(h)) => z.pool().locate(h).ok(),
+            _ => None,
+        };
         Some(Placement {
             backend: p.backend,
             kind: p.kind,
@@ -1278,6 +1289,8 @@ impl<M: PageMemory + FrameSource> Tmem<M> {
             handle: entry.handle().map(|h| h.raw()),
             zsmalloc,
             zspage_frames,
+            zspage_pfns,
+            zbud,
         })
     }
 
