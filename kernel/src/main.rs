@@ -7,7 +7,8 @@
 //! * `workload=swap` (`cargo xtask run --workload swap`): the same swap workload without and with tmem
 //!   behind frontswap, and the disk I/O tmem avoided;
 //! * `workload=files`: the page cache over the file disk without and with cleancache;
-//! * `workload=all`: both at once over one tmem, so cleancache pages dropped for frontswap show.
+//! * `workload=all`: both at once over one tmem, so cleancache pages dropped for frontswap show;
+//! * `workload=shell` (`cargo xtask run --shell`): the serial shell, commands typed or replayed from a file.
 #![no_std]
 #![no_main]
 

@@ -120,6 +120,7 @@ pub enum Workload {
     All,
     Sweep,
     Soak,
+    Shell,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -153,6 +154,15 @@ pub struct RunOpts {
     /// cache over the file disk without and with cleancache) or `all` (swap and files over one tmem).
     #[arg(long, value_name = "WORKLOAD")]
     workload: Option<Workload>,
+    /// The serial shell (`workload=shell`), typed in this terminal: every key goes to the kernel's
+    /// serial port. `help` lists the commands, `exit` ends the run.
+    #[arg(long, conflicts_with = "script")]
+    shell: bool,
+    /// The serial shell fed from FILE: one command per line, each sent when the shell prompts, so a
+    /// lesson replays exactly. Blank lines and lines starting with `#` are not sent; the last command
+    /// must be `exit`.
+    #[arg(long, value_name = "FILE")]
+    script: Option<PathBuf>,
     /// Kernel options, `key=value` (after `--`), e.g. `cargo xtask run -- loglevel=debug memmap=full`.
     #[arg(last = true)]
     kernel_options: Vec<String>,
@@ -328,6 +338,8 @@ pub struct PreparedRun {
     pub args: Vec<String>,
     pub timeout: Duration,
     pub pages: Option<pages::PageFile>,
+    /// What the serial port receives (the shell's input).
+    pub input: qemu::Input,
 }
 
 /// Build everything `o` asks for: check the kernel options on the host (unless `check_options` is off,
@@ -343,8 +355,17 @@ pub fn prepare_run(o: &RunOpts, gdb: bool, check_options: bool, swap_name: &str)
             Workload::All => "all",
             Workload::Sweep => "sweep",
             Workload::Soak => "soak",
+            Workload::Shell => "shell",
         };
         kernel_options.push(format!("workload={name}"));
+    }
+    let input = shell_input(o)?;
+    if !matches!(input, qemu::Input::None) {
+        anyhow::ensure!(
+            o.workload.is_none_or(|w| w == Workload::Shell),
+            "--shell and --script run the shell workload; leave out --workload"
+        );
+        kernel_options.push("workload=shell".into());
     }
     if check_options {
         check_kernel_options(&kernel_options)?;
@@ -394,7 +415,34 @@ pub fn prepare_run(o: &RunOpts, gdb: bool, check_options: bool, swap_name: &str)
     let args = config.args().map_err(anyhow::Error::msg)?;
     let default_timeout = if gdb { 3600 } else { 300 };
     let timeout = Duration::from_secs(o.machine.timeout.unwrap_or(default_timeout));
-    Ok(PreparedRun { elf, args, timeout, pages })
+    Ok(PreparedRun { elf, args, timeout, pages, input })
+}
+
+/// The prompt of the kernel's serial shell (`kernel/src/workload/shell.rs`, `PROMPT`).
+pub const SHELL_PROMPT: &str = "zk> ";
+
+/// The lines of a shell script: blank lines and `#` comments dropped, each line trimmed; the last must
+/// be `exit`, or the run could only end at its timeout.
+pub fn script_lines(text: &str) -> Result<Vec<String>> {
+    let lines: Vec<String> =
+        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect();
+    anyhow::ensure!(
+        lines.last().is_some_and(|l| l == "exit"),
+        "the script's last command is {:?}, not `exit`: the shell would wait for input until the timeout",
+        lines.last().map_or("(none)", |l| l.as_str())
+    );
+    Ok(lines)
+}
+
+/// What the kernel's serial port gets: the terminal for `--shell`, the script's lines for `--script`.
+fn shell_input(o: &RunOpts) -> Result<qemu::Input> {
+    if o.shell {
+        return Ok(qemu::Input::Terminal);
+    }
+    let Some(path) = &o.script else { return Ok(qemu::Input::None) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading the script {}", path.display()))?;
+    let lines = script_lines(&text).with_context(|| format!("script {}", path.display()))?;
+    Ok(qemu::Input::Script { prompt: SHELL_PROMPT.into(), lines })
 }
 
 /// What a boot of the demo kernel gave.
@@ -439,8 +487,10 @@ pub fn execute_run(p: &PreparedRun, echo: bool) -> Result<RunOutcome> {
     let mut stats = None;
     let mut failed = None;
     let mut lines = Vec::new();
-    let r = qemu::run(&p.args, p.timeout, |line| {
-        if echo {
+    // At a terminal, QEMU's output is passed through as it comes (a prompt has no newline).
+    let terminal = matches!(p.input, qemu::Input::Terminal);
+    let r = qemu::run_with_input(&p.args, p.timeout, p.input.clone(), |line| {
+        if echo && !terminal {
             println!("{line}");
         }
         if line.starts_with(zstats::PREFIX) {

@@ -1,7 +1,7 @@
 //! Running QEMU: prerequisites, the disks every run gets, a timeout on every run, and the serial output
 //! as lines.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -105,34 +105,91 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// What the guest's serial port receives (QEMU's stdin, `-serial stdio`).
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// Nothing: stdin is `/dev/null`.
+    None,
+    /// This terminal (`cargo xtask run --shell`): QEMU puts it in raw mode, every key reaches the guest,
+    /// and the guest's output is passed through byte by byte (a prompt has no newline).
+    Terminal,
+    /// These lines, one each time the guest's serial output ends in `prompt` (`--script FILE`): a
+    /// lesson replayed exactly as if typed, never ahead of the shell.
+    Script { prompt: String, lines: Vec<String> },
+}
+
+/// What the stdout reader hands the main loop.
+enum Out {
+    Line(String),
+    /// The output so far ends in the prompt, with nothing after it: the guest waits for a line.
+    Prompt,
+}
+
 /// Run QEMU with `args`, killing it after `timeout`. Each serial line is passed to `on_line` as it
 /// arrives (to echo it live); all lines are also returned.
-pub fn run(args: &[String], timeout: Duration, mut on_line: impl FnMut(&str)) -> Result<Run> {
+pub fn run(args: &[String], timeout: Duration, on_line: impl FnMut(&str)) -> Result<Run> {
+    run_with_input(args, timeout, Input::None, on_line)
+}
+
+/// [`run`], with `input` fed to the guest's serial port.
+pub fn run_with_input(args: &[String], timeout: Duration, input: Input, mut on_line: impl FnMut(&str)) -> Result<Run> {
     let start = Instant::now();
     let mut child = Command::new(QEMU)
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(match input {
+            Input::None => Stdio::null(),
+            Input::Terminal => Stdio::inherit(),
+            Input::Script { .. } => Stdio::piped(),
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {QEMU}"))?;
 
-    let (tx, rx) = mpsc::channel::<String>();
+    let (tx, rx) = mpsc::channel::<Out>();
     let stdout = child.stdout.take().expect("piped");
+    let pass_through = matches!(input, Input::Terminal);
+    let prompt = match &input {
+        Input::Script { prompt, .. } => Some(prompt.clone()),
+        _ => None,
+    };
+    let mut stdin = child.stdin.take();
+    let mut script = match input {
+        Input::Script { lines, .. } => lines.into_iter(),
+        _ => Vec::new().into_iter(),
+    };
     let reader = std::thread::spawn(move || {
         let mut r = BufReader::new(stdout);
-        let mut buf = Vec::new();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut chunk = [0u8; 4096];
         loop {
-            buf.clear();
-            match r.read_until(b'\n', &mut buf) {
+            let n = match r.read(&mut chunk) {
                 Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).replace('\r', "");
-                    if tx.send(line).is_err() {
-                        break;
-                    }
+                Ok(n) => n,
+            };
+            if pass_through {
+                let mut out = std::io::stdout();
+                let _ = out.write_all(&chunk[..n]);
+                let _ = out.flush();
+            }
+            pending.extend_from_slice(&chunk[..n]);
+            while let Some(i) = pending.iter().position(|&b| b == b'\n') {
+                let raw: Vec<u8> = pending.drain(..=i).collect();
+                let line = String::from_utf8_lossy(&raw).trim_end_matches(['\n', '\r']).replace('\r', "");
+                if tx.send(Out::Line(line)).is_err() {
+                    return;
                 }
             }
+            if let Some(p) = &prompt
+                && pending.ends_with(p.as_bytes())
+                && String::from_utf8_lossy(&pending).replace('\r', "") == *p
+                && tx.send(Out::Prompt).is_err()
+            {
+                return;
+            }
+        }
+        if !pending.is_empty() {
+            let _ = tx.send(Out::Line(String::from_utf8_lossy(&pending).replace('\r', "")));
         }
     });
     let mut stderr_pipe = child.stderr.take().expect("piped");
@@ -145,9 +202,20 @@ pub fn run(args: &[String], timeout: Duration, mut on_line: impl FnMut(&str)) ->
     let mut lines = Vec::new();
     let mut timed_out = false;
     let status = loop {
-        while let Ok(line) = rx.try_recv() {
-            on_line(&line);
-            lines.push(line);
+        while let Ok(out) = rx.try_recv() {
+            match out {
+                Out::Line(line) => {
+                    on_line(&line);
+                    lines.push(line);
+                }
+                // The next line of the script, as if typed: the shell echoes it after its prompt.
+                Out::Prompt => {
+                    if let (Some(next), Some(pipe)) = (script.next(), stdin.as_mut()) {
+                        let _ = pipe.write_all(format!("{next}\n").as_bytes());
+                        let _ = pipe.flush();
+                    }
+                }
+            }
         }
         if let Some(status) = child.try_wait().context("waiting for QEMU")? {
             break status;
@@ -162,10 +230,13 @@ pub fn run(args: &[String], timeout: Duration, mut on_line: impl FnMut(&str)) ->
         }
         std::thread::sleep(Duration::from_millis(10));
     };
+    drop(stdin);
     let _ = reader.join();
-    for line in rx.try_iter() {
-        on_line(&line);
-        lines.push(line);
+    for out in rx.try_iter() {
+        if let Out::Line(line) = out {
+            on_line(&line);
+            lines.push(line);
+        }
     }
     let _ = std::io::stdout().flush();
     let stderr = err_reader.join().unwrap_or_default();

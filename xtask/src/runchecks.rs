@@ -11,6 +11,8 @@
 //! | `run_kernel_refuses_unchecked_option` | `swap_mem=abc` passed past the host check | the kernel itself fails the boot, naming the option |
 //! | `run_uses_the_pages_given` | a 64-page file, then an *older* 32-page file | the second boot reports 32 pages with a good checksum |
 //! | `run_fails_on_wrong_pages` | a page file with a checksum that does not match it | fail: not the page file given |
+//! | `run_shell_script` | `--script tests/scripts/shell-tour.txt`: every shell command, a bad command and a bad argument, through QEMU's stdin and COM1 | every answer has its command's shape and figures that agree (steps add up across commands, `stats` reads back), the two bad lines each get one `error:` line, the shell runs on to `exit` and the run passes |
+//! | `run_trace_page` | `--script tests/scripts/trace-page.txt`, `swap_cache=exclusive`, small workloads | page 16's trace in order: clock victim, swap_out, frontswap_store, compress, tmem_put, zs_malloc spanning two frames, kmap of the page and of both object frames in adjacent slots, frame freed; then fault, frontswap_load, tmem_get, zs_map_object, kmaps, decompress, mapped, zs_free; and a cleancache put and exclusive get of inode 0, the values agreeing from step to step |
 //! | `run_pool_table_matches_host` | `run_stats_pools`'s report, and the host's `pool-table` on the same objects | every pool's stored, refused, pool pages, reserve, object and metadata bytes equal, row by row |
 //!
 //! They run one at a time after the test kernels (each boots the same disk image).
@@ -45,6 +47,8 @@ pub fn checks() -> Vec<RunCheck> {
         RunCheck { name: "run_uses_the_pages_given", check: pages_given },
         RunCheck { name: "run_fails_on_wrong_pages", check: wrong_pages },
         RunCheck { name: "run_pool_table_matches_host", check: pool_table_matches_host },
+        RunCheck { name: "run_shell_script", check: shell_script },
+        RunCheck { name: "run_trace_page", check: trace_page },
     ]
 }
 
@@ -71,6 +75,8 @@ fn opts(o: &TestOpts, workload: Option<Workload>, options: &[&str]) -> RunOpts {
         files: None,
         swap_mib: crate::qemu::SWAP_MIB,
         workload,
+        shell: false,
+        script: None,
         kernel_options: options.iter().map(|s| s.to_string()).collect(),
     }
 }
@@ -98,6 +104,7 @@ fn stats(o: &TestOpts, w: Workload, options: &[&str]) -> Result<String> {
         Workload::All => r.all.is_some(),
         Workload::Sweep => r.sweep.as_ref().is_some_and(|s| !s.points.is_empty()),
         Workload::Soak => r.soak.is_some(),
+        Workload::Shell => r.swap.is_some() || r.files.is_some(),
     };
     ensure!(member, "the report has no {w:?} member");
     Ok(format!("report read back into zstats::Report, {w:?} member present"))
@@ -268,4 +275,331 @@ fn pool_table_matches_host(o: &TestOpts) -> Result<String> {
         compared += 1;
     }
     Ok(format!("{compared} rows (workload × pool) equal on the host and in the kernel"))
+}
+
+/// The lesson `run_shell_script` replays, from the workspace root.
+pub const SHELL_TOUR: &str = "tests/scripts/shell-tour.txt";
+
+/// One command of a shell transcript and the lines it answered with.
+#[derive(Debug)]
+struct Answer {
+    command: String,
+    lines: Vec<String>,
+}
+
+/// Split a shell run's serial output into commands (`zk> CMD`, as the shell echoes what it read) and
+/// their answers; what follows `exit` is the run's end and belongs to no command.
+fn transcript(lines: &[String]) -> Vec<Answer> {
+    let mut out: Vec<Answer> = Vec::new();
+    let mut open = false;
+    for line in lines {
+        if let Some(cmd) = line.strip_prefix(crate::SHELL_PROMPT) {
+            out.push(Answer { command: cmd.trim().to_string(), lines: Vec::new() });
+            open = cmd.trim() != "exit";
+        } else if open && let Some(a) = out.last_mut() {
+            // The file disk's mount logs a line on the first `files`; it is the kernel's, not the shell's.
+            if !line.starts_with("[INFO ") {
+                a.lines.push(line.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The first number after `prefix` in `line`.
+fn number_after(line: &str, prefix: &str) -> Option<u64> {
+    let rest = &line[line.find(prefix)? + prefix.len()..];
+    rest.trim_start().split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+/// Every answer of the tour has the shape its command promises, with figures that agree with each other
+/// and with the final report.
+fn check_tour(answers: &[Answer], report: &zstats::Report) -> Result<()> {
+    let names: Vec<&str> = answers.iter().map(|a| a.command.split(' ').next().unwrap_or("")).collect();
+    for c in shell::COMMANDS {
+        ensure!(names.contains(&c.name), "the lesson never runs `{}`", c.name);
+    }
+    ensure!(answers.last().is_some_and(|a| a.command == "exit"), "the shell did not read `exit` last");
+    let mut swap_total = 0;
+    let mut file_total = 0;
+    let mut pools_seen_with_zsmalloc = false;
+    for a in answers {
+        let l = &a.lines;
+        let has = |p: &str| l.iter().any(|x| x.starts_with(p));
+        let what = || format!("`{}` answered {:?}", a.command, l);
+        let mut words = a.command.split(' ');
+        match (words.next().unwrap_or(""), words.next()) {
+            ("help", None) => {
+                ensure!(l.first().is_some_and(|x| x == "commands:"), "{}", what());
+                for c in shell::COMMANDS {
+                    ensure!(l.iter().any(|x| x.starts_with(&format!("  {}", c.name))), "help lacks {}", c.name);
+                }
+                ensure!(l.len() == 1 + shell::COMMANDS.len(), "{}", what());
+            }
+            ("mem", None) => {
+                ensure!(l.len() == 3 && has("mem: ") && has("mem: free blocks by order: 0:"), "{}", what());
+                ensure!(l[1].contains(" 10:") && has("mem: frames by owner: kernel "), "{}", what());
+            }
+            ("cpus", None) => ensure!(has("cpus: 4 up of 4") && has("cpus: ") && l.len() >= 3, "{}", what()),
+            ("tmem", None) => {
+                ensure!(has("tmem: ") && l.iter().any(|x| x.starts_with("tmem: puts ")), "{}", what());
+                let pools = number_after(&l[0], "tmem:").context("no pool count")?;
+                ensure!(l.iter().filter(|x| x.starts_with("  pool ")).count() as u64 == pools, "{}", what());
+            }
+            ("pools", None) => {
+                if has("pool 0 (persistent, zsmalloc)") {
+                    pools_seen_with_zsmalloc = true;
+                    ensure!(has("  zsmalloc: ") && has("  class  size"), "{}", what());
+                    ensure!(
+                        l.iter()
+                            .filter(|x| x.starts_with("  ") && x.trim_start().starts_with(char::is_numeric))
+                            .count()
+                            > 0,
+                        "{}",
+                        what()
+                    );
+                } else {
+                    ensure!(l == &["pools: tmem holds no pool yet (`swap N` and `files N` create them)"], "{}", what());
+                }
+            }
+            ("swap", Some(n)) if n.bytes().all(|b| b.is_ascii_digit()) => {
+                let n: u64 = n.parse()?;
+                swap_total += n;
+                let line = l.first().context("swap printed nothing")?;
+                ensure!(line.starts_with(&format!("swap: {n} accesses made, {swap_total} of ")), "{}", what());
+                ensure!(line.ends_with("mismatches 0"), "{}", what());
+            }
+            ("files", Some(n)) => {
+                let n: u64 = n.parse()?;
+                file_total += n;
+                ensure!(
+                    l.first().is_some_and(|x| x.starts_with(&format!("files: {n} operations made, {file_total} of "))),
+                    "{}",
+                    what()
+                );
+                ensure!(has("files: cleancache puts "), "{}", what());
+            }
+            ("compact", None) => {
+                let line = l.first().context("compact printed nothing")?;
+                let freed = number_after(line, "compact:").context("no frames freed")?;
+                let (before, after) = line
+                    .split_once("pool frames ")
+                    .and_then(|(_, r)| r.split_once(" -> "))
+                    .context("no pool frames")?;
+                ensure!(before.parse::<u64>()? - after.parse::<u64>()? == freed, "{}", what());
+            }
+            ("trace", Some("page")) => {
+                ensure!(l.first().is_some_and(|x| x.starts_with("trace: on: swap page 5")), "{}", what())
+            }
+            ("trace", Some("off")) => ensure!(l == &["trace: off"], "{}", what()),
+            ("stats", None) => {
+                ensure!(l.len() == 1 && l[0].starts_with(zstats::PREFIX), "{}", what());
+                let live = zstats::from_line(&l[0]).map_err(|e| anyhow::anyhow!("stats does not read back: {e}"))?;
+                let swap = live.swap.as_ref().and_then(|s| s.runs.first()).context("stats has no swap run")?;
+                ensure!(swap.accesses == swap_total, "stats: {} accesses, the shell made {swap_total}", swap.accesses);
+                ensure!(live.files.as_ref().is_some_and(|f| f.runs.len() == 1), "stats has no file run");
+            }
+            ("frobnicate", None) => {
+                ensure!(l == &["error: unknown command `frobnicate` (`help` lists the commands)"], "{}", what())
+            }
+            ("swap", Some("many")) => {
+                ensure!(l == &["error: `swap many`: the argument must be a number from 1 to 100000"], "{}", what())
+            }
+            ("exit", None) => {}
+            _ => bail!("the lesson has a command this check does not know: `{}`", a.command),
+        }
+    }
+    ensure!(pools_seen_with_zsmalloc, "`pools` never showed frontswap's zsmalloc pool");
+    let swap = report.swap.as_ref().and_then(|s| s.runs.first()).context("the final report has no swap run")?;
+    ensure!(
+        swap.accesses == swap_total && swap.mismatches == 0,
+        "final swap run: {} accesses, {} mismatches",
+        swap.accesses,
+        swap.mismatches
+    );
+    let files = report.files.as_ref().and_then(|f| f.runs.first()).context("the final report has no file run")?;
+    ensure!(files.mismatches == 0 && files.stale_hits == 0, "final file run: {files:?}");
+    Ok(())
+}
+
+/// `cargo xtask run --script tests/scripts/shell-tour.txt`: the lesson's lines go in through QEMU's
+/// stdin and the guest's COM1, one per prompt; every command must answer with its shape, the bad
+/// command and the bad argument with one `error:` line each, and the shell must run on to `exit` and a
+/// passing report.
+fn shell_script(o: &TestOpts) -> Result<String> {
+    let mut r = opts(o, None, &["swap_mem=64", "swap_accesses=768", "files_cache=32", "files_ops=40"]);
+    r.script = Some(cargo::workspace_root().join(SHELL_TOUR));
+    let outcome = boot(&r, true)?;
+    let answers = transcript(&outcome.lines);
+    let passed = outcome.into_result()?;
+    ensure!(passed.report.failures.is_empty(), "the report lists failures: {:?}", passed.report.failures);
+    check_tour(&answers, &passed.report)?;
+    Ok(format!("{} commands answered as they must, the two bad ones with an error; the run passed", answers.len()))
+}
+
+/// The lesson `run_trace_page` replays, and the options it needs (see the script's header).
+pub const TRACE_SCRIPT: &str = "tests/scripts/trace-page.txt";
+const TRACE_OPTIONS: &[&str] =
+    &["swap_mem=64", "swap_accesses=768", "swap_cache=exclusive", "files_cache=32", "files_ops=40"];
+/// The page the script follows: with those options its first store is an object spanning two frames.
+const TRACED_PAGE: u64 = 16;
+
+/// Every number in `s`, decimal or `0x` hex, in order.
+fn numbers(s: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    for w in s.split(|c: char| !c.is_ascii_alphanumeric()) {
+        if let Some(h) = w.strip_prefix("0x") {
+            if let Ok(n) = u64::from_str_radix(h, 16) {
+                out.push(n);
+            }
+        } else if !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()) {
+            out.push(w.parse().unwrap_or(u64::MAX));
+        }
+    }
+    out
+}
+
+/// Walks trace lines in order: each step must come after the one before.
+struct Steps<'a> {
+    lines: &'a [&'a str],
+    at: usize,
+}
+
+impl<'a> Steps<'a> {
+    /// The next line from here that starts with `prefix` and satisfies `ok`; the walk moves past it.
+    fn next(&mut self, what: &str, prefix: &str, ok: impl Fn(&str) -> bool) -> Result<&'a str> {
+        let from = self.at;
+        match self.lines[from..].iter().position(|l| l.starts_with(prefix) && ok(l)) {
+            Some(i) => {
+                self.at = from + i + 1;
+                Ok(self.lines[from + i])
+            }
+            None => bail!("trace step `{what}` ({prefix}…) missing after line {from} of the trace"),
+        }
+    }
+}
+
+/// The journey of the traced page out to zsmalloc (an object spanning two frames) and back, in order,
+/// with the values agreeing from step to step.
+fn check_swap_journey(trace: &[&str]) -> Result<String> {
+    let page = format!("trace: page {TRACED_PAGE}: ");
+    // The first swap-out whose store spans two frames.
+    let starts: Vec<usize> = (0..trace.len()).filter(|&i| trace[i].starts_with(&format!("{page}swap_out:"))).collect();
+    let start = starts
+        .iter()
+        .copied()
+        .find(|&i| {
+            trace[i..]
+                .iter()
+                .skip(1)
+                .take_while(|l| !l.starts_with(&format!("{page}swap_out:")))
+                .any(|l| l.starts_with("trace:   zs_malloc(") && l.contains("spans two frames"))
+        })
+        .context("no swap-out of the traced page stored an object spanning two frames")?;
+    ensure!(
+        start > 0 && trace[start - 1].starts_with(&format!("{page}clock victim")),
+        "no clock victim line before the swap-out"
+    );
+    let mut s = Steps { lines: trace, at: start };
+    let out = s.next("swap_out", &format!("{page}swap_out: frame pfn "), |_| true)?;
+    let n = numbers(out);
+    let (frame, offset) = (n[1], n[3]);
+    ensure!(out.contains("swap entry (type 0, offset"), "{out}");
+    s.next("frontswap_store", &format!("trace: frontswap_store(type 0, offset {offset})"), |_| true)?;
+    let len = numbers(s.next("compress", "trace:   compress: lz4 4096 -> ", |_| true)?)[1];
+    let put = s.next("tmem put", "trace: tmem_put(pool ", |l| l.ends_with("persistent pool over zsmalloc"))?;
+    let key = numbers(put)[..3].to_vec();
+    let malloc = s.next("zs_malloc", &format!("trace:   zs_malloc({len} bytes): class size "), |l| {
+        l.contains("spans two frames")
+    })?;
+    let m = numbers(malloc);
+    let (a, b) = (m[m.len() - 2], m[m.len() - 1]);
+    s.next("kmap of the page's frame", "trace:   kmap slot ", |l| {
+        l.ends_with(&format!("-> pfn {frame:#x} (the page's frame)"))
+    })?;
+    let first = s.next("kmap of the object's first frame", "trace:   kmap slot ", |l| {
+        l.ends_with(&format!("-> pfn {a:#x} (the object)"))
+    })?;
+    let second = s.next("kmap of the object's second frame", "trace:   kmap slot ", |l| {
+        l.ends_with(&format!("-> pfn {b:#x} (the object)"))
+    })?;
+    ensure!(
+        numbers(second)[0] == numbers(first)[0] + 1,
+        "the spanning object was not mapped in two adjacent slots: {first} / {second}"
+    );
+    s.next("frame freed", &format!("{page}frame pfn {frame:#x} freed"), |_| true)?;
+    // Back in, in reverse.
+    let fault = s.next(
+        "fault",
+        &format!("{page}fault: not present, PTE holds swap entry (type 0, offset {offset}); new frame pfn "),
+        |_| true,
+    )?;
+    let new = *numbers(fault).last().context("no frame")?;
+    s.next("frontswap_load", &format!("trace: frontswap_load(type 0, offset {offset}): hit"), |_| true)?;
+    s.next("tmem get", &format!("trace: tmem_get(pool {}, oid {}, index {})", key[0], key[1], key[2]), |_| true)?;
+    let map = s.next("zs_map_object", &format!("trace:   zs_map_object({len} bytes): class size "), |l| {
+        l.contains("spans two frames")
+    })?;
+    let m = numbers(map);
+    let (a2, b2) = (m[m.len() - 2], m[m.len() - 1]);
+    s.next("kmap of the new frame", "trace:   kmap slot ", |l| {
+        l.ends_with(&format!("-> pfn {new:#x} (the page's frame)"))
+    })?;
+    let first = s.next("kmap of the object's first frame", "trace:   kmap slot ", |l| {
+        l.ends_with(&format!("-> pfn {a2:#x} (the object)"))
+    })?;
+    let second = s.next("kmap of the object's second frame", "trace:   kmap slot ", |l| {
+        l.ends_with(&format!("-> pfn {b2:#x} (the object)"))
+    })?;
+    ensure!(numbers(second)[0] == numbers(first)[0] + 1, "the load did not map the object in two adjacent slots");
+    s.next("decompress", &format!("trace:   decompress: {len} -> 4096 bytes"), |_| true)?;
+    s.next("mapped", &format!("{page}mapped at frame pfn {new:#x}"), |_| true)?;
+    s.next(
+        "free",
+        &format!("trace: frontswap_invalidate_page(pool {}, oid {}, index {}): zs_free: ", key[0], key[1], key[2]),
+        |_| true,
+    )?;
+    Ok(format!("page {TRACED_PAGE}: out at offset {offset}, {len} bytes spanning pfn {a:#x}+{b:#x}, back in 18 steps"))
+}
+
+/// A cleancache page of the traced file put into tmem and got back (exclusively), in order.
+fn check_cleancache_journey(trace: &[&str]) -> Result<String> {
+    let mut s = Steps { lines: trace, at: 0 };
+    let put = s.next("cleancache_put", "trace: cleancache_put(fs ", |l| l.contains(", inode 0, index "))?;
+    let p = numbers(put);
+    let (fs, index) = (p[0], p[2]);
+    let len = numbers(s.next("compress", "trace:   compress: 4096 -> ", |_| true)?)[1];
+    let tput = s.next("tmem put", "trace: tmem_put(pool ", |l| {
+        l.contains(&format!(", oid 0, index {index}): ephemeral pool"))
+    })?;
+    let key = numbers(tput)[..3].to_vec();
+    let zbud = s.next("zbud object", &format!("trace:   zbud: {len} bytes in the "), |_| true)?;
+    let pfn = numbers(zbud)[1];
+    s.next("kmap of the object", "trace:   kmap slot ", |l| l.ends_with(&format!("-> pfn {pfn:#x} (the object)")))?;
+    s.next("cleancache_get", &format!("trace: cleancache_get(fs {fs}, inode 0, index {index}): hit"), |_| true)?;
+    s.next("tmem get", &format!("trace: tmem_get(pool {}, oid {}, index {})", key[0], key[1], key[2]), |_| true)?;
+    let zbud = s.next("zbud object", &format!("trace:   zbud: {len} bytes in the "), |_| true)?;
+    let pfn = numbers(zbud)[1];
+    s.next("kmap of the object", "trace:   kmap slot ", |l| l.ends_with(&format!("-> pfn {pfn:#x} (the object)")))?;
+    s.next("decompress", &format!("trace:   decompress: {len} -> 4096 bytes"), |_| true)?;
+    s.next(
+        "free",
+        &format!("trace: exclusive get: tmem_flush_page(pool {}, oid {}, index {}): zbud free", key[0], key[1], key[2]),
+        |_| true,
+    )?;
+    Ok(format!("inode 0 index {index}: put ({len} bytes in zbud) and got back"))
+}
+
+/// `--script tests/scripts/trace-page.txt`: the trace of page 16 out to zsmalloc (spanning two frames)
+/// and back, and of a cleancache page put and got, each step in its order with matching values.
+fn trace_page(o: &TestOpts) -> Result<String> {
+    let mut r = opts(o, None, TRACE_OPTIONS);
+    r.script = Some(cargo::workspace_root().join(TRACE_SCRIPT));
+    let outcome = boot(&r, true)?;
+    let trace: Vec<&str> = outcome.lines.iter().map(String::as_str).filter(|l| l.starts_with("trace: ")).collect();
+    let swap = check_swap_journey(&trace)?;
+    let files = check_cleancache_journey(&trace)?;
+    let passed = outcome.into_result()?;
+    ensure!(passed.report.failures.is_empty(), "the report lists failures: {:?}", passed.report.failures);
+    Ok(format!("{swap}; {files}"))
 }

@@ -46,6 +46,8 @@ pub fn soak(o: &SoakOpts) -> Result<ExitCode> {
         files: None,
         swap_mib: qemu::SWAP_MIB,
         workload: Some(Workload::Soak),
+        shell: false,
+        script: None,
         kernel_options: vec![format!("soak_seconds={seconds}")],
     };
     let prepared = prepare_run(&run, false, true, "soak")?;

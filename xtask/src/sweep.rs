@@ -490,6 +490,8 @@ fn run_opts(pages: Option<&Path>) -> RunOpts {
         files: None,
         swap_mib: qemu::SWAP_MIB,
         workload: Some(crate::Workload::Sweep),
+        shell: false,
+        script: None,
         kernel_options: Vec::new(),
     }
 }

@@ -66,6 +66,25 @@ pub fn _print(args: fmt::Arguments<'_>) {
     });
 }
 
+/// A byte COM1 received, if one is waiting (the line status register's data-ready bit); `None` at once
+/// otherwise. Polled: the UART's receive interrupt stays off, so the serial shell (`workload::shell`)
+/// asks in a loop. QEMU stops reading its stdin while the receive FIFO is full, so no byte is lost
+/// while the shell runs a long command.
+pub fn try_read_byte() -> Option<u8> {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        SERIAL.lock().as_mut().and_then(|serial| serial.0.try_receive_byte().ok())
+    })
+}
+
+/// Write bytes exactly as given (no `\n` → `\r\n`): the line editor's echo and erase sequences.
+pub fn write_raw(bytes: &[u8]) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        if let Some(serial) = SERIAL.lock().as_mut() {
+            serial.0.send_bytes_exact(bytes);
+        }
+    })
+}
+
 /// Check that the UART answers: write and read back its scratch register.
 pub fn self_test() -> Result<(), &'static str> {
     x86_64::instructions::interrupts::without_interrupts(|| match SERIAL.lock().as_mut() {

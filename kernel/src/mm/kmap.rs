@@ -214,6 +214,7 @@ fn map_slot(slot: usize, pfn: Pfn) -> u64 {
     // can exist for a non-present PTE, so no flush is needed on the way in.
     unsafe { pte(slot).write_volatile(pfn.addr() | flags.bits()) };
     MAPS.fetch_add(1, Ordering::Relaxed);
+    super::trace::kmapped(slot, pfn);
     slot_addr(slot)
 }
 

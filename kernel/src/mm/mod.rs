@@ -30,6 +30,7 @@ pub mod kmap;
 pub mod paging;
 pub mod region;
 pub mod stack;
+pub mod trace;
 
 use core::mem::size_of;
 

@@ -45,8 +45,30 @@ impl Swapper {
         }
         self.make_room()?;
         let mut frame = self.alloc_frame()?;
+        // The page trace (one atomic load when off): the fault, then the load's steps.
+        let traced = crate::mm::trace::is_page(page);
+        if traced {
+            match kind {
+                Kind::Swap(e) => crate::println!(
+                    "trace: page {page}: fault: not present, PTE holds swap entry (type {}, offset {}); new frame \
+                     pfn {:#x}",
+                    e.ty,
+                    e.offset,
+                    frame.pfn().0
+                ),
+                _ => crate::println!(
+                    "trace: page {page}: fault: not present, never touched: zero fill of new frame pfn {:#x}",
+                    frame.pfn().0
+                ),
+            }
+            crate::mm::trace::record_frame(Some(frame.pfn()));
+        }
         // On an error the frame is dropped (freed): it was never mapped.
-        let backing = match self.fill(&mut frame, page, kind) {
+        let fill = self.fill(&mut frame, page, kind);
+        if traced {
+            crate::mm::trace::take();
+        }
+        let backing = match fill {
             Ok(b) => b,
             Err(e) => match (kind, lost_cause(&e)) {
                 (Kind::Swap(se), Some(cause)) => return Err(self.lose(page, se, cause)),
@@ -60,6 +82,7 @@ impl Swapper {
         // evicting the page the other just brought in. With one CPU it changes nothing: the retried
         // access sets the bit before any other fault can run.
         let flags = PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE | PageTableFlags::ACCESSED;
+        let pfn = frame.pfn();
         // If the mapping is refused, the swap entry is still in place and its copy (tmem, zram or disk)
         // still valid: only the frame goes (dropped with the error).
         self.map_frame(page, frame, flags)?;
@@ -69,10 +92,21 @@ impl Swapper {
         self.stats.faults += 1;
         self.stats.resident = self.clock.len() as u64;
         self.stats.peak_resident = self.stats.peak_resident.max(self.stats.resident);
+        if traced {
+            crate::println!("trace: page {page}: mapped at frame pfn {:#x}", pfn.0);
+        }
         // Only now does the swap cache decide about the copy (Linux's do_swap_page order: swap_free last).
         if let (Kind::Swap(e), Some(backing)) = (kind, backing) {
             let release = match self.cache.swapped_in(page, SwapCopy { slot: e.offset, backing }) {
-                Ok(SwapIn::Keep) => None,
+                Ok(SwapIn::Keep) => {
+                    if traced {
+                        crate::println!(
+                            "trace:   the swap cache keeps slot {} and its copy until the page is written",
+                            e.offset
+                        );
+                    }
+                    None
+                }
                 Ok(SwapIn::Release(copy)) => Some(copy.slot),
                 Err(err) => {
                     self.error.get_or_insert(SwapError::Cache(err));

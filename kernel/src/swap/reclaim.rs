@@ -21,6 +21,7 @@ use x86_64::structures::paging::PageTableFlags;
 
 use super::{SWAP_TYPE, SwapError, Swapper};
 use crate::mm::paging::Pte;
+use crate::mm::trace;
 use crate::zcache;
 
 impl Reclaimer for Swapper {
@@ -124,6 +125,12 @@ impl Swapper {
         let Some(victim) = self.clock.victim(|p| region.test_and_clear_accessed(p).unwrap_or(false)) else {
             return Ok(false);
         };
+        if trace::is_page(victim) {
+            crate::println!(
+                "trace: page {victim}: clock victim: accessed bit clear (its second chance used), {} resident",
+                self.clock.len() + 1
+            );
+        }
         match self.swap_out(victim) {
             Ok(true) => Ok(true),
             Ok(false) => {
@@ -218,6 +225,24 @@ impl Swapper {
             }
         };
         let decision = self.cache.reclaim(page, old.is_dirty());
+        // The page trace (one atomic load when off): the PTE change, then every step of the store.
+        let traced = trace::is_page(page);
+        if traced {
+            crate::println!(
+                "trace: page {page}: swap_out: frame pfn {:#x} unmapped, PTE holds swap entry (type {SWAP_TYPE}, \
+                 offset {offset}){}",
+                frame.pfn().0,
+                if old.is_dirty() { ", dirty" } else { ", clean" }
+            );
+            match decision {
+                Reclaim::Clean(_) => {
+                    crate::println!("trace:   clean and its copy kept at slot {offset}: nothing is written")
+                }
+                _ => {
+                    trace::record_frame(Some(frame.pfn()));
+                }
+            }
+        }
         let written = match decision {
             // Clean, its copy kept: nothing to write.
             Reclaim::Clean(_) => Ok(None),
@@ -232,6 +257,14 @@ impl Swapper {
                 }
             }
         };
+        if traced {
+            trace::take();
+            match written {
+                Ok(Some(Backing::Frontswap)) if self.front => trace::set_slot(Some(offset)),
+                Ok(Some(Backing::Disk)) => crate::println!("trace:   written to the swap disk at slot {offset}"),
+                _ => {}
+            }
+        }
         match written {
             Ok(Some(backing)) => self.cache.stored(backing),
             Ok(None) => {}
@@ -251,6 +284,9 @@ impl Swapper {
             }
         }
         // The frame's contents are safe in frontswap, zram or on the disk: it is freed here.
+        if traced {
+            crate::println!("trace: page {page}: frame pfn {:#x} freed", frame.pfn().0);
+        }
         drop(frame);
         self.stats.swapouts += 1;
         self.stats.resident = self.clock.len() as u64;

@@ -262,6 +262,31 @@ impl FileRun {
         self.stale.iter().any(|k| self.cache.cleancache_holds(*k))
     }
 
+    /// The run so far as a report object (the serial shell's `stats`), without ending it.
+    pub fn live_report(&self) -> FileRunReport {
+        let mut out = FileRunReport {
+            cleancache: self.spec.cleancache.map_or("off", |b| b.name()).into(),
+            files: self.set.len() as u64,
+            set_pages: self.set_pages(),
+            cache_pages: self.spec.cache_pages as u64,
+            reads: self.reads,
+            mismatches: self.mismatches,
+            stale_hits: self.stale_hits,
+            ms: crate::arch::tsc::centi_ns(rdtsc() - self.start) / 100_000_000,
+            cleancache_stats: crate::zcache::cleancache::stats().as_ref().map(report::cleancache),
+            tmem_stats: crate::zcache::stats().as_ref().map(report::tmem),
+            cpus: 1,
+            ..Default::default()
+        };
+        report::page_cache_into(&self.cache.stats(), &mut out);
+        out
+    }
+
+    /// Operations made so far, and of how many.
+    pub fn ops(&self) -> (u64, u64) {
+        (self.done, self.spec.ops)
+    }
+
     /// Drop the page cache and cleancache's fs and report.
     pub fn finish(self) -> FileResult {
         let cycles = rdtsc() - self.start;

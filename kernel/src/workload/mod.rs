@@ -9,6 +9,7 @@
 //! | [`all`] | `all` | both workloads at once over one tmem |
 //! | [`sweep`] | `sweep` | the swap workload at memory sizes 20–100 % of its region, every configuration (`cargo xtask bench --sweep`) |
 //! | [`soak`] | `soak` | swap, tmem and zram rounds with device and frame faults injected (`cargo xtask soak`) |
+//! | [`shell`] | `shell` | the serial shell: commands run the swap and file workloads step by step and show the kernel's state (`cargo xtask run --shell`, `--script FILE`) |
 //! | [`report`] | — | the kernel's counters as `zstats` objects; the failures a run ends with |
 //!
 //! Every workload checks its own results (pages intact, nothing stale, nothing left behind) and adds a
@@ -20,6 +21,7 @@ pub mod files;
 pub mod pools;
 pub mod pooltable;
 pub mod report;
+pub mod shell;
 pub mod soak;
 pub mod swap;
 pub mod swap_run;
@@ -37,6 +39,12 @@ use report::Failures;
 pub fn run(facts: &BootFacts, report: &mut Report) {
     let mut failures = Failures::default();
     crate::zcache::set_tunables(tunables(&facts.settings));
+    // The page trace the options ask for (`trace=page:N`, `trace=file:INODE`), from the first step on.
+    match facts.settings.trace() {
+        kopts::Trace::Page(p) => crate::mm::trace::set_page(Some(p)),
+        kopts::Trace::File(i) => crate::mm::trace::set_file(Some(i)),
+        kopts::Trace::Off => {}
+    }
     match facts.settings.workload() {
         Workload::Pools => {
             pools::run(facts, report, &mut failures);
@@ -47,6 +55,7 @@ pub fn run(facts: &BootFacts, report: &mut Report) {
         Workload::All => all::run_all(facts, report, &mut failures),
         Workload::Sweep => sweep::run_sweep(facts, report, &mut failures),
         Workload::Soak => soak::run_soak(facts, report, &mut failures),
+        Workload::Shell => shell::run_shell(facts, report, &mut failures),
     }
     report.failures = failures.0;
 }

@@ -237,6 +237,21 @@ impl SwapRun {
         }
     }
 
+    /// What this run was started with.
+    pub fn spec(&self) -> &RunSpec {
+        &self.spec
+    }
+
+    /// TSC cycles since the run started.
+    pub fn cycles(&self) -> u64 {
+        rdtsc() - self.start
+    }
+
+    /// Accesses the stream makes in all: the fill, then `spec.accesses`.
+    pub fn total_accesses(&self) -> u64 {
+        self.spec.swap.region_pages + self.spec.accesses
+    }
+
     /// The checks so far.
     pub fn progress(&self) -> Progress {
         Progress {

@@ -28,18 +28,70 @@ pub fn init_fs(backend: Option<Backend>) -> Result<FsId, ZcacheError> {
 
 /// cleancache_put_page: `Ok(true)` if tmem kept the page, `Ok(false)` if it refused it.
 pub fn put(fs: FsId, inode: u64, index: u32, page: &[u8; 4096]) -> Result<bool, ZcacheError> {
-    let r = with(|z| z.with_compressor(|tmem, _, cc, c| cc.put_page(tmem, c, fs, inode, index, page)))
-        .ok_or(ZcacheError::NotInstalled)?
-        .map_err(ZcacheError::NoStream)?;
-    Ok(r.is_ok())
+    // The page trace follows one file's pages (one atomic load when off).
+    let traced = crate::mm::trace::is_file(inode) && crate::mm::trace::record();
+    let mut placed = None;
+    let r = with(|z| {
+        z.with_compressor(|tmem, _, cc, c| {
+            let r = cc.put_page(tmem, c, fs, inode, index, page);
+            if traced
+                && r.is_ok()
+                && let Some(pool) = cc.pool(fs)
+            {
+                let key = tmem::cleancache::cleancache_key(pool, inode, index);
+                placed = tmem.placement(key).map(|p| (key, p));
+            }
+            r
+        })
+    })
+    .ok_or(ZcacheError::NotInstalled)?
+    .map_err(ZcacheError::NoStream);
+    if traced {
+        crate::println!("trace: cleancache_put(fs {}, inode {inode}, index {index})", fs.0);
+        match placed {
+            Some((key, p)) => {
+                crate::println!("trace:   compress: 4096 -> {} bytes", p.stored_len);
+                super::trace::placement("put", key, &p);
+                super::trace::slots(Some(&p));
+            }
+            None => {
+                crate::println!("trace:   tmem refused the page: the page cache simply forgets it");
+                crate::mm::trace::take();
+            }
+        }
+    }
+    Ok(r?.is_ok())
 }
 
 /// cleancache_get_page (exclusive): `Ok(true)` with the page in `out`.
 pub fn get(fs: FsId, inode: u64, index: u32, out: &mut [u8; 4096]) -> Result<bool, ZcacheError> {
-    with(|z| z.with_compressor(|tmem, _, cc, c| cc.get_page(tmem, c, fs, inode, index, out)))
-        .ok_or(ZcacheError::NotInstalled)?
-        .map_err(ZcacheError::NoStream)?
-        .map_err(ZcacheError::Cleancache)
+    let traced = crate::mm::trace::is_file(inode) && crate::mm::trace::record();
+    let mut placed = None;
+    let r = with(|z| {
+        z.with_compressor(|tmem, _, cc, c| {
+            if traced && let Some(pool) = cc.pool(fs) {
+                let key = tmem::cleancache::cleancache_key(pool, inode, index);
+                placed = tmem.placement(key).map(|p| (key, p));
+            }
+            cc.get_page(tmem, c, fs, inode, index, out)
+        })
+    })
+    .ok_or(ZcacheError::NotInstalled)?
+    .map_err(ZcacheError::NoStream)?
+    .map_err(ZcacheError::Cleancache);
+    if traced {
+        // A miss (the page was never put, or was dropped) prints nothing: the file's pages miss often.
+        if let (Ok(true), Some((key, p))) = (&r, placed) {
+            crate::println!("trace: cleancache_get(fs {}, inode {inode}, index {index}): hit", fs.0);
+            super::trace::placement("get", key, &p);
+            super::trace::slots(Some(&p));
+            crate::println!("trace:   decompress: {} -> 4096 bytes", p.stored_len);
+            super::trace::free("exclusive get: tmem_flush_page", key, &p);
+        } else {
+            crate::mm::trace::take();
+        }
+    }
+    r
 }
 
 /// cleancache_invalidate_page.

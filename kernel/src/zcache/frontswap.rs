@@ -58,10 +58,25 @@ pub fn store(
     // Compress first, with this CPU's stream and without zcache's lock: only the allocation, the copy
     // and the indexing below run under it, so other CPUs' stores are not held up by this compression.
     let alg = super::algorithm().ok_or(ZcacheError::NotInstalled)?;
+    // The page trace: the swap room started recording for the followed page (one atomic load).
+    let traced = crate::mm::trace::recording();
+    if traced {
+        crate::println!("trace: frontswap_store(type {ty}, offset {offset})");
+    }
     let prepared = super::streams::with_stream(alg, |c| zstore::Prepared::new(c, page))
         .and_then(|r| r)
         .map_err(ZcacheError::NoStream)?;
-    try_with(|z| {
+    if traced {
+        match &prepared {
+            zstore::Prepared::Compressed { len, .. } => {
+                crate::println!("trace:   compress: {} 4096 -> {len} bytes", alg.name())
+            }
+            zstore::Prepared::Same { word } => crate::println!("trace:   compress: same-filled ({word:#x})"),
+            zstore::Prepared::Poor { size } => crate::println!("trace:   compress: {size} bytes, too poor to keep"),
+        }
+    }
+    let mut placed = None;
+    let r = try_with(|z| {
         z.with_compressor(|tmem, fs, _, c| {
             let mut out = StoreOutcome::default();
             for attempt in 0..2 {
@@ -72,6 +87,10 @@ pub fn store(
                 match r {
                     Ok(()) => {
                         out.stored = true;
+                        if traced && let Some(pool) = fs.pool(ty) {
+                            let key = tmem::frontswap::swap_key(pool, ty, offset);
+                            placed = tmem.placement(key).map(|p| (key, p));
+                        }
                         return out;
                     }
                     Err(FrontswapError::Tmem(TmemError::Full)) if attempt == 0 => {
@@ -90,20 +109,67 @@ pub fn store(
         })
     })
     .ok_or(ZcacheError::Held)?
-    .map_err(ZcacheError::NoStream)
+    .map_err(ZcacheError::NoStream);
+    if traced {
+        match (&r, placed) {
+            (_, Some((key, p))) => {
+                super::trace::placement("put", key, &p);
+                super::trace::slots(Some(&p));
+            }
+            _ => crate::println!("trace:   tmem refused the page: it goes to the swap disk"),
+        }
+    }
+    r
 }
 
 /// frontswap_load of (`ty`, `offset`) into `out`: `Ok(true)` on a hit. The copy stays in tmem
 /// (persistent pool) until [`invalidate_page`].
 pub fn load(ty: u8, offset: u64, out: &mut [u8; 4096]) -> Result<bool, ZcacheError> {
-    try_with(|z| z.with_compressor(|tmem, fs, _, c| fs.load(tmem, c, ty, offset, out)))
-        .ok_or(ZcacheError::Held)?
-        .map_err(ZcacheError::NoStream)?
-        .map_err(ZcacheError::Frontswap)
+    let traced = crate::mm::trace::recording();
+    let mut placed = None;
+    let r = try_with(|z| {
+        z.with_compressor(|tmem, fs, _, c| {
+            if traced && let Some(pool) = fs.pool(ty) {
+                let key = tmem::frontswap::swap_key(pool, ty, offset);
+                placed = tmem.placement(key).map(|p| (key, p));
+            }
+            fs.load(tmem, c, ty, offset, out)
+        })
+    })
+    .ok_or(ZcacheError::Held)?
+    .map_err(ZcacheError::NoStream)?
+    .map_err(ZcacheError::Frontswap);
+    if traced {
+        crate::println!(
+            "trace: frontswap_load(type {ty}, offset {offset}): {}",
+            match r {
+                Ok(true) => "hit",
+                Ok(false) => "miss: the page is on the swap disk",
+                Err(_) => "failed",
+            }
+        );
+        if let (Ok(true), Some((key, p))) = (&r, placed) {
+            super::trace::placement("get", key, &p);
+            super::trace::slots(Some(&p));
+            crate::println!("trace:   decompress: {} -> 4096 bytes", p.stored_len);
+        }
+    }
+    r
 }
 
 /// frontswap_invalidate_page: drop tmem's copy of (`ty`, `offset`), if any.
 pub fn invalidate_page(ty: u8, offset: u64) -> Result<(), ZcacheError> {
+    if crate::mm::trace::is_slot(offset) {
+        crate::mm::trace::set_slot(None);
+        let placed = try_with(|z| {
+            let key = tmem::frontswap::swap_key(z.frontswap.pool(ty)?, ty, offset);
+            z.tmem.placement(key).map(|p| (key, p))
+        })
+        .flatten();
+        if let Some((key, p)) = placed {
+            super::trace::free("frontswap_invalidate_page", key, &p);
+        }
+    }
     try_with(|z| z.frontswap.invalidate_page(&mut z.tmem, ty, offset))
         .ok_or(ZcacheError::Held)?
         .map(|_| ())

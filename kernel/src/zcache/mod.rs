@@ -14,6 +14,7 @@
 //! | [`frontswap`] | the frontswap glue the swap subsystem calls: init, store (with zswap-style writeback), load, invalidate |
 //! | [`cleancache`] | the cleancache glue the page cache calls: init_fs, put, get, invalidate page/inode/fs |
 //! | [`streams`] | per-CPU compression streams (zram's zcomp) |
+//! | [`trace`] | the page trace's lines for frontswap, tmem, the allocators and cleancache |
 //!
 //! # Locking
 //!
@@ -29,6 +30,7 @@
 pub mod cleancache;
 pub mod frontswap;
 pub mod streams;
+pub mod trace;
 
 use compress::Algorithm;
 use spin::Mutex;

@@ -22,7 +22,7 @@
 //! |---|---|---|
 //! | [`LogLevel`] | `loglevel` | error warn info debug trace |
 //! | [`MemMap`] | `memmap` | summary full |
-//! | [`Workload`] | `workload` | pools swap files all sweep |
+//! | [`Workload`] | `workload` | pools swap files all sweep soak shell |
 //! | [`Compressor`] | `compressor` | lz4 deflate |
 //! | [`SwapPattern`] | `swap_pattern` | sequential (alias seq) random zipf all |
 //! | [`TmemBackends`] | `tmem` | zsmalloc zbud xvmalloc xcfmalloc both all |
@@ -115,13 +115,23 @@ choice! {
         /// Random swap, tmem and zram rounds with device and frame faults injected, for `soak_seconds`
         /// (`cargo xtask soak`).
         Soak = "soak",
+        /// The serial shell: commands typed (or replayed with `cargo xtask run --script FILE`) run the
+        /// swap and file workloads step by step over one tmem and show the kernel's state.
+        Shell = "shell",
     }
 }
 
 impl Workload {
     /// Every workload, in `NAMES` order.
-    pub const EVERY: &'static [Workload] =
-        &[Workload::Pools, Workload::Swap, Workload::Files, Workload::All, Workload::Sweep, Workload::Soak];
+    pub const EVERY: &'static [Workload] = &[
+        Workload::Pools,
+        Workload::Swap,
+        Workload::Files,
+        Workload::All,
+        Workload::Sweep,
+        Workload::Soak,
+        Workload::Shell,
+    ];
 }
 
 choice! {

@@ -20,6 +20,7 @@
 //! | [`OutOfRange`](OptionError::OutOfRange) | a `u64` outside the option's `min..=max` | `deflate_level=11` |
 //! | [`NotOneOf`](OptionError::NotOneOf) | a word not in the option's list | `tmem=zbd` |
 //! | [`BadHex`](OptionError::BadHex) | not exactly 16 hex digits | `ramdisk_fnv=abc` |
+//! | [`BadTrace`](OptionError::BadTrace) | not `off`, `page:N` or `file:N` | `trace=page` |
 //! | [`Conflict`](OptionError::Conflict) | a value another option rules out | `swap_pattern=all` with `workload=all` |
 //! | [`DerivedOverflow`](OptionError::DerivedOverflow) | a value computed from options leaves its limit | `swap_mem=1048576 swap_factor=65` |
 //!
@@ -86,6 +87,10 @@ pub enum OptionError<'a> {
         option: &'static OptionSpec,
         value: &'a str,
     },
+    BadTrace {
+        option: &'static OptionSpec,
+        value: &'a str,
+    },
     /// `option=value` is refused because of `with` (another option's setting); `accepted` says what is
     /// accepted there.
     Conflict {
@@ -116,6 +121,7 @@ impl OptionError<'_> {
             | OptionError::OutOfRange { option, .. }
             | OptionError::NotOneOf { option, .. }
             | OptionError::BadHex { option, .. }
+            | OptionError::BadTrace { option, .. }
             | OptionError::Conflict { option, .. } => option.key,
             OptionError::DerivedOverflow { formula, .. } => formula,
         }
@@ -133,6 +139,7 @@ impl fmt::Display for Accepted<'_> {
             Kind::Enum { values, .. } => write_list(f, values, "|"),
             Kind::Number { min, max, .. } => write!(f, "{min}..={max}"),
             Kind::Hex64 => f.write_str("16 hex digits"),
+            Kind::Trace => f.write_str("off|page:N|file:N"),
         }
     }
 }
@@ -148,6 +155,7 @@ impl fmt::Display for DefaultText<'_> {
             Kind::Number { default: NumberDefault::Value(v), .. } => write!(f, "{v}"),
             Kind::Number { default: NumberDefault::Derived(t) | NumberDefault::Off(t), .. } => f.write_str(t),
             Kind::Hex64 => f.write_str("none"),
+            Kind::Trace => f.write_str("off"),
         }
     }
 }
@@ -217,6 +225,10 @@ impl fmt::Display for OptionError<'_> {
             }
             OptionError::BadHex { option, value } => {
                 write!(f, "option {}={value}: not 16 hex digits", option.key)?;
+                accepted(f, option)
+            }
+            OptionError::BadTrace { option, value } => {
+                write!(f, "option {}={value}: not off, page:N or file:N with N a decimal number", option.key)?;
                 accepted(f, option)
             }
             OptionError::Conflict { option, value, with, accepted } => {

@@ -51,7 +51,7 @@ pub use choices::{
 pub use error::{Accepted, DefaultText, OptionError};
 pub use render::{README_BEGIN, README_END, help_text, markdown_table};
 pub use settings::{
-    SWAP_ACCESSES_PER_REGION_PAGE, Settings, TMEM_POOL_PERCENT_DEFAULT, TMEM_POOL_PERCENT_DEFAULT_ALL, Value,
+    SWAP_ACCESSES_PER_REGION_PAGE, Settings, TMEM_POOL_PERCENT_DEFAULT, TMEM_POOL_PERCENT_DEFAULT_ALL, Trace, Value,
     check_value, check_word,
 };
 pub use table::{Kind, NumberDefault, OPTIONS, OptionSpec, SWAP_REGION_MAX_PAGES, UsedBy, spec};
@@ -118,7 +118,7 @@ const KNOWN_ROWS: [KnownOption; OPTIONS.len()] = {
         let o = &OPTIONS[i];
         let values = match o.kind {
             Kind::Enum { values, .. } => values,
-            Kind::Number { .. } | Kind::Hex64 => &[],
+            Kind::Number { .. } | Kind::Hex64 | Kind::Trace => &[],
         };
         rows[i] = KnownOption { key: o.key, values, help: o.help };
         i += 1;

@@ -77,12 +77,14 @@ pub fn markdown_table() -> String {
             }
             Kind::Number { min, max, .. } => alloc::format!("`{min}..={max}`"),
             Kind::Hex64 => String::from("16 hex digits"),
+            Kind::Trace => String::from("`off` \\| `page:N` \\| `file:N`"),
         };
         let default = match o.kind {
             Kind::Enum { default, .. } => alloc::format!("`{default}`"),
             Kind::Number { default: NumberDefault::Value(v), .. } => alloc::format!("`{v}`"),
             Kind::Number { default: NumberDefault::Derived(t) | NumberDefault::Off(t), .. } => cell(t),
             Kind::Hex64 => String::from("none"),
+            Kind::Trace => String::from("`off`"),
         };
         let _ = writeln!(s, "| `{}` | {accepted} | {default} | {} | {} |", o.key, used_by(o.used_by), cell(o.help));
     }
@@ -119,7 +121,7 @@ mod tests {
         }
         assert_eq!(
             lines[2 + OPTIONS.iter().position(|o| o.key == "deflate_level").unwrap()],
-            "| `deflate_level` | `1..=10` | `1` | pools, swap, files, all, sweep, soak | deflate level when \
+            "| `deflate_level` | `1..=10` | `1` | pools, swap, files, all, sweep, soak, shell | deflate level when \
              compressor=deflate (10 is miniz_oxide's slowest) |"
         );
         assert!(t.contains("| `memmap` | `summary` \\| `full` | `summary` | every kernel, at boot |"));
@@ -131,11 +133,11 @@ mod tests {
         let t = help_text();
         assert_eq!(t.lines().count(), 2 + 2 * OPTIONS.len());
         assert!(t.contains(
-            "\n  deflate_level=1..=10  (default 1; pools, swap, files, all, sweep, soak)\n      deflate level"
+            "\n  deflate_level=1..=10  (default 1; pools, swap, files, all, sweep, soak, shell)\n      deflate level"
         ));
         assert!(t.contains("\n  loglevel=error|warn|info|debug|trace  (default info; every kernel, at boot)\n"));
         assert!(t.contains("\n  ramdisk_fnv=16 hex digits  (default none; every kernel, at boot)\n"));
-        assert!(t.contains("\n  swap_accesses=0..=4294967296  (default 4 x swap region; swap, all, sweep)\n"));
+        assert!(t.contains("\n  swap_accesses=0..=4294967296  (default 4 x swap region; swap, all, sweep, shell)\n"));
     }
 
     /// The README's option section must be exactly the generated table. A README without the markers

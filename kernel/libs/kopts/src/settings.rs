@@ -68,6 +68,17 @@ pub const TMEM_POOL_PERCENT_DEFAULT: u8 = 20;
 /// pressure on the shared limit shows as cleancache pages dropped.
 pub const TMEM_POOL_PERCENT_DEFAULT_ALL: u8 = 1;
 
+/// What the page trace follows (`trace`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Trace {
+    #[default]
+    Off,
+    /// Page N of the swap workload's region.
+    Page(u64),
+    /// The cleancache pages of the file with this inode number.
+    File(u64),
+}
+
 /// A value that passed its row of the table, or (from [`Settings::get`]) a field's value as text would
 /// give it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +87,8 @@ pub enum Value {
     /// One of the row's words.
     Choice(&'static str),
     Hex(u64),
+    /// A `trace` value.
+    Trace(Trace),
     /// Not given and without a default value (the kernel derives it or the feature is off).
     Unset,
 }
@@ -86,6 +99,9 @@ impl core::fmt::Display for Value {
             Value::Number(n) => write!(f, "{n}"),
             Value::Choice(w) => f.write_str(w),
             Value::Hex(h) => write!(f, "{h:016x}"),
+            Value::Trace(Trace::Off) => f.write_str("off"),
+            Value::Trace(Trace::Page(n)) => write!(f, "page:{n}"),
+            Value::Trace(Trace::File(n)) => write!(f, "file:{n}"),
             Value::Unset => f.write_str("(unset)"),
         }
     }
@@ -129,6 +145,7 @@ pub struct Settings {
     zv_page_count_policy_percent: u64,
     fail_frame_every: Option<u64>,
     corrupt_stored: Option<u64>,
+    trace: Trace,
     bench_stores: u64,
     swap_region_pages: u64,
     files_set_pages: u64,
@@ -171,6 +188,20 @@ pub fn check_value<'a>(option: &'static OptionSpec, value: &'a str) -> Result<Va
                 Ok(Value::Number(n))
             } else {
                 Err(OptionError::OutOfRange { option, value: n, min, max })
+            }
+        }
+        Kind::Trace => {
+            let bad = || OptionError::BadTrace { option, value };
+            let number = |n: &str| {
+                (!n.is_empty() && n.len() <= 19 && n.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| n.parse::<u64>().ok())
+                    .flatten()
+            };
+            match value.split_once(':') {
+                None if value == "off" => Ok(Value::Trace(Trace::Off)),
+                Some(("page", n)) => number(n).map(|n| Value::Trace(Trace::Page(n))).ok_or_else(bad),
+                Some(("file", n)) => number(n).map(|n| Value::Trace(Trace::File(n))).ok_or_else(bad),
+                _ => Err(bad()),
             }
         }
         Kind::Hex64 => {
@@ -256,6 +287,14 @@ impl Given<'_> {
         Ok(self.number(key)?.1.filter(|&n| n != 0))
     }
 
+    fn trace(&self, key: &'static str) -> Result<Trace, OptionError<'static>> {
+        match self.slot(key)? {
+            (OptionSpec { kind: Kind::Trace, .. }, None) => Ok(Trace::Off),
+            (OptionSpec { kind: Kind::Trace, .. }, Some(Value::Trace(t))) => Ok(t),
+            _ => Err(mismatch(key)),
+        }
+    }
+
     fn hex(&self, key: &'static str) -> Result<Option<u64>, OptionError<'static>> {
         match self.slot(key)? {
             (OptionSpec { kind: Kind::Hex64, .. }, None) => Ok(None),
@@ -322,8 +361,11 @@ impl Settings {
         let files_factor = g.required("files_factor")?;
         let files_set_pages =
             derive("file set pages", "files_cache x files_factor", files_cache, files_factor, u64::MAX)?;
-        let tmem_default =
-            if workload == Workload::All { TMEM_POOL_PERCENT_DEFAULT_ALL } else { TMEM_POOL_PERCENT_DEFAULT };
+        let tmem_default = if matches!(workload, Workload::All | Workload::Shell) {
+            TMEM_POOL_PERCENT_DEFAULT_ALL
+        } else {
+            TMEM_POOL_PERCENT_DEFAULT
+        };
         Ok(Settings {
             loglevel: g.choice("loglevel", LogLevel::from_name)?,
             memmap: g.choice("memmap", MemMap::from_name)?,
@@ -360,6 +402,7 @@ impl Settings {
             zv_page_count_policy_percent: g.required("zv_page_count_policy_percent")?,
             fail_frame_every: g.nonzero("fail_frame_every")?,
             corrupt_stored: g.number("corrupt_stored")?.1,
+            trace: g.trace("trace")?,
             bench_stores: g.required("bench_stores")?,
             swap_region_pages,
             files_set_pages,
@@ -517,6 +560,10 @@ impl Settings {
     pub fn fail_frame_every(&self) -> Option<u64> {
         self.fail_frame_every
     }
+    /// `trace`: what the page trace follows from boot on.
+    pub fn trace(&self) -> Trace {
+        self.trace
+    }
     /// `corrupt_stored` (test kernels only); `None` when not given (off).
     pub fn corrupt_stored(&self) -> Option<u64> {
         self.corrupt_stored
@@ -569,6 +616,7 @@ impl Settings {
             "zv_page_count_policy_percent" => n(self.zv_page_count_policy_percent),
             "fail_frame_every" => n(self.fail_frame_every.unwrap_or(0)),
             "corrupt_stored" => opt(self.corrupt_stored),
+            "trace" => Value::Trace(self.trace),
             "bench_stores" => n(self.bench_stores),
             _ => return None,
         })

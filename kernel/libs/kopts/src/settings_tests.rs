@@ -20,6 +20,7 @@
 //! `=99999999999999999999` → `Overflow`, `=0` and `=11` → `OutOfRange { min: 1, max: 10 }`, and `=1`, `=10`,
 //! `=5` → `Value::Number` of the same.
 
+use crate::Trace as kopts_trace;
 use crate::*;
 
 fn errors(raw: &str) -> Vec<OptionError<'_>> {
@@ -91,6 +92,17 @@ fn every_bad_value_gets_its_exact_error() {
                 }
                 assert_eq!(e("99999999999999999999"), OptionError::BadHex { option, value: "99999999999999999999" });
             }
+            Kind::Trace => {
+                for v in ["on", "page", "page:", "page:x", "page:-1", "page:+1", "file:", "page:1:2", "pages:3", "OFF"]
+                {
+                    assert_eq!(e(v), OptionError::BadTrace { option, value: v }, "{k}={v}");
+                }
+                assert_eq!(
+                    e("page:99999999999999999999"),
+                    OptionError::BadTrace { option, value: "page:99999999999999999999" }
+                );
+                assert!(bad("x").contains("(accepted: off|page:N|file:N, default off)"), "{}", bad("x"));
+            }
         }
         let line = bad("-1");
         assert!(line.starts_with(&format!("option {k}=-1: ")) && !line.contains('\n'), "{line}");
@@ -125,6 +137,12 @@ fn every_good_value_reaches_its_field() {
                     assert_eq!(get(w), Some(Value::Choice(canonical(k, w))), "{k}={w}");
                 }
             }
+            Kind::Trace => {
+                assert_eq!(get("off"), Some(Value::Trace(kopts_trace::Off)));
+                assert_eq!(get("page:0"), Some(Value::Trace(kopts_trace::Page(0))));
+                assert_eq!(get("page:3071"), Some(Value::Trace(kopts_trace::Page(3071))));
+                assert_eq!(get("file:12"), Some(Value::Trace(kopts_trace::File(12))));
+            }
             Kind::Hex64 => {
                 assert_eq!(get("0123456789abcdef"), Some(Value::Hex(0x0123_4567_89ab_cdef)));
                 assert_eq!(get("FFFFFFFFFFFFFFFF"), Some(Value::Hex(u64::MAX)));
@@ -147,6 +165,7 @@ fn defaults_are_applied() {
                 assert!(matches!(v, Value::Number(n) if (min..=max).contains(&n)) || v == Value::Unset, "{k}: {v:?}")
             }
             Kind::Number { default: NumberDefault::Off(_), .. } | Kind::Hex64 => assert_eq!(v, Value::Unset, "{k}"),
+            Kind::Trace => assert_eq!(v, Value::Trace(kopts_trace::Off), "{k}"),
         }
     }
     assert_eq!(s.get("nothing"), None);
@@ -189,7 +208,7 @@ fn typed_fields_hold_the_given_values() {
                 swap_fresh=40 tmem=both tmem_max_pool_percent=50 files_cache=64 files_factor=8 files_ops=9 soak_seconds=5 \
                 files_invalidate_every=0 cleancache=zsmalloc ephemeral_reclaim=zbud_frames zv_max_zsize=3000 \
                 zv_max_mean_zsize=2000 zv_page_count_policy_percent=0 fail_frame_every=13 corrupt_stored=3 \
-                bench_stores=100\0");
+                bench_stores=100 trace=page:7\0");
     assert_eq!(s.loglevel(), LogLevel::Trace);
     assert_eq!(s.memmap(), MemMap::Full);
     assert_eq!(s.ramdisk_fnv(), Some(0xdead_beef));
@@ -212,6 +231,7 @@ fn typed_fields_hold_the_given_values() {
     assert_eq!((s.zv_max_zsize(), s.zv_max_mean_zsize(), s.zv_page_count_policy_percent()), (3000, 2000, 0));
     assert_eq!((s.fail_frame_every(), s.corrupt_stored()), (Some(13), Some(3)));
     assert_eq!(s.bench_stores(), 100);
+    assert_eq!(s.trace(), kopts_trace::Page(7));
     // Every option was given a non-default value above, so each field differs from the default's.
     let d = ok("");
     // files_cpus > 1 needs workload=files, and this string runs the swap workload: that option's value

@@ -61,6 +61,9 @@ pub enum Kind {
     Number { min: u64, max: u64, default: NumberDefault },
     /// Exactly 16 hex digits (a 64-bit checksum); no default: absent means "not given".
     Hex64,
+    /// What the page trace follows: `off` (the default), `page:N` (page N of the swap workload's
+    /// region) or `file:INODE` (the cleancache pages of one file of the file disk).
+    Trace,
 }
 
 /// The default of a [`Kind::Number`] option.
@@ -107,12 +110,13 @@ pub fn spec(key: &str) -> Option<&'static OptionSpec> {
     OPTIONS.iter().find(|o| o.key == key)
 }
 
-const SWAP: &[Workload] = &[Workload::Swap, Workload::All, Workload::Sweep];
+const SWAP: &[Workload] = &[Workload::Swap, Workload::All, Workload::Sweep, Workload::Shell];
 const SWAP_ONLY: &[Workload] = &[Workload::Swap];
-const FILES: &[Workload] = &[Workload::Files, Workload::All];
+const FILES: &[Workload] = &[Workload::Files, Workload::All, Workload::Shell];
 const SOAK: &[Workload] = &[Workload::Soak];
 const FILES_ONLY: &[Workload] = &[Workload::Files];
-const TMEM: &[Workload] = &[Workload::Swap, Workload::Files, Workload::All, Workload::Sweep];
+const TRACE: &[Workload] = &[Workload::Swap, Workload::Files, Workload::All, Workload::Shell];
+const TMEM: &[Workload] = &[Workload::Swap, Workload::Files, Workload::All, Workload::Sweep, Workload::Shell];
 /// The fewest `bench_stores`: bench_smp's keys per CPU, so that every phase overwrites each key.
 pub const BENCH_STORES_MIN: u64 = 64;
 /// 2^32: the cap of the counts (accesses, operations, "every N") — hours of TCG time, far above any run.
@@ -144,7 +148,8 @@ pub const OPTIONS: &[OptionSpec] = &[
         kind: Kind::Enum { values: Workload::NAMES, default: "pools" },
         used_by: UsedBy::Workloads(Workload::EVERY),
         help: "what the demo runs: the pools demo, the swap workload or the file workload without and with \
-               tmem, both workloads over one tmem, the sweep over memory sizes, or the soak (faults injected)",
+               tmem, both workloads over one tmem, the sweep over memory sizes, the soak (faults injected), or \
+               the serial shell",
     },
     OptionSpec {
         key: "compressor",
@@ -343,6 +348,14 @@ pub const OPTIONS: &[OptionSpec] = &[
         help: "fault injection: every Nth pool or workload frame allocation fails (0 = off)",
     },
     OptionSpec {
+        key: "trace",
+        kind: Kind::Trace,
+        used_by: UsedBy::Workloads(TRACE),
+        help: "print one line per step of one page's journey: page:N follows page N of the swap region out to tmem \
+               (or the disk) and back, file:INODE the cleancache puts and gets of one file; the shell's `trace` \
+               turns it on and off",
+    },
+    OptionSpec {
         key: "corrupt_stored",
         kind: Kind::Number { min: 1, max: 1_000_000_000, default: NumberDefault::Off("off") },
         used_by: UsedBy::Workloads(&[Workload::Pools]),
@@ -388,7 +401,7 @@ mod tests {
                         assert!((min..=max).contains(&d), "{}: default {d} outside {min}..={max}", o.key);
                     }
                 }
-                Kind::Hex64 => {}
+                Kind::Hex64 | Kind::Trace => {}
             }
         }
     }

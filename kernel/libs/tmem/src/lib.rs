@@ -522,6 +522,27 @@ pub struct PoolStats {
     pub pool_pages: u64,
 }
 
+/// Where one held page is ([`Tmem::placement`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub backend: Backend,
+    pub kind: PoolKind,
+    /// A same-filled page: one word, no pool object.
+    pub same_filled: bool,
+    /// Bytes of pool object (the compressed bytes, or 4096 for a page kept whole; 0 when same-filled).
+    pub stored_len: usize,
+    /// The pool handle's raw value, when there is an object.
+    pub handle: Option<u64>,
+    /// The object's place in a zsmalloc pool: class, zspage, index, its frame(s).
+    pub zsmalloc: Option<zsmalloc::Location>,
+    /// Frames of that zspage (the chain of 0-order frames).
+    pub zspage_frames: u64,
+    /// Those frames in zspage order (the first `zspage_frames` are set).
+    pub zspage_pfns: [Option<pagemem::Pfn>; zsmalloc::ZS_MAX_PAGES_PER_ZSPAGE],
+    /// The object's place in a zbud pool: its frame, first or last buddy, offset, chunks.
+    pub zbud: Option<zbud::Location>,
+}
+
 /// One held page: its pampd and its place in the store order.
 #[derive(Debug)]
 struct Slot {
@@ -1277,6 +1298,53 @@ impl<M: PageMemory + FrameSource> Tmem<M> {
             objects: p.objects.len() as u64,
             store: p.store.stats(),
             pool_pages: p.store.total_pages(),
+        })
+    }
+
+    /// zsmalloc's own counters with the per-class table, for a pool whose backend is zsmalloc (the
+    /// serial shell's `pools`); `None` for another backend or no such pool.
+    pub fn pool_zs_stats(&self, pool: PoolId) -> Option<zsmalloc::ZsStats> {
+        self.pools.get(&pool.0)?.store.zsmalloc().map(|z| z.zs_stats())
+    }
+
+    /// zbud's own counters, for a pool whose backend is zbud; `None` otherwise.
+    pub fn pool_zbud_stats(&self, pool: PoolId) -> Option<zbud::ZbudStats> {
+        match &self.pools.get(&pool.0)?.store {
+            Store::Zbud(z) => Some(z.pool().zbud_stats()),
+            _ => None,
+        }
+    }
+
+    /// Where the page under `key` is now: its pampd's facts and, in a zsmalloc pool, the object's
+    /// place (class, zspage, object index, frames). `None` when no page is held under the key. What the
+    /// kernel's page trace prints after a put and before a get; this crate prints nothing itself.
+    pub fn placement(&self, key: Key) -> Option<Placement> {
+        let p = self.pools.get(&key.pool.0)?;
+        let entry = &p.slot(key.oid, key.index)?.entry;
+        let zsmalloc = match (entry.handle(), p.store.zsmalloc()) {
+            (Some(h), Some(z)) => z.locate(h).ok(),
+            _ => None,
+        };
+        let mut zspage_pfns = [None; zsmalloc::ZS_MAX_PAGES_PER_ZSPAGE];
+        let frames = zsmalloc.and_then(|l| p.store.zsmalloc().and_then(|z| z.zspage_frames(l.zspage)));
+        for (slot, &pfn) in zspage_pfns.iter_mut().zip(frames.unwrap_or(&[])) {
+            *slot = Some(pfn);
+        }
+        let zspage_frames = frames.map_or(0, |f| f.len() as u64);
+        let zbud = match (&p.store, entry.handle()) {
+            (Store::Zbud(z), Some(h)) => z.pool().locate(h).ok(),
+            _ => None,
+        };
+        Some(Placement {
+            backend: p.backend,
+            kind: p.kind,
+            same_filled: matches!(entry, Entry::Same { .. }),
+            stored_len: entry.stored_len(),
+            handle: entry.handle().map(|h| h.raw()),
+            zsmalloc,
+            zspage_frames,
+            zspage_pfns,
+            zbud,
         })
     }
 
