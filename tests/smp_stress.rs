@@ -439,5 +439,11 @@ fn lock_counts() {
         let l = find(name).unwrap_or_else(|| panic!("lock `{name}` was never taken"));
         assert!(l.contentions <= l.acquisitions);
     }
-    assert!(zkernel::arch::lock::order_checks() > 0, "debug builds check the lock order");
+    if zkernel::arch::lock::CHECKS_ORDER {
+        assert!(zkernel::arch::lock::order_checks() > 0, "debug builds check the lock order");
+    } else {
+        // `cargo xtask test --release`: the lock-order checker is compiled out (docs/reliability.md).
+        println!("  SKIPPED (release build): the lock-order check");
+        assert_eq!(zkernel::arch::lock::order_checks(), 0);
+    }
 }
