@@ -302,9 +302,10 @@ fn damaged_slots_read_as_corrupt() {
     let mut z = zsmalloc_zram();
     let threshold = z.store().policy().threshold;
     let huge = pages.iter().position(|p| classify(p, threshold) == Kind::Huge).expect("the sample has a huge page");
-    let compressed =
-        pages.iter().position(|p| matches!(classify(p, threshold), Kind::Compressed(_))).expect("compressed pages");
-    let slots = [huge, compressed, compressed + 1, compressed + 2];
+    // The first three pages that compress: one to damage, two to stay intact.
+    let c: Vec<usize> =
+        (0..pages.len()).filter(|&i| matches!(classify(&pages[i], threshold), Kind::Compressed(_))).take(3).collect();
+    let (compressed, slots) = (c[0], [huge, c[0], c[1], c[2]]);
     for &i in &slots {
         write(&mut z, i as u64, &pages[i]).unwrap_or_else(|e| panic!("slot {i}: {e}"));
     }
