@@ -326,7 +326,10 @@ fn damaged_slots_read_as_corrupt() {
     for &i in &slots {
         assert_eq!(z.slot_free_notify(i as u64), Ok(true), "slot {i} frees");
     }
-    println!("  whole slot {huge} and compressed slot {compressed} damaged: both read as corrupt; io_stat {}", z.io_stat());
+    println!(
+        "  whole slot {huge} and compressed slot {compressed} damaged: both read as corrupt; io_stat {}",
+        z.io_stat()
+    );
     assert_eq!((z.pool().total_pages(), pool_frames()), (0, 0));
 }
 

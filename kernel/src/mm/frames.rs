@@ -69,6 +69,7 @@ fn scrub_for(b: &FrameAllocator<'static>, pfn: Pfn, frames: u64, owner: Owner) {
 /// and the last cache line, 128 bytes a free instead of 4096. That still catches the classic stray write
 /// through a stale translation (a store at a page's start or end: a header, a counter) at 1/32 of the
 /// cost, so the check runs in `cargo xtask test --release` and the release soak too.
+#[allow(clippy::single_range_in_vec_init, reason = "a list of byte ranges, in debug builds one: the whole frame")]
 pub const POISON_RANGES: &[core::ops::Range<usize>] =
     if cfg!(debug_assertions) { &[0..4096] } else { &[0..64, 4032..4096] };
 
@@ -247,7 +248,9 @@ pub fn check_freed_poison(owner: Owner) -> Result<u64, Pfn> {
             // mapping only reads it.
             let mut m = unsafe { kmap_local(pfn) }.unwrap_or_else(|e| panic!("poison check of {:#x}: {e:?}", p));
             let bytes = m.bytes();
-            POISON_RANGES.iter().all(|r| bytes[r.clone()].as_chunks::<8>().0.iter().all(|w| u64::from_ne_bytes(*w) == pattern))
+            POISON_RANGES
+                .iter()
+                .all(|r| bytes[r.clone()].as_chunks::<8>().0.iter().all(|w| u64::from_ne_bytes(*w) == pattern))
         });
         if !intact {
             return Err(pfn);

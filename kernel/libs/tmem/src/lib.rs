@@ -723,6 +723,8 @@ pub const PUT_METADATA_BYTES: usize = BTREE_INSERT_NODES
         + btree_node(size_of::<u64>(), size_of::<(u64, u32)>())
         + btree_node(size_of::<u64>(), size_of::<Key>())
         + btree_node(size_of::<u64>(), size_of::<(u64, u32)>()));
+// About 24 KiB on x86_64: a bound that grew past this would make every admission ask for much more.
+const _: () = assert!(PUT_METADATA_BYTES > 10_000 && PUT_METADATA_BYTES < 40_000);
 
 impl<M: PageMemory + FrameSource> Tmem<M> {
     /// An empty tmem.

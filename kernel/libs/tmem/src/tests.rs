@@ -817,9 +817,9 @@ fn a_put_the_heap_cannot_promise_is_refused_and_changes_nothing() {
         let growth = t.pools[&p.0].store.metadata_growth();
         t.put(&mut c, k(p, 1, i), &small(i.into())).unwrap();
         assert_eq!(ASKED.with(|a| a.get()), PUT_METADATA_BYTES + growth, "put {i}");
+        // The empty pool's tables had to grow at the first put: the gate was told.
+        assert!(i > 0 || growth > 0, "the first put grows the handle and zspage tables");
     }
-    // The empty pool's handle table had to grow at the first put: the gate was told.
-    assert!(PUT_METADATA_BYTES > 10_000 && PUT_METADATA_BYTES < 40_000, "{PUT_METADATA_BYTES}");
 
     let before = t.stats();
     HEAP_LEFT.with(|h| h.set(PUT_METADATA_BYTES - 1));
