@@ -67,7 +67,17 @@ pub fn run_soak(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
         s.cpus
     );
     let mut round = 0u64;
+    // A line a minute (guest time), so a long soak shows it is alive and how far it got.
+    let minute = tsc::hz().saturating_mul(60);
+    let mut next_progress = tsc::rdtsc().saturating_add(minute);
     while tsc::rdtsc() < deadline && failures.0.len() < 10 {
+        if tsc::rdtsc() >= next_progress {
+            next_progress = next_progress.saturating_add(minute);
+            println!(
+                "soak: {} rounds, {} operations, {} pages verified so far; pages lost {} (expected {}), mismatches {}",
+                s.rounds, s.operations, s.pages_verified, s.pages_lost, s.lost_expected, s.mismatches
+            );
+        }
         let kind = round % 5;
         frames::set_fail_every(FRAME_FAIL_EVERY);
         frames::set_meta_fail_every(META_FAIL_EVERY);
