@@ -10,6 +10,7 @@
 //! | `capture` | dump the anonymous pages of a Linux process to a page file that `run --pages` replays |
 //! | `fuzz` | the cargo-fuzz targets of `fuzz/` for a bounded time each; executions, coverage and crashes per target |
 //! | `soak` | a release kernel running swap, tmem and zram rounds with device and frame faults injected for `--minutes`; every page checked, lost pages exactly the injected ones |
+//! | `screenshot` | boot a run (default `--workload swap`) and save the live memory picture as a PNG through QEMU's QMP `screendump` |
 //! | `lint` | the architecture check of `kernel/src` (`archcheck.rs`), then rustfmt check and clippy (host crates and kernel target), warnings are errors |
 //!
 //! See README.md for the options and `verdict.rs` for how a run is judged.
@@ -23,6 +24,7 @@ mod fuzz;
 mod pages;
 mod qemu;
 mod runchecks;
+mod screenshot;
 mod soak;
 mod sweep;
 mod test;
@@ -64,6 +66,9 @@ enum Cmd {
     /// Run the cargo-fuzz targets of fuzz/ (one, or all in turn) for `--time` seconds each; fails on a
     /// crash and names the saved input.
     Fuzz(fuzz::FuzzOpts),
+    /// Boot a run (default `--workload swap`) and save the kernel's memory picture as a PNG through QEMU's
+    /// monitor: at the middle of the first run with a pool, or `--at SECS` after QEMU started.
+    Screenshot(screenshot::ScreenshotOpts),
     /// A release kernel running swap, tmem and zram rounds with device and frame faults injected for
     /// `--minutes` (default 30); fails on a mismatch or a page lost that was not injected.
     Soak(soak::SoakOpts),
@@ -195,6 +200,7 @@ fn main() -> ExitCode {
         Cmd::Lint(o) => lint(&o),
         Cmd::Fuzz(o) => fuzz::fuzz(&o),
         Cmd::Soak(o) => soak::soak(&o),
+        Cmd::Screenshot(o) => screenshot::screenshot(&o),
         Cmd::Capture(o) => cargo::metadata()
             .and_then(|meta| capture::capture(&o, &cargo::target_dir(&meta).join("zkernel").join("captures")))
             .map(|s| {

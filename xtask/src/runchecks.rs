@@ -11,6 +11,7 @@
 //! | `run_kernel_refuses_unchecked_option` | `swap_mem=abc` passed past the host check | the kernel itself fails the boot, naming the option |
 //! | `run_uses_the_pages_given` | a 64-page file, then an *older* 32-page file | the second boot reports 32 pages with a good checksum |
 //! | `run_fails_on_wrong_pages` | a page file with a checksum that does not match it | fail: not the page file given |
+//! | `run_screenshot_swap` | `cargo xtask screenshot` on a swap run (`swap_mem=256 swap_accesses=2048`) | a PNG that decodes, of the framebuffer's size, with more than `screenshot::MIN_OWNER_COLOURS` owner colours in the map, zsmalloc's and the workload's among them |
 //! | `run_pool_table_matches_host` | `run_stats_pools`'s report, and the host's `pool-table` on the same objects | every pool's stored, refused, pool pages, reserve, object and metadata bytes equal, row by row |
 //!
 //! They run one at a time after the test kernels (each boots the same disk image).
@@ -45,6 +46,7 @@ pub fn checks() -> Vec<RunCheck> {
         RunCheck { name: "run_uses_the_pages_given", check: pages_given },
         RunCheck { name: "run_fails_on_wrong_pages", check: wrong_pages },
         RunCheck { name: "run_pool_table_matches_host", check: pool_table_matches_host },
+        RunCheck { name: "run_screenshot_swap", check: screenshot_swap },
     ]
 }
 
@@ -268,4 +270,40 @@ fn pool_table_matches_host(o: &TestOpts) -> Result<String> {
         compared += 1;
     }
     Ok(format!("{compared} rows (workload × pool) equal on the host and in the kernel"))
+}
+
+/// `cargo xtask screenshot` on a swap run: the PNG decodes, has the framebuffer's size, and its map
+/// shows more than [`crate::screenshot::MIN_OWNER_COLOURS`] owner colours, the pool's and the
+/// workload's among them (a picture that draws no pool frame, or draws nothing, fails).
+fn screenshot_swap(o: &TestOpts) -> Result<String> {
+    let target = cargo::target_dir(&cargo::metadata()?);
+    let out = target.join("zkernel").join("runcheck-screenshot.png");
+    let shot_opts = crate::screenshot::ScreenshotOpts {
+        run: opts(o, Some(Workload::Swap), &["swap_mem=256", "swap_accesses=2048"]),
+        at: None,
+        out: Some(out),
+    };
+    let shot = crate::screenshot::take(&shot_opts, false)?;
+    ensure!(
+        (shot.width, shot.height) == shot.announced,
+        "the PNG is {}x{}, the kernel drew on {}x{}",
+        shot.width,
+        shot.height,
+        shot.announced.0,
+        shot.announced.1
+    );
+    if !o.uefi {
+        ensure!(shot.announced == (1280, 720), "BIOS framebuffer {:?}, not the 1280x720 VBE mode", shot.announced);
+    }
+    ensure!(
+        shot.owners.len() > crate::screenshot::MIN_OWNER_COLOURS,
+        "{} owner colours in the map, want more than {}: {}",
+        shot.owners.len(),
+        crate::screenshot::MIN_OWNER_COLOURS,
+        shot.describe()
+    );
+    for must in [mempic::Category::Zsmalloc, mempic::Category::Workload] {
+        ensure!(shot.owners.contains_key(&must), "no {} frame in the map: {}", must.name(), shot.describe());
+    }
+    Ok(shot.describe())
 }

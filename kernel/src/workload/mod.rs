@@ -9,6 +9,7 @@
 //! | [`all`] | `all` | both workloads at once over one tmem |
 //! | [`sweep`] | `sweep` | the swap workload at memory sizes 20–100 % of its region, every configuration (`cargo xtask bench --sweep`) |
 //! | [`soak`] | `soak` | swap, tmem and zram rounds with device and frame faults injected (`cargo xtask soak`) |
+//! | [`picture`] | — | the live memory picture on the framebuffer, redrawn while a swap run goes on |
 //! | [`report`] | — | the kernel's counters as `zstats` objects; the failures a run ends with |
 //!
 //! Every workload checks its own results (pages intact, nothing stale, nothing left behind) and adds a
@@ -17,6 +18,7 @@
 
 pub mod all;
 pub mod files;
+pub mod picture;
 pub mod pools;
 pub mod pooltable;
 pub mod report;

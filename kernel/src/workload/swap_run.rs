@@ -106,7 +106,7 @@ pub struct RunResult {
     pub pages_lost: u64,
     /// Accesses that failed because their page was lost (every access to a lost page must).
     pub lost_accesses: u64,
-    /// TSC cycles the run took.
+    /// TSC cycles the run took, the memory picture's redraws left out.
     pub cycles: u64,
 }
 
@@ -139,6 +139,11 @@ pub struct SwapRun {
     lost_accesses: u64,
     samples: Vec<Sample>,
     start: u64,
+    /// The configuration's name and the accesses in all (fill included), for the memory picture.
+    name: alloc::string::String,
+    total: u64,
+    /// TSC cycles the memory picture took during this run: left out of [`RunResult::cycles`].
+    picture_cycles: u64,
 }
 
 impl SwapRun {
@@ -161,6 +166,9 @@ impl SwapRun {
             lost_accesses: 0,
             samples: Vec::new(),
             start: rdtsc(),
+            name: super::swap::config_name(&spec.swap),
+            total: pages + spec.accesses,
+            picture_cycles: 0,
         })
     }
 
@@ -169,6 +177,7 @@ impl SwapRun {
         let Some(a) = self.stream.next() else { return false };
         let i = self.done;
         self.done += 1;
+        self.picture_cycles += super::picture::step(&self.name, i, self.total);
         if self.spec.swap.tmem.is_some()
             && i.is_multiple_of(SAMPLE_EVERY)
             && i > 0
@@ -250,7 +259,8 @@ impl SwapRun {
 
     /// Tear the region down and report.
     pub fn finish(self) -> Result<RunResult, SwapError> {
-        let cycles = rdtsc() - self.start;
+        // The memory picture's redraws are not the workload's time.
+        let cycles = (rdtsc() - self.start).saturating_sub(self.picture_cycles);
         // Let go of the region before the swapper tears it down, so its claim ends with the swapper.
         drop(self.region);
         let f = crate::swap::uninstall().ok_or(SwapError::NotInstalled)?;
