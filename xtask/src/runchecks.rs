@@ -12,6 +12,7 @@
 //! | `run_uses_the_pages_given` | a 64-page file, then an *older* 32-page file | the second boot reports 32 pages with a good checksum |
 //! | `run_fails_on_wrong_pages` | a page file with a checksum that does not match it | fail: not the page file given |
 //! | `run_screenshot_swap` | `cargo xtask screenshot` on a swap run (`swap_mem=256 swap_accesses=2048`) | a PNG that decodes, of the framebuffer's size, with more than `screenshot::MIN_OWNER_COLOURS` owner colours in the map, zsmalloc's and the workload's among them |
+//! | `run_report_swap` | `cargo xtask report` on a swap run of the real pages (`swap_mem=256 swap_accesses=2048`) | report.md with the summary and a row per run, and at least 3 PNG plots that decode |
 //! | `run_pool_table_matches_host` | `run_stats_pools`'s report, and the host's `pool-table` on the same objects | every pool's stored, refused, pool pages, reserve, object and metadata bytes equal, row by row |
 //!
 //! They run one at a time after the test kernels (each boots the same disk image).
@@ -47,6 +48,7 @@ pub fn checks() -> Vec<RunCheck> {
         RunCheck { name: "run_fails_on_wrong_pages", check: wrong_pages },
         RunCheck { name: "run_pool_table_matches_host", check: pool_table_matches_host },
         RunCheck { name: "run_screenshot_swap", check: screenshot_swap },
+        RunCheck { name: "run_report_swap", check: report_swap },
     ]
 }
 
@@ -70,6 +72,7 @@ fn opts(o: &TestOpts, workload: Option<Workload>, options: &[&str]) -> RunOpts {
         pages: None,
         synthetic: false,
         help_kernel: false,
+        verbose: false,
         files: None,
         swap_mib: crate::qemu::SWAP_MIB,
         workload,
@@ -306,4 +309,34 @@ fn screenshot_swap(o: &TestOpts) -> Result<String> {
         ensure!(shot.owners.contains_key(&must), "no {} frame in the map: {}", must.name(), shot.describe());
     }
     Ok(shot.describe())
+}
+
+/// `cargo xtask report` on a swap run of the real pages: report.md with the summary and one row per run,
+/// and at least three PNG plots that decode.
+fn report_swap(o: &TestOpts) -> Result<String> {
+    let target = cargo::target_dir(&cargo::metadata()?);
+    let dir = target.join("zkernel").join("runcheck-report");
+    let _ = std::fs::remove_dir_all(&dir);
+    let report_opts = crate::report::ReportOpts {
+        run: opts(o, Some(Workload::Swap), &["swap_mem=256", "swap_accesses=2048"]),
+        from: None,
+        dir: Some(dir.clone()),
+    };
+    let w = crate::report::make(&report_opts, false)?;
+    let md = std::fs::read_to_string(&w.markdown).with_context(|| format!("reading {}", w.markdown.display()))?;
+    for want in ["## Summary", "| disk |", "| tmem-zsmalloc |", "| zram-zsmalloc |", "failed: nothing"] {
+        ensure!(md.contains(want), "{} lacks {want:?}", w.markdown.display());
+    }
+    ensure!(w.plots.len() >= 3, "{} plots, want at least 3", w.plots.len());
+    let mut sizes = Vec::new();
+    for p in &w.plots {
+        let (pw, ph) = crate::report::png_size(p)?;
+        ensure!(
+            md.contains(&format!("]({})", p.file_name().and_then(|f| f.to_str()).unwrap_or("?"))),
+            "report.md does not show {}",
+            p.display()
+        );
+        sizes.push(format!("{} {pw}x{ph}", p.file_name().and_then(|f| f.to_str()).unwrap_or("?")));
+    }
+    Ok(format!("{} and {} plots that decode: {}", w.markdown.display(), w.plots.len(), sizes.join(", ")))
 }
