@@ -198,7 +198,7 @@ pub fn finish(run_cycles: u64) {
     if let Some(st) = STATE.lock().as_ref() {
         let per_mille = (st.cycles * 1000).checked_div(run_cycles).unwrap_or(0);
         println!(
-            "picture: {} redraws, {} cells drawn, {} kcycles each on average ({}.{} % of the workload's time, left out of each run's ms)",
+            "picture: {} redraws, {} cells drawn, {} kcycles each on average ({}.{} % of the workload's time, left out of each swap run's ms)",
             st.redraws,
             st.cells,
             st.cycles.checked_div(st.redraws).unwrap_or(0) / 1000,
