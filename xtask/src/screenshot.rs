@@ -134,8 +134,9 @@ pub fn take(o: &ScreenshotOpts, echo: bool) -> Result<Shot> {
     let mut failed = None;
     let mut stats_line = None;
     let by_line = o.at.is_none();
+    let mut brief = crate::summary::Brief::default();
     let r = qemu::run(&prepared.args, prepared.timeout, |line| {
-        if echo {
+        if echo && (run.verbose || brief.show(line)) {
             println!("{line}");
         }
         if announced.is_none() {
