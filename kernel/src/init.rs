@@ -62,6 +62,8 @@ pub struct BootFacts {
     pub options: &'static str,
     /// The options, checked against kopts's table and typed: a bad option never gets this far.
     pub settings: Settings,
+    /// The framebuffer the memory picture draws on, or why there is none.
+    pub framebuffer: Result<crate::drivers::fb::FbInfo, &'static str>,
     /// The ramdisk the bootloader loaded (page data from `--pages FILE`), if any.
     pub ramdisk: Option<Ramdisk>,
     pub bootloader_version: (u16, u16, u16),
@@ -186,6 +188,7 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
         );
         arch::qemu::exit(arch::qemu::ExitCode::Failed)
     }
+    let framebuffer = crate::drivers::fb::install(boot_info.framebuffer.take()); // for the memory picture
     let api = &boot_info.api_version;
     FACTS.call_once(|| BootFacts {
         firmware: memmap::detect_firmware(regions.iter().copied()),
@@ -197,6 +200,7 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
         options,
         settings,
         ramdisk,
+        framebuffer,
         bootloader_version: (api.version_major(), api.version_minor(), api.version_patch()),
         regions,
     })

@@ -12,6 +12,8 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 use bootloader_api::{BootInfo, entry_point};
 use zkernel::arch::qemu::{ExitCode, exit};
 use zkernel::println;
@@ -22,7 +24,11 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     let facts = zkernel::init::init(boot_info); // boot; a bad option or page file ends here
     facts.print_banner(); //                        the machine, the options, memory
     let mut report = facts.report();
+    let what = alloc::format!("workload {:?}", facts.settings.workload());
+    zkernel::workload::picture::start(facts.framebuffer, &what); // the live memory picture, if a framebuffer
+    let t0 = zkernel::arch::tsc::rdtsc();
     zkernel::workload::run(facts, &mut report); //   the demo, with its own checks
+    zkernel::workload::picture::finish(zkernel::arch::tsc::rdtsc() - t0); // its last redraw and its cost
     facts.print_memory(); //                        memory again, after the workload gave it back
     let boot = facts.report();
     report.memory = boot.memory;

@@ -66,7 +66,7 @@ pub fn install(disksize_pages: u64, limit_pages: u64) -> Result<(), ZramDevError
     if z.is_some() {
         return Err(ZramDevError::Busy);
     }
-    let pool = Zsmalloc::new(KernelMemory::new(frame::Owner::POOL));
+    let pool = Zsmalloc::new(KernelMemory::new(frame::Owner::ZSMALLOC));
     let policy = Policy::zram(pool.huge_class_size());
     let mut dev = Zram::new(pool, disksize_pages, policy).map_err(ZramDevError::Zram)?;
     dev.set_mem_limit(limit_pages);

@@ -11,6 +11,8 @@
 //! | `fuzz` | the cargo-fuzz targets of `fuzz/` for a bounded time each; executions, coverage and crashes per target |
 //! | `soak` | a release kernel running swap, tmem and zram rounds with device and frame faults injected for `--minutes`; every page checked, lost pages exactly the injected ones |
 //! | `drawings` | the book's drawings: `docs/drawings/*.dot` rendered to SVG with Graphviz; `--check` compares the committed SVGs with their sources |
+//! | `screenshot` | boot a run (default `--workload swap`) and save the live memory picture as a PNG through QEMU's QMP `screendump` |
+//! | `report` | a swap run on the real pages, then `target/zkernel/report.md` and four PNG plots of its time series |
 //! | `lint` | the architecture check of `kernel/src` (`archcheck.rs`), then rustfmt check and clippy (host crates and kernel target), warnings are errors |
 //!
 //! See README.md for the options and `verdict.rs` for how a run is judged.
@@ -25,8 +27,11 @@ mod files;
 mod fuzz;
 mod pages;
 mod qemu;
+mod report;
 mod runchecks;
+mod screenshot;
 mod soak;
+mod summary;
 mod sweep;
 mod test;
 mod verdict;
@@ -67,6 +72,12 @@ enum Cmd {
     /// Run the cargo-fuzz targets of fuzz/ (one, or all in turn) for `--time` seconds each; fails on a
     /// crash and names the saved input.
     Fuzz(fuzz::FuzzOpts),
+    /// Boot a run (default `--workload swap`) and save the kernel's memory picture as a PNG through QEMU's
+    /// monitor: at the middle of the first run with a pool, or `--at SECS` after QEMU started.
+    Screenshot(screenshot::ScreenshotOpts),
+    /// Boot a swap run on the repository's real pages (or read `--from report.json`) and write
+    /// target/zkernel/report.md with four PNG plots of the run over time.
+    Report(report::ReportOpts),
     /// A release kernel running swap, tmem and zram rounds with device and frame faults injected for
     /// `--minutes` (default 30); fails on a mismatch or a page lost that was not injected.
     Soak(soak::SoakOpts),
@@ -142,6 +153,11 @@ pub struct RunOpts {
     /// Print every kernel option (name, accepted values, default, meaning) and stop.
     #[arg(long)]
     help_kernel: bool,
+    /// Show every line of the serial console, the full counters and the `@@stats` line included
+    /// (without it the memory counters, the allocator table's rows and `@@stats` are hidden; the run
+    /// ends with a short summary either way).
+    #[arg(long)]
+    verbose: bool,
     /// Pack this directory as the read-only file disk (virtio-blk serial "files") instead of the
     /// default set (the repository's docs, sources and data/).
     #[arg(long, value_name = "DIR")]
@@ -212,6 +228,8 @@ fn main() -> ExitCode {
         Cmd::Fuzz(o) => fuzz::fuzz(&o),
         Cmd::Soak(o) => soak::soak(&o),
         Cmd::Drawings(o) => drawings::drawings(&o),
+        Cmd::Screenshot(o) => screenshot::screenshot(&o),
+        Cmd::Report(o) => report::report(&o),
         Cmd::Capture(o) => cargo::metadata()
             .and_then(|meta| capture::capture(&o, &cargo::target_dir(&meta).join("zkernel").join("captures")))
             .map(|s| {
@@ -322,7 +340,14 @@ fn run(o: &RunOpts, gdb: bool) -> Result<ExitCode> {
     let meta = cargo::metadata()?;
     let report_path = cargo::target_dir(&meta).join("zkernel").join("report.json");
     let _ = std::fs::remove_file(&report_path);
-    let outcome = execute_run(&prepared, true)?;
+    let mut brief = summary::Brief::default();
+    let outcome = execute_run_shown(&prepared, true, |line| o.verbose || brief.show(line))?;
+    // The summary comes from the typed report, also for a run that failed (its failures are in it).
+    if let Some(report) = outcome.stats.as_deref().and_then(|l| zstats::from_line(l).ok()) {
+        for line in summary::lines(&report) {
+            println!("{line}");
+        }
+    }
     let report = outcome.into_result()?;
     let pretty = serde_json::to_string_pretty(&report.report).context("rendering the report")?;
     std::fs::write(&report_path, pretty + "\n").with_context(|| format!("writing {}", report_path.display()))?;
@@ -484,13 +509,19 @@ impl RunOutcome {
 
 /// Boot a prepared run; `echo` passes the serial console through.
 pub fn execute_run(p: &PreparedRun, echo: bool) -> Result<RunOutcome> {
+    execute_run_shown(p, echo, |_| echo)
+}
+
+/// Boot a prepared run, passing through the console lines `show` picks (and QEMU's stderr on a
+/// failure, when `echo`).
+pub fn execute_run_shown(p: &PreparedRun, echo: bool, mut show: impl FnMut(&str) -> bool) -> Result<RunOutcome> {
     let mut stats = None;
     let mut failed = None;
     let mut lines = Vec::new();
     // At a terminal, QEMU's output is passed through as it comes (a prompt has no newline).
     let terminal = matches!(p.input, qemu::Input::Terminal);
     let r = qemu::run_with_input(&p.args, p.timeout, p.input.clone(), |line| {
-        if echo && !terminal {
+        if !terminal && show(line) {
             println!("{line}");
         }
         if line.starts_with(zstats::PREFIX) {

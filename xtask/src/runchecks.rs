@@ -13,6 +13,8 @@
 //! | `run_fails_on_wrong_pages` | a page file with a checksum that does not match it | fail: not the page file given |
 //! | `run_shell_script` | `--script tests/scripts/shell-tour.txt`: every shell command, a bad command and a bad argument, through QEMU's stdin and COM1 | every answer has its command's shape and figures that agree (steps add up across commands, `stats` reads back), the two bad lines each get one `error:` line, the shell runs on to `exit` and the run passes |
 //! | `run_trace_page` | `--script tests/scripts/trace-page.txt`, `swap_cache=exclusive`, small workloads | page 16's trace in order: clock victim, swap_out, frontswap_store, compress, tmem_put, zs_malloc spanning two frames, kmap of the page and of both object frames in adjacent slots, frame freed; then fault, frontswap_load, tmem_get, zs_map_object, kmaps, decompress, mapped, zs_free; and a cleancache put and exclusive get of inode 0, the values agreeing from step to step |
+//! | `run_screenshot_swap` | `cargo xtask screenshot` on a swap run (`swap_mem=256 swap_accesses=2048`) | a PNG that decodes, of the framebuffer's size, with more than `screenshot::MIN_OWNER_COLOURS` owner colours in the map, zsmalloc's and the workload's among them |
+//! | `run_report_swap` | `cargo xtask report` on a swap run of the real pages (`swap_mem=256 swap_accesses=2048`) | report.md with the summary and a row per run, and at least 3 PNG plots that decode |
 //! | `run_pool_table_matches_host` | `run_stats_pools`'s report, and the host's `pool-table` on the same objects | every pool's stored, refused, pool pages, reserve, object and metadata bytes equal, row by row |
 //!
 //! They run one at a time after the test kernels (each boots the same disk image).
@@ -49,6 +51,8 @@ pub fn checks() -> Vec<RunCheck> {
         RunCheck { name: "run_pool_table_matches_host", check: pool_table_matches_host },
         RunCheck { name: "run_shell_script", check: shell_script },
         RunCheck { name: "run_trace_page", check: trace_page },
+        RunCheck { name: "run_screenshot_swap", check: screenshot_swap },
+        RunCheck { name: "run_report_swap", check: report_swap },
     ]
 }
 
@@ -72,6 +76,7 @@ fn opts(o: &TestOpts, workload: Option<Workload>, options: &[&str]) -> RunOpts {
         pages: None,
         synthetic: false,
         help_kernel: false,
+        verbose: false,
         files: None,
         swap_mib: crate::qemu::SWAP_MIB,
         workload,
@@ -602,4 +607,68 @@ fn trace_page(o: &TestOpts) -> Result<String> {
     let passed = outcome.into_result()?;
     ensure!(passed.report.failures.is_empty(), "the report lists failures: {:?}", passed.report.failures);
     Ok(format!("{swap}; {files}"))
+/// `cargo xtask screenshot` on a swap run: the PNG decodes, has the framebuffer's size, and its map
+/// shows more than [`crate::screenshot::MIN_OWNER_COLOURS`] owner colours, the pool's and the
+/// workload's among them (a picture that draws no pool frame, or draws nothing, fails).
+fn screenshot_swap(o: &TestOpts) -> Result<String> {
+    let target = cargo::target_dir(&cargo::metadata()?);
+    let out = target.join("zkernel").join("runcheck-screenshot.png");
+    let shot_opts = crate::screenshot::ScreenshotOpts {
+        run: opts(o, Some(Workload::Swap), &["swap_mem=256", "swap_accesses=2048"]),
+        at: None,
+        out: Some(out),
+    };
+    let shot = crate::screenshot::take(&shot_opts, false)?;
+    ensure!(
+        (shot.width, shot.height) == shot.announced,
+        "the PNG is {}x{}, the kernel drew on {}x{}",
+        shot.width,
+        shot.height,
+        shot.announced.0,
+        shot.announced.1
+    );
+    if !o.uefi {
+        ensure!(shot.announced == (1280, 720), "BIOS framebuffer {:?}, not the 1280x720 VBE mode", shot.announced);
+    }
+    ensure!(
+        shot.owners.len() > crate::screenshot::MIN_OWNER_COLOURS,
+        "{} owner colours in the map, want more than {}: {}",
+        shot.owners.len(),
+        crate::screenshot::MIN_OWNER_COLOURS,
+        shot.describe()
+    );
+    for must in [mempic::Category::Zsmalloc, mempic::Category::Workload] {
+        ensure!(shot.owners.contains_key(&must), "no {} frame in the map: {}", must.name(), shot.describe());
+    }
+    Ok(shot.describe())
+}
+
+/// `cargo xtask report` on a swap run of the real pages: report.md with the summary and one row per run,
+/// and at least three PNG plots that decode.
+fn report_swap(o: &TestOpts) -> Result<String> {
+    let target = cargo::target_dir(&cargo::metadata()?);
+    let dir = target.join("zkernel").join("runcheck-report");
+    let _ = std::fs::remove_dir_all(&dir);
+    let report_opts = crate::report::ReportOpts {
+        run: opts(o, Some(Workload::Swap), &["swap_mem=256", "swap_accesses=2048"]),
+        from: None,
+        dir: Some(dir.clone()),
+    };
+    let w = crate::report::make(&report_opts, false)?;
+    let md = std::fs::read_to_string(&w.markdown).with_context(|| format!("reading {}", w.markdown.display()))?;
+    for want in ["## Summary", "| disk |", "| tmem-zsmalloc |", "| zram-zsmalloc |", "failed: nothing"] {
+        ensure!(md.contains(want), "{} lacks {want:?}", w.markdown.display());
+    }
+    ensure!(w.plots.len() >= 3, "{} plots, want at least 3", w.plots.len());
+    let mut sizes = Vec::new();
+    for p in &w.plots {
+        let (pw, ph) = crate::report::png_size(p)?;
+        ensure!(
+            md.contains(&format!("]({})", p.file_name().and_then(|f| f.to_str()).unwrap_or("?"))),
+            "report.md does not show {}",
+            p.display()
+        );
+        sizes.push(format!("{} {pw}x{ph}", p.file_name().and_then(|f| f.to_str()).unwrap_or("?")));
+    }
+    Ok(format!("{} and {} plots that decode: {}", w.markdown.display(), w.plots.len(), sizes.join(", ")))
 }

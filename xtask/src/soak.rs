@@ -43,6 +43,7 @@ pub fn soak(o: &SoakOpts) -> Result<ExitCode> {
         pages: None,
         synthetic: false,
         help_kernel: false,
+        verbose: false,
         files: None,
         swap_mib: qemu::SWAP_MIB,
         workload: Some(Workload::Soak),

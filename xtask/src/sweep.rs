@@ -487,6 +487,7 @@ fn run_opts(pages: Option<&Path>) -> RunOpts {
         pages: pages.map(Path::to_path_buf),
         synthetic: false,
         help_kernel: false,
+        verbose: false,
         files: None,
         swap_mib: qemu::SWAP_MIB,
         workload: Some(crate::Workload::Sweep),

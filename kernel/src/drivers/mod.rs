@@ -3,6 +3,7 @@
 //! | file | device |
 //! |---|---|
 //! | `acpi` | the ACPI tables through the I/O region: the MADT's CPUs and local APIC address |
+//! | `fb` | the bootloader's framebuffer (VBE or GOP), drawn on by the memory picture |
 //! | `console` | the serial console: COM1 (16550 UART), `print!`/`println!`, the `log` facade |
 //! | `fw_cfg` | QEMU's firmware configuration device: kernel options, CPU count |
 //! | `pci` | PCI configuration space through ports 0xCF8/0xCFC |
@@ -12,6 +13,7 @@
 
 pub mod acpi;
 pub mod console;
+pub mod fb;
 pub mod fw_cfg;
 pub mod pci;
 pub mod ramdisk;

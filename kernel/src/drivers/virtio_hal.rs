@@ -42,7 +42,7 @@
 //!
 //! # Contracts
 //!
-//! * DMA frames are the frame allocator's blocks of owner [`Owner::KERNEL`], `2^order` frames for a
+//! * DMA frames are the frame allocator's blocks of owner [`Owner::DMA`], `2^order` frames for a
 //!   request of `pages` pages; [`HalStats::dma_frames`] counts the frames lent right now.
 //! * A BAR is mapped once, whole, when the driver registers it ([`map_bar`]); `mmio_phys_to_virt` only
 //!   looks windows up (and maps a missing range as a window of its own).
@@ -122,7 +122,7 @@ fn order_of(pages: usize) -> u8 {
 /// Lend `pages` zeroed, physically contiguous pages to devices: (physical address, virtual address).
 pub fn dma_alloc_pages(pages: usize) -> Result<(u64, NonNull<u8>), IoMapError> {
     let order = order_of(pages);
-    let pfn = frames::alloc(order, Owner::KERNEL).map_err(|_| IoMapError::OutOfFrames)?;
+    let pfn = frames::alloc(order, Owner::DMA).map_err(|_| IoMapError::OutOfFrames)?;
     let pa = pfn.addr();
     let free = |pfn: Pfn| {
         // SAFETY: the block was allocated above and its mappings (if any) were removed before this runs.

@@ -104,7 +104,7 @@ pub fn injected_failures() -> u64 {
 
 fn inject(order: u8, owner: Owner) -> Result<(), FrameError> {
     let n = FAIL_EVERY.load(Ordering::Relaxed);
-    if n == 0 || (owner != Owner::POOL && owner != Owner::WORKLOAD) {
+    if n == 0 || (!owner.is_pool() && owner != Owner::WORKLOAD) {
         return Ok(());
     }
     if (FAIL_CALLS.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(n) {
@@ -220,10 +220,37 @@ pub fn watermarks() -> frame::Watermarks {
 }
 
 /// Frames `owner` holds now, by a scan of the whole frame table (for tests and reports: it takes the
-/// lock once per frame).
+/// lock once per frame). [`Owner::POOL`] counts every pool's frames ([`Owner::is_pool`]).
 pub fn owned_by(owner: Owner) -> u64 {
     let Some((start, end)) = super::facts().map(|f| f.span) else { return 0 };
-    (start.0..end.0).filter(|&p| info(Pfn(p)).is_some_and(|i| i.owner() == owner)).count() as u64
+    let matches = |o: Owner| o == owner || (owner == Owner::POOL && o.is_pool());
+    (start.0..end.0).filter(|&p| info(Pfn(p)).is_some_and(|i| matches(i.owner()))).count() as u64
+}
+
+/// Frames the lock is held for at a time by [`scan`].
+const SCAN_CHUNK: u64 = 4096;
+
+/// Call `f(pfn, state, owner)` for every frame of the frame table's span in order, taking the lock once
+/// per [`SCAN_CHUNK`] frames (the memory picture reads the whole table this way; a chunk is copied out
+/// under the lock and `f` runs without it).
+pub fn scan(mut f: impl FnMut(Pfn, frame::FrameState, Owner)) {
+    let Some((start, end)) = super::facts().map(|f| f.span) else { return };
+    let mut chunk = alloc::vec::Vec::with_capacity(SCAN_CHUNK as usize);
+    let mut at = start.0;
+    while at < end.0 {
+        let stop = (at + SCAN_CHUNK).min(end.0);
+        chunk.clear();
+        with_buddy(|b| {
+            for p in at..stop {
+                let i = b.info(Pfn(p));
+                chunk.push(i.map_or((frame::FrameState::Reserved, Owner::NONE), |i| (i.state(), i.owner())));
+            }
+        });
+        for (k, &(state, owner)) in chunk.iter().enumerate() {
+            f(Pfn(at + k as u64), state, owner);
+        }
+        at = stop;
+    }
 }
 
 /// Check that every free (or parked) frame last owned by `owner` still holds the poison its free wrote
@@ -237,7 +264,10 @@ pub fn check_freed_poison(owner: Owner) -> Result<u64, Pfn> {
     for p in start.0..end.0 {
         let pfn = Pfn(p);
         let free = info(pfn).is_some_and(|i| {
-            matches!(i.state(), frame::FrameState::Free | frame::FrameState::PerCpu) && i.last_owner() == owner
+            let last = i.last_owner();
+            // As in `owned_by`: `Owner::POOL` stands for every pool's own owner.
+            let ours = last == owner || (owner == Owner::POOL && last.is_pool());
+            matches!(i.state(), frame::FrameState::Free | frame::FrameState::PerCpu) && ours
         });
         if !free {
             continue;
@@ -306,7 +336,7 @@ impl OwnedFrame {
     /// whose frames [`super::KernelMemory`] serves (pools, the page cache) are refused: a frame of theirs
     /// could be freed through a `KernelMemory` behind this value's back.
     pub fn alloc(owner: Owner) -> Result<OwnedFrame, FrameError> {
-        if owner == Owner::POOL || owner == Owner::PAGE_CACHE {
+        if owner.is_pool() || owner == Owner::PAGE_CACHE {
             return Err(FrameError::Foreign(Pfn(0)));
         }
         alloc_page(owner).map(|pfn| OwnedFrame { pfn })

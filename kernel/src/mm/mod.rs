@@ -199,8 +199,9 @@ pub fn init(regions: &[Region], recursive: u16, phys_offset: Option<u64>) {
 
 /// [`PageMemory`] and [`FrameSource`] for the algorithm crates, on kmap and the frame allocator.
 ///
-/// Each value serves one frame owner ([`Owner::POOL`] for tmem's pools, [`Owner::PAGE_CACHE`] for the
-/// page cache) and reaches only frames allocated for that owner: every map checks the frame table
+/// Each value serves one frame owner (a pool's: [`Owner::ZSMALLOC`], [`Owner::ZBUD`], … or the generic
+/// [`Owner::POOL`]; or [`Owner::PAGE_CACHE`] for the page cache) and reaches only frames allocated for
+/// that owner: every map checks the frame table
 /// first, so a pool handing it a wrong frame number gets [`MemError::Foreign`], never another
 /// subsystem's memory. Those owners' frames are reached by nothing but these values, and each pool
 /// maps one object at a time under its own lock, which is what makes the methods safe (asterinas's
@@ -211,10 +212,11 @@ pub struct KernelMemory {
 }
 
 impl KernelMemory {
-    /// Memory for frames of `owner`. Only the owners whose frames nothing else maps may be served.
+    /// Memory for frames of `owner`. Only the owners whose frames nothing else maps may be served: the
+    /// pools' ([`Owner::is_pool`]) and the page cache's.
     pub fn new(owner: Owner) -> Self {
         assert!(
-            owner == Owner::POOL || owner == Owner::PAGE_CACHE,
+            owner.is_pool() || owner == Owner::PAGE_CACHE,
             "KernelMemory::new: owner {} is not one KernelMemory may serve",
             owner.name()
         );
@@ -255,11 +257,13 @@ impl PageMemory for KernelMemory {
 }
 
 impl FrameSource for KernelMemory {
+    /// A pool crate asks for [`Owner::POOL`]; a value serving a named pool records the frame under that
+    /// pool's owner, so the frame table (and the memory picture) tells zsmalloc's frames from zbud's.
     fn alloc_frame(&mut self, owner: Owner) -> Result<Pfn, FrameError> {
-        if owner != self.owner {
+        if owner != self.owner && !(owner == Owner::POOL && self.owner.is_pool()) {
             return Err(FrameError::Foreign(Pfn(0)));
         }
-        frames::alloc_page(owner)
+        frames::alloc_page(self.owner)
     }
 
     fn free_frame(&mut self, pfn: Pfn) -> Result<(), FrameError> {

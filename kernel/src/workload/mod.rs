@@ -10,6 +10,7 @@
 //! | [`sweep`] | `sweep` | the swap workload at memory sizes 20–100 % of its region, every configuration (`cargo xtask bench --sweep`) |
 //! | [`soak`] | `soak` | swap, tmem and zram rounds with device and frame faults injected (`cargo xtask soak`) |
 //! | [`shell`] | `shell` | the serial shell: commands run the swap and file workloads step by step and show the kernel's state (`cargo xtask run --shell`, `--script FILE`) |
+//! | [`picture`] | — | the live memory picture on the framebuffer, redrawn while a swap run goes on |
 //! | [`report`] | — | the kernel's counters as `zstats` objects; the failures a run ends with |
 //!
 //! Every workload checks its own results (pages intact, nothing stale, nothing left behind) and adds a
@@ -18,6 +19,7 @@
 
 pub mod all;
 pub mod files;
+pub mod picture;
 pub mod pools;
 pub mod pooltable;
 pub mod report;

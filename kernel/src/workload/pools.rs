@@ -144,12 +144,11 @@ pub fn run(facts: &BootFacts, report: &mut Report, failures: &mut Failures) {
     let (pages, source) = pages(facts);
     println!("pools: {} pages from {source}, compressor {alg:?}, policy {:?}", pages.len(), Policy::DEFAULT);
     let corrupt = settings.corrupt_stored();
-    let mem = || KernelMemory::new(frame::Owner::POOL);
     let runs = [
-        run_one(Zsmalloc::new(mem()), Policy::DEFAULT, alg, &pages, corrupt),
-        run_one(Zbud::new(mem()), Policy::DEFAULT, alg, &pages, corrupt),
-        run_one(Xvmalloc::new(mem()), Policy::DEFAULT, alg, &pages, corrupt),
-        run_one(Xcfmalloc::new(mem()), Policy::DEFAULT, alg, &pages, corrupt),
+        run_one(Zsmalloc::new(KernelMemory::new(frame::Owner::ZSMALLOC)), Policy::DEFAULT, alg, &pages, corrupt),
+        run_one(Zbud::new(KernelMemory::new(frame::Owner::ZBUD)), Policy::DEFAULT, alg, &pages, corrupt),
+        run_one(Xvmalloc::new(KernelMemory::new(frame::Owner::XVMALLOC)), Policy::DEFAULT, alg, &pages, corrupt),
+        run_one(Xcfmalloc::new(KernelMemory::new(frame::Owner::XCFMALLOC)), Policy::DEFAULT, alg, &pages, corrupt),
     ];
     for (name, r) in ["zsmalloc", "zbud", "xvmalloc", "xcfmalloc"].into_iter().zip(runs) {
         let r = match r {
@@ -241,7 +240,7 @@ fn zram_parity(facts: &BootFacts, alg: Algorithm, pages: &[Page], report: &mut R
     };
     for chain in [4usize, 8] {
         let cfg = zsmalloc::Config { max_pages_per_zspage: chain, ..zsmalloc::Config::DEFAULT };
-        let pool = match Zsmalloc::with_config(KernelMemory::new(frame::Owner::POOL), cfg) {
+        let pool = match Zsmalloc::with_config(KernelMemory::new(frame::Owner::ZSMALLOC), cfg) {
             Ok(p) => p,
             Err(e) => {
                 failures.add(format!("pools: zsmalloc chain {chain}: {e:?}"));
@@ -266,7 +265,7 @@ fn zram_parity(facts: &BootFacts, alg: Algorithm, pages: &[Page], report: &mut R
     let huge8 = zsmalloc::huge_class_size(8).unwrap_or(PAGE_BYTES);
     let policy = Policy { threshold: huge8 - 1, poor: zstore::PoorPage::Reject };
     let name = "zbud (poor pages refused)";
-    match run_one(Zbud::new(KernelMemory::new(frame::Owner::POOL)), policy, alg, pages, None) {
+    match run_one(Zbud::new(KernelMemory::new(frame::Owner::ZBUD)), policy, alg, pages, None) {
         Ok(r) => {
             let s = &r.full;
             row(name, s.orig_data_size, s.compr_data_size, s.mem_used_total, s.same_pages, s.huge_pages);

@@ -42,7 +42,7 @@
 //!
 //! - A workload that cannot be built, or a pool that loses data, refuses a `malloc` for a reason other
 //!   than size, or holds pages after every object is freed, is a failure of the run; its row is absent.
-//! - Every pool runs in a fresh pool over fresh frames (`frame::Owner::POOL`) and gives them all back.
+//! - Every pool runs in a fresh pool over fresh frames (the pool's own owner, `frame::Owner::ZSMALLOC`, `ZBUD`, …) and gives them all back.
 //! - The counts depend only on the objects and the pools, never on timing or on the frames handed out.
 
 use alloc::borrow::Cow;
@@ -95,7 +95,13 @@ struct Row {
 
 /// `kind` on `w` over fresh kernel frames, timing `fill` and `free_all` with the TSC.
 fn measure(kind: PoolKind, w: &Workload) -> Result<(Measured, u64, u64), alloc::string::String> {
-    let mut t = Trial::new(kind, KernelMemory::new(frame::Owner::POOL), w)?;
+    let owner = match kind {
+        PoolKind::Zbud => frame::Owner::ZBUD,
+        PoolKind::Xvmalloc => frame::Owner::XVMALLOC,
+        PoolKind::Xcfmalloc => frame::Owner::XCFMALLOC,
+        PoolKind::Zsmalloc { .. } => frame::Owner::ZSMALLOC,
+    };
+    let mut t = Trial::new(kind, KernelMemory::new(owner), w)?;
     let start = rdtsc();
     t.fill()?;
     let fill_cycles = rdtsc() - start;

@@ -185,6 +185,7 @@ pub fn run_report(r: &RunResult) -> SwapRunReport {
         tmem_stats: r.tmem.as_ref().map(report::tmem),
         tmem_index_bytes: r.tmem_index_bytes,
         zram_table_bytes: r.zram_table_bytes,
+        series: r.series.clone(),
     }
 }
 

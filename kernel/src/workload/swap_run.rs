@@ -79,6 +79,35 @@ pub struct Sample {
 /// How often a run samples tmem.
 pub const SAMPLE_EVERY: u64 = 1000;
 
+/// Accesses between two points of a run's time series: at least 64, and at most 64 points a run
+/// (plus the one at the end), so the report stays small whatever the run's length.
+pub fn series_every(total: u64) -> u64 {
+    (total / 64).max(64)
+}
+
+/// The counters now, for a run's time series (after `access` accesses).
+fn series_point(access: u64) -> zstats::SeriesPoint {
+    let s = crate::swap::stats().unwrap_or_default();
+    let mut p = zstats::SeriesPoint {
+        access,
+        resident: s.resident,
+        disk_reads: s.disk_reads,
+        disk_writes: s.disk_writes,
+        ..Default::default()
+    };
+    if let Some(t) = crate::zcache::stats() {
+        p.pool_pages = t.pool_pages;
+        p.stored_pages = t.stored_pages;
+        p.compr_data_size = t.compr_data_size;
+        p.frag_free_bytes = crate::zcache::fragmentation().map_or(0, |f| f.free_bytes_in_partial);
+    } else if let Some(m) = crate::zram::mm_stat() {
+        p.pool_pages = m.mem_used_total / 4096;
+        p.stored_pages = m.orig_data_size / 4096;
+        p.compr_data_size = m.compr_data_size;
+    }
+    p
+}
+
 /// What a run did.
 #[derive(Debug, Clone)]
 pub struct RunResult {
@@ -95,6 +124,9 @@ pub struct RunResult {
     pub zram_table_bytes: u64,
     /// tmem every [`SAMPLE_EVERY`] accesses, when the run has frontswap.
     pub samples: Vec<Sample>,
+    /// The run over time for the report (`zstats::SwapRunReport::series`): every [`series_every`]
+    /// accesses and at the end.
+    pub series: Vec<zstats::SeriesPoint>,
     /// Accesses made (fill included).
     pub accesses: u64,
     /// Pages whose checksum did not match (must be 0).
@@ -106,7 +138,7 @@ pub struct RunResult {
     pub pages_lost: u64,
     /// Accesses that failed because their page was lost (every access to a lost page must).
     pub lost_accesses: u64,
-    /// TSC cycles the run took.
+    /// TSC cycles the run took, the memory picture's redraws left out.
     pub cycles: u64,
 }
 
@@ -139,6 +171,12 @@ pub struct SwapRun {
     lost_accesses: u64,
     samples: Vec<Sample>,
     start: u64,
+    /// The configuration's name and the accesses in all (fill included), for the memory picture.
+    name: alloc::string::String,
+    total: u64,
+    /// TSC cycles the memory picture took during this run: left out of [`RunResult::cycles`].
+    picture_cycles: u64,
+    series: Vec<zstats::SeriesPoint>,
 }
 
 impl SwapRun {
@@ -161,6 +199,10 @@ impl SwapRun {
             lost_accesses: 0,
             samples: Vec::new(),
             start: rdtsc(),
+            name: super::swap::config_name(&spec.swap),
+            total: pages + spec.accesses,
+            picture_cycles: 0,
+            series: Vec::new(),
         })
     }
 
@@ -169,6 +211,10 @@ impl SwapRun {
         let Some(a) = self.stream.next() else { return false };
         let i = self.done;
         self.done += 1;
+        self.picture_cycles += super::picture::step(&self.name, i, self.total);
+        if i > 0 && i.is_multiple_of(series_every(self.total)) {
+            self.series.push(series_point(i));
+        }
         if self.spec.swap.tmem.is_some()
             && i.is_multiple_of(SAMPLE_EVERY)
             && i > 0
@@ -264,8 +310,10 @@ impl SwapRun {
     }
 
     /// Tear the region down and report.
-    pub fn finish(self) -> Result<RunResult, SwapError> {
-        let cycles = rdtsc() - self.start;
+    pub fn finish(mut self) -> Result<RunResult, SwapError> {
+        self.series.push(series_point(self.done));
+        // The memory picture's redraws are not the workload's time.
+        let cycles = (rdtsc() - self.start).saturating_sub(self.picture_cycles);
         // Let go of the region before the swapper tears it down, so its claim ends with the swapper.
         drop(self.region);
         let f = crate::swap::uninstall().ok_or(SwapError::NotInstalled)?;
@@ -282,6 +330,7 @@ impl SwapRun {
             tmem_index_bytes: f.tmem_index_bytes,
             zram_table_bytes: f.zram_table_bytes,
             samples: self.samples,
+            series: self.series,
             accesses: self.done,
             mismatches: self.mismatches,
             dirty_zero_fills: self.dirty_zero_fills,

@@ -21,7 +21,8 @@ use super::{ZcacheError, pool_memory, with};
 
 /// Mount: a new fs with an ephemeral tmem pool (`backend`, or zbud).
 pub fn init_fs(backend: Option<Backend>) -> Result<FsId, ZcacheError> {
-    with(|z| z.cleancache.init_fs_backend(&mut z.tmem, backend, pool_memory()))
+    let owner_of = backend.unwrap_or(tmem::PoolKind::Ephemeral.default_backend());
+    with(|z| z.cleancache.init_fs_backend(&mut z.tmem, backend, pool_memory(owner_of)))
         .ok_or(ZcacheError::NotInstalled)?
         .map_err(ZcacheError::Cleancache)
 }

@@ -41,7 +41,7 @@ pub struct StoreOutcome {
 
 /// swapon: a persistent tmem pool with `backend` for swap type `ty` of `slots` slots.
 pub fn init(ty: u8, slots: u64, backend: Backend) -> Result<(), ZcacheError> {
-    with(|z| z.frontswap.init_backend(&mut z.tmem, ty, slots, Some(backend), pool_memory()))
+    with(|z| z.frontswap.init_backend(&mut z.tmem, ty, slots, Some(backend), pool_memory(backend)))
         .ok_or(ZcacheError::NotInstalled)?
         .map_err(ZcacheError::Frontswap)
 }

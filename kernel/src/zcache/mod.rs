@@ -231,9 +231,20 @@ pub fn fragmentation() -> Option<tmem::Fragmentation> {
     with(|z| z.tmem.fragmentation()).flatten()
 }
 
-/// Memory for a new tmem pool: pool frames only (see [`KernelMemory`]).
-fn pool_memory() -> KernelMemory {
-    KernelMemory::new(frame::Owner::POOL)
+/// The frame owner of a pool with `backend`: each allocator's frames are recorded under its own name,
+/// so the frame table (and the memory picture) tells them apart.
+pub fn pool_owner(backend: tmem::Backend) -> frame::Owner {
+    match backend {
+        tmem::Backend::Zsmalloc => frame::Owner::ZSMALLOC,
+        tmem::Backend::Zbud => frame::Owner::ZBUD,
+        tmem::Backend::Xvmalloc => frame::Owner::XVMALLOC,
+        tmem::Backend::Xcfmalloc => frame::Owner::XCFMALLOC,
+    }
+}
+
+/// Memory for a new tmem pool with `backend`: that pool's frames only (see [`KernelMemory`]).
+fn pool_memory(backend: tmem::Backend) -> KernelMemory {
+    KernelMemory::new(pool_owner(backend))
 }
 
 impl Zcache {

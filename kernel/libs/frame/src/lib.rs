@@ -184,12 +184,28 @@ impl Owner {
     pub const STACK: Owner = Owner(5);
     /// The kernel-mapping self test.
     pub const KMAP_TEST: Owner = Owner(6);
-    /// An object pool (the zsmalloc-style allocator).
+    /// An object pool of no particular kind; what the pool crates ask their `FrameSource` for. The kernel
+    /// records each pool's frames under the pool's own owner below ([`Owner::is_pool`] is true for all).
     pub const POOL: Owner = Owner(7);
     /// A test workload.
     pub const WORKLOAD: Owner = Owner(8);
     /// A page of the page cache: a cached page of a file on disk (the `pagecache` crate).
     pub const PAGE_CACHE: Owner = Owner(9);
+    /// A frame of a zsmalloc pool.
+    pub const ZSMALLOC: Owner = Owner(10);
+    /// A frame of a zbud pool.
+    pub const ZBUD: Owner = Owner(11);
+    /// A frame of an xvmalloc pool.
+    pub const XVMALLOC: Owner = Owner(12);
+    /// A frame of an xcfmalloc pool.
+    pub const XCFMALLOC: Owner = Owner(13);
+    /// A buffer a device reads or writes (virtio queues, bounce buffers).
+    pub const DMA: Owner = Owner(14);
+
+    /// Whether the frame belongs to a compressed-object pool: [`Owner::POOL`] or one of the named pools.
+    pub const fn is_pool(self) -> bool {
+        matches!(self.0, 7 | 10..=13)
+    }
 
     /// A short name for tables and panics; `"other"` for numbers this crate does not know.
     pub const fn name(self) -> &'static str {
@@ -204,6 +220,11 @@ impl Owner {
             7 => "pool",
             8 => "workload",
             9 => "page cache",
+            10 => "zsmalloc",
+            11 => "zbud",
+            12 => "xvmalloc",
+            13 => "xcfmalloc",
+            14 => "dma",
             _ => "other",
         }
     }

@@ -77,6 +77,16 @@ fn owner_names() {
     assert_eq!(Owner::PAGE_TABLE.name(), "page table");
     assert_eq!(Owner::WORKLOAD.name(), "workload");
     assert_eq!(Owner(999).name(), "other");
+    assert_eq!(Owner::ZSMALLOC.name(), "zsmalloc");
+    assert_eq!(Owner::DMA.name(), "dma");
+}
+
+#[test]
+fn pool_owners_are_pools_and_nothing_else_is() {
+    let pools = [Owner::POOL, Owner::ZSMALLOC, Owner::ZBUD, Owner::XVMALLOC, Owner::XCFMALLOC];
+    assert!(pools.iter().all(|o| o.is_pool()));
+    let others = (0..=20).map(Owner).filter(|o| !pools.contains(o));
+    assert_eq!(others.filter(|o| o.is_pool()).count(), 0);
 }
 
 #[test]

@@ -1205,6 +1205,32 @@ impl<M: PageMemory + FrameSource> Tmem<M> {
         self.pools.values().filter_map(|p| p.store.zsmalloc()).map(|z| z.fragmentation()).reduce(Fragmentation::plus)
     }
 
+    /// The size classes of all zsmalloc pools together, ascending by size, each class's zspages, object
+    /// places, objects and frames summed over the pools (Linux's `classes` debugfs file, one pool's
+    /// worth per pool); empty without a zsmalloc pool. O(classes) per pool; allocates.
+    pub fn zs_classes(&self) -> alloc::vec::Vec<zsmalloc::ClassStats> {
+        let mut out: alloc::vec::Vec<zsmalloc::ClassStats> = alloc::vec::Vec::new();
+        for z in self.pools.values().filter_map(|p| p.store.zsmalloc()) {
+            for c in z.zs_stats().classes {
+                match out.iter_mut().find(|o| o.class.size == c.class.size) {
+                    Some(o) => {
+                        o.zspages += c.zspages;
+                        o.obj_allocated += c.obj_allocated;
+                        o.obj_used += c.obj_used;
+                        o.pages_used += c.pages_used;
+                        o.freeable += c.freeable;
+                        for (a, b) in o.fullness.iter_mut().zip(c.fullness) {
+                            *a += b;
+                        }
+                    }
+                    None => out.push(c),
+                }
+            }
+        }
+        out.sort_by_key(|c| c.class.size);
+        out
+    }
+
     /// Frames a full compaction of `pool` would free now (Linux's `zs_shrinker_count`): 0 for other
     /// backends and for a pool that does not exist.
     pub fn pool_can_compact_pages(&self, pool: PoolId) -> u64 {

@@ -771,6 +771,30 @@ fn fragmentation_is_reported_for_zsmalloc_pools_only() {
     assert_eq!(Config::new(1).compact_threshold_percent, Some(Config::DEFAULT_COMPACT_THRESHOLD_PERCENT));
 }
 
+/// The memory picture's bars: every zsmalloc pool's classes summed by size, zbud's frames left out.
+#[test]
+fn zs_classes_sum_the_zsmalloc_pools_by_class() {
+    let mut c = lz4();
+    let mut t = tmem(1000, 90);
+    assert!(t.zs_classes().is_empty(), "no pool, no class");
+    let z = pool(&mut t, PoolKind::Ephemeral, Backend::Zbud);
+    t.put(&mut c, k(z, 0, 0), &small(1)).unwrap();
+    assert!(t.zs_classes().is_empty(), "zbud has no size classes");
+    let a = pool(&mut t, PoolKind::Persistent, Backend::Zsmalloc);
+    let b = pool(&mut t, PoolKind::Persistent, Backend::Zsmalloc);
+    t.put(&mut c, k(a, 0, 0), &small(2)).unwrap();
+    t.put(&mut c, k(b, 0, 0), &small(2)).unwrap();
+    t.put(&mut c, k(b, 0, 1), &big(3)).unwrap();
+    let classes = t.zs_classes();
+    assert!(classes.windows(2).all(|w| w[0].class.size < w[1].class.size), "ascending, one row a size");
+    let used: u64 = classes.iter().map(|c| c.obj_used).sum();
+    assert_eq!(used, 3, "the three zsmalloc objects, in two pools");
+    let frames: u64 = classes.iter().map(|c| c.pages_used).sum();
+    assert_eq!(frames + 1, t.total_pages(), "every frame but zbud's");
+    let same = classes.iter().find(|c| c.obj_used == 2).expect("both small(2) pages share a class");
+    assert_eq!(same.zspages, 2, "one zspage in each pool");
+}
+
 /// tmem's own index grows with every page and object it holds and is gone with the pool: the figure the
 /// equal-memory report prints beside the pool frames.
 #[test]

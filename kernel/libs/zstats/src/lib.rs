@@ -45,6 +45,7 @@
 //! | `swap` | [`SwapReport`] | `workload::swap::run_demo` | `workload=swap` |
 //! | `swap.runs[]`, `all.swap` | [`SwapRunReport`] | `workload::swap_run::RunResult` | |
 //! | `swap.runs[].swap` | [`SwapStatsReport`] | `swap::SwapStats` | |
+//! | `swap.runs[].series[]` | [`SeriesPoint`] | `workload::swap_run::SwapRun::step`, sampled | runs of `workload=swap` and `all` |
 //! | `….tmem_stats` | [`TmemReport`] | `tmem::TmemStats` | runs with tmem |
 //! | `swap.io_avoided[]` | [`IoAvoidedReport`] | `workload::swap::run_demo` | |
 //! | `files` | [`FilesReport`] | `workload::files::run_demo` | `workload=files` |
@@ -477,6 +478,33 @@ pub struct SwapRunReport {
     /// tmem at the end of the run; `None` with tmem off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tmem_stats: Option<TmemReport>,
+    /// The run over time: one point every `max(64, accesses / 64)` accesses and one at the end, so at
+    /// most 66 points a run (`cargo xtask report` plots them). Empty, and left out, for runs that kept
+    /// none (the sweep's and the soak's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<SeriesPoint>,
+}
+
+/// One point of a swap run's time series (`SwapRunReport::series`): the counters after `access`
+/// accesses, fill included.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesPoint {
+    /// Accesses made so far, the fill included.
+    pub access: u64,
+    /// Region pages resident.
+    pub resident: u64,
+    /// Pool frames held: tmem's (`TmemReport::pool_pages`) or the zram device's.
+    pub pool_pages: u64,
+    /// Pages held compressed: tmem's `stored_pages`, or the zram device's pages.
+    pub stored_pages: u64,
+    /// Bytes of compressed objects held (the ratio is `stored_pages × 4096 / compr_data_size`).
+    pub compr_data_size: u64,
+    /// Swap-disk reads and writes so far (`SwapStatsReport::disk_reads`, `disk_writes`).
+    pub disk_reads: u64,
+    pub disk_writes: u64,
+    /// zsmalloc's free bytes inside partly used zspages (tmem's zsmalloc pools; 0 without one).
+    pub frag_free_bytes: u64,
 }
 
 /// The swap subsystem's counters for one run (names after Linux's `/proc/vmstat`). The kernel counts in

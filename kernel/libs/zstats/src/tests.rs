@@ -111,6 +111,16 @@ fn full() -> Report {
         tmem_stats: Some(t),
         tmem_index_bytes: 40,
         zram_table_bytes: 41,
+        series: vec![SeriesPoint {
+            access: 64,
+            resident: 60,
+            pool_pages: 3,
+            stored_pages: 5,
+            compr_data_size: 7000,
+            disk_reads: 1,
+            disk_writes: 2,
+            frag_free_bytes: 900,
+        }],
     };
     let file_run = |t: TmemReport| FileRunReport {
         cleancache: "zbud".into(),
@@ -626,6 +636,7 @@ fn typed_swap() -> Report {
         tmem_stats: None,
         tmem_index_bytes: 0,
         zram_table_bytes: 0,
+        series: vec![],
     };
     let on = SwapRunReport {
         tmem: "zsmalloc".into(),
@@ -723,10 +734,11 @@ fn a_full_report_round_trips() {
         .collect();
     assert_eq!(defaults, Vec::<&String>::new());
     // 37 boot leaves (7 top-level + memory 8 + frames 8 + heap 3 + kmap 4 + paging 4 + one lock 3), a pool 16, a pool
-    // table row 8, a swap run 85 (11 + swap 30 + tmem 44), an I/O-avoided entry 5, a file run 79 (23 +
-    // cleancache 12 + tmem 44), files 3 more, all 2 more, a sweep 3 and 12 per point (two): 37 + 16 + 8 +
-    // (85 + 5 + 38) + (79 + 3) + (85 + 79 + 2) + (3 + 2 × 12) + soak 11 = 475, a multi-CPU swap run 38 (8 + swap 30).
-    assert_eq!(leaves.len(), 475);
+    // table row 8, a swap run 93 (11 + swap 30 + tmem 44 + one series point 8), an I/O-avoided entry 5, a file
+    // run 79 (23 + cleancache 12 + tmem 44), files 3 more, all 2 more, a sweep 3 and 12 per point (two): 37 + 16
+    // + 8 + (93 + 5 + 38) + (79 + 3) + (93 + 79 + 2) + (3 + 2 × 12) + soak 11 = 491, a multi-CPU swap run 38 (8 +
+    // swap 30).
+    assert_eq!(leaves.len(), 491);
     assert_eq!(from_line(&line), Ok(report));
 }
 
