@@ -607,6 +607,8 @@ fn trace_page(o: &TestOpts) -> Result<String> {
     let passed = outcome.into_result()?;
     ensure!(passed.report.failures.is_empty(), "the report lists failures: {:?}", passed.report.failures);
     Ok(format!("{swap}; {files}"))
+}
+
 /// `cargo xtask screenshot` on a swap run: the PNG decodes, has the framebuffer's size, and its map
 /// shows more than [`crate::screenshot::MIN_OWNER_COLOURS`] owner colours, the pool's and the
 /// workload's among them (a picture that draws no pool frame, or draws nothing, fails).
