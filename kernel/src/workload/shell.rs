@@ -336,6 +336,7 @@ fn swap_live(run: &SwapRun) -> SwapRunReport {
         tmem_stats: zcache::stats().as_ref().map(report::tmem),
         tmem_index_bytes: zcache::index_bytes().unwrap_or(0),
         zram_table_bytes: 0,
+        series: run.series().to_vec(),
     }
 }
 

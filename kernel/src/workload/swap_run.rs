@@ -284,6 +284,11 @@ impl SwapRun {
     }
 
     /// What this run was started with.
+    /// The time series recorded so far (`zstats::SwapRunReport::series`).
+    pub fn series(&self) -> &[zstats::SeriesPoint] {
+        &self.series
+    }
+
     pub fn spec(&self) -> &RunSpec {
         &self.spec
     }
