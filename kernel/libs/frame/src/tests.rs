@@ -73,9 +73,23 @@ fn pfn_and_addresses() {
 
 #[test]
 fn owner_names() {
-    assert_eq!(Owner::NONE.name(), "none");
-    assert_eq!(Owner::PAGE_TABLE.name(), "page table");
-    assert_eq!(Owner::WORKLOAD.name(), "workload");
+    let named = [
+        (Owner::NONE, "none"),
+        (Owner::KERNEL, "kernel"),
+        (Owner::PAGE_TABLE, "page table"),
+        (Owner::FRAME_TABLE, "frame table"),
+        (Owner::HEAP, "heap"),
+        (Owner::STACK, "stack"),
+        (Owner::KMAP_TEST, "kmap test"),
+        (Owner::POOL, "pool"),
+        (Owner::WORKLOAD, "workload"),
+        (Owner::PAGE_CACHE, "page cache"),
+    ];
+    for (k, (owner, name)) in named.into_iter().enumerate() {
+        assert_eq!(owner, Owner(k as u16), "the owners are numbered in this order");
+        assert_eq!(owner.name(), name);
+    }
+    assert_eq!(Owner(10).name(), "other");
     assert_eq!(Owner(999).name(), "other");
 }
 
