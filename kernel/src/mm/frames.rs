@@ -16,8 +16,13 @@
 //! * **Fault injection** ([`set_fail_every`]; the swap demo's option `fail_frame_every=N`; Linux's
 //!   `fail_page_alloc`): every Nth
 //!   allocation for a pool or a workload page fails with `OutOfMemory`. Only those owners: they have a
-//!   fallback (a refused store goes to the swap disk, a fault reclaims and retries); the heap and page
-//!   tables have none here, so failing them would only test the panic path.
+//!   fallback (a refused store goes to the swap disk, a fault reclaims and retries).
+//! * **Metadata fault injection** ([`set_meta_fail_every`]): every Nth allocation of a heap or page-table
+//!   frame *where the caller has a fallback* fails: the heap's growth while it admits a tmem store
+//!   (`heap::admit`: the store is refused and goes to the disk) and the page tables a region mapping needs
+//!   (`region::Region::map`: the fault reclaims and retries). Elsewhere a Rust allocation cannot fail
+//!   softly (a `Box` or a `BTreeMap` node has no error path), so failing it would only test the panic;
+//!   admission is what keeps those allocations from ever finding the heap empty (docs/reliability.md).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -97,6 +102,34 @@ fn inject(order: u8, owner: Owner) -> Result<(), FrameError> {
         return Err(FrameError::OutOfMemory { order });
     }
     Ok(())
+}
+
+static META_EVERY: AtomicU64 = AtomicU64::new(0);
+static META_CALLS: AtomicU64 = AtomicU64::new(0);
+static META_INJECTED: AtomicU64 = AtomicU64::new(0);
+
+/// Make the first and then every `n`th heap-growth or page-table frame allocation that has a fallback
+/// fail (module header; `0` turns injection off and resets the counters). The first fails so that a test
+/// knows a fresh mapping's first page table is refused.
+pub fn set_meta_fail_every(n: u64) {
+    META_EVERY.store(n, Ordering::Relaxed);
+    META_CALLS.store(0, Ordering::Relaxed);
+    META_INJECTED.store(0, Ordering::Relaxed);
+}
+
+/// Heap and page-table allocations failed on purpose since [`set_meta_fail_every`].
+pub fn meta_injected_failures() -> u64 {
+    META_INJECTED.load(Ordering::Relaxed)
+}
+
+/// Whether this heap or page-table allocation (one with a fallback) is to fail: counts it.
+pub(super) fn inject_meta() -> bool {
+    let n = META_EVERY.load(Ordering::Relaxed);
+    if n != 0 && META_CALLS.fetch_add(1, Ordering::Relaxed).is_multiple_of(n) {
+        META_INJECTED.fetch_add(1, Ordering::Relaxed);
+        return true;
+    }
+    false
 }
 
 /// Allocate a block of `2^order` frames for `owner`.
@@ -228,6 +261,20 @@ pub struct BuddyTables;
 
 impl TableFrames for BuddyTables {
     fn alloc_table(&mut self) -> Result<Pfn, FrameError> {
+        alloc_page(Owner::PAGE_TABLE)
+    }
+}
+
+/// [`BuddyTables`] for a caller that can take a refusal (a region mapping, whose fault reclaims and
+/// retries): subject to metadata fault injection ([`set_meta_fail_every`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FallibleTables;
+
+impl TableFrames for FallibleTables {
+    fn alloc_table(&mut self) -> Result<Pfn, FrameError> {
+        if inject_meta() {
+            return Err(FrameError::OutOfMemory { order: 0 });
+        }
         alloc_page(Owner::PAGE_TABLE)
     }
 }

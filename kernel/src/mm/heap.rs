@@ -11,6 +11,18 @@
 //! extends the allocator, then retries: the heap uses as much RAM as it needs and no more. A block is
 //! freed to the arena it came from (told apart by address). Heap memory is never returned to the frame
 //! allocator (like `brk` that only grows).
+//!
+//! # Running out: admission, not a failed allocation
+//!
+//! A Rust allocation that fails cannot be handled where it happens (a `BTreeMap` insert has no error
+//! path): the kernel stops. So the one path that allocates per stored page — a tmem put, which adds map
+//! nodes and may grow a pool's table — asks first: [`admit`]`(bytes)` answers whether the heap can give
+//! `bytes` **plus [`HEADROOM`]** in one block now, growing it if needed. A `false` refuses the store (it
+//! goes to the swap disk) before anything is allocated. The headroom is what every other allocation of
+//! the kernel (on any CPU) lives on once the stores have stopped: the heap is never full while it is
+//! admitting. Growth fails when frames run out, at the arena's [`set_limit`] (tests and the demo use it
+//! to exhaust the heap on purpose), or by injection (`frames::set_meta_fail_every`, counted only for
+//! admission's growth: that growth has a fallback, the others have none).
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
@@ -30,6 +42,9 @@ use super::{frames, paging};
 pub const BOOT_HEAP_SIZE: usize = 256 * 1024;
 /// Pages the main arena grows by at least.
 pub const GROW_PAGES: u64 = 16;
+/// What [`admit`] keeps free beyond the bytes it is asked for: room for every allocation that cannot be
+/// refused (the rest of the kernel, on every CPU) once stores are being refused.
+pub const HEADROOM: usize = 64 * 1024;
 
 #[repr(C, align(4096))]
 struct Arena(UnsafeCell<[u8; BOOT_HEAP_SIZE]>);
@@ -46,6 +61,10 @@ struct KernelHeap {
     ready: AtomicBool,
     /// Bytes of the main region mapped so far.
     mapped: AtomicU64,
+    /// The most the main region may map ([`set_limit`]); [`HEAP_MAX`] by default.
+    limit: AtomicU64,
+    admitted: AtomicU64,
+    refused: AtomicU64,
 }
 
 #[global_allocator]
@@ -54,6 +73,9 @@ static HEAP: KernelHeap = KernelHeap {
     main: Mutex::new(Heap::empty()),
     ready: AtomicBool::new(false),
     mapped: AtomicU64::new(0),
+    limit: AtomicU64::new(HEAP_MAX),
+    admitted: AtomicU64::new(0),
+    refused: AtomicU64::new(0),
 };
 
 /// Give the boot arena to the allocator. Call once, early in boot.
@@ -73,11 +95,15 @@ pub(super) fn init_main() {
 
 /// Map at least `bytes` more at the end of the main region and hand them to `heap`.
 fn grow(heap: &mut Heap, bytes: u64) -> bool {
-    let pages = bytes.div_ceil(4096).max(GROW_PAGES);
-    let start = HEAP_BASE + HEAP.mapped.load(Ordering::Relaxed);
-    if start + pages * 4096 > HEAP_BASE + HEAP_MAX {
+    let mapped = HEAP.mapped.load(Ordering::Relaxed);
+    let limit = HEAP.limit.load(Ordering::Relaxed).min(HEAP_MAX);
+    let needed = bytes.div_ceil(4096);
+    // At least GROW_PAGES, but a heap near its limit takes the last pages it may have.
+    let pages = needed.max(GROW_PAGES).min(limit.saturating_sub(mapped) / 4096);
+    if pages < needed {
         return false;
     }
+    let start = HEAP_BASE + mapped;
     for i in 0..pages {
         let Ok(pfn) = frames::alloc_page(Owner::HEAP) else { return i > 0 && extend(heap, start, i) };
         let flags = PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
@@ -141,6 +167,45 @@ unsafe impl GlobalAlloc for KernelHeap {
             unsafe { arena.lock().deallocate(p, layout) };
         })
     }
+}
+
+/// Can the heap give `bytes` more, with [`HEADROOM`] to spare, without failing any allocation? Tries one
+/// block of `bytes + HEADROOM` in the main arena, growing it (fallibly) if needed, and gives it back at
+/// once. Called by tmem before each put (its metadata gate); `false` refuses the put (module header).
+pub fn admit(bytes: usize) -> bool {
+    if !HEAP.ready.load(Ordering::SeqCst) {
+        return false;
+    }
+    let Ok(layout) = Layout::from_size_align(bytes.saturating_add(HEADROOM), 16) else { return false };
+    let ok = without_interrupts(|| {
+        let mut heap = HEAP.main.lock();
+        let block = match heap.allocate_first_fit(layout) {
+            Ok(p) => Some(p),
+            // Growth here has a fallback (the store is refused), so injection may fail it.
+            Err(()) if !super::frames::inject_meta() && grow(&mut heap, layout.size() as u64) => {
+                heap.allocate_first_fit(layout).ok()
+            }
+            Err(()) => None,
+        };
+        block.map(|p| {
+            // SAFETY: `p` was just allocated from this arena with `layout` and nothing saw it.
+            unsafe { heap.deallocate(p, layout) }
+        })
+    });
+    let counter = if ok.is_some() { &HEAP.admitted } else { &HEAP.refused };
+    counter.fetch_add(1, Ordering::Relaxed);
+    ok.is_some()
+}
+
+/// Cap the bytes the main arena may map (`None`: [`HEAP_MAX`]). Growth past the cap fails as if frames
+/// had run out. A cap below what is mapped already only stops further growth.
+pub fn set_limit(bytes: Option<u64>) {
+    HEAP.limit.store(bytes.unwrap_or(HEAP_MAX), Ordering::Relaxed);
+}
+
+/// Admissions ([`admit`]) answered yes and no, ever.
+pub fn admissions() -> (u64, u64) {
+    (HEAP.admitted.load(Ordering::Relaxed), HEAP.refused.load(Ordering::Relaxed))
 }
 
 /// Heap figures for the report.

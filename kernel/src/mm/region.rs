@@ -54,7 +54,7 @@ use frame::FrameError;
 use x86_64::structures::paging::PageTableFlags;
 
 use super::fault::{self, FaultError, FaultHandler};
-use super::frames::{BuddyTables, OwnedFrame};
+use super::frames::{BuddyTables, FallibleTables, OwnedFrame};
 use super::paging::{self, MapError, Pte};
 
 /// Why a region operation was refused.
@@ -166,8 +166,9 @@ impl Region {
         }
         let new = Pte::mapping(frame.pfn(), flags);
         // SAFETY: the region owns the page (it is claimed and not present, so no reference into it is
-        // live) and the frame (an `OwnedFrame`); the page tables take the frame over below.
-        match unsafe { paging::write_leaf(va, new, &mut BuddyTables) } {
+        // live) and the frame (an `OwnedFrame`); the page tables take the frame over below. A page table
+        // this needs may be refused (`FallibleTables`: memory or injection): the frame comes back.
+        match unsafe { paging::write_leaf(va, new, &mut FallibleTables) } {
             Ok(old) => {
                 let _ = frame.into_pfn();
                 Ok(old)

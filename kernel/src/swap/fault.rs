@@ -19,6 +19,8 @@ use x86_64::structures::paging::PageTableFlags;
 
 use super::{SwapError, Swapper};
 use crate::mm::frames::OwnedFrame;
+use crate::mm::paging::MapError;
+use crate::mm::region::RegionError;
 use crate::zcache;
 
 /// Extra reclaims tried when a frame allocation fails.
@@ -60,7 +62,7 @@ impl Swapper {
         let flags = PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE | PageTableFlags::ACCESSED;
         // If the mapping is refused, the swap entry is still in place and its copy (tmem, zram or disk)
         // still valid: only the frame goes (dropped with the error).
-        self.region.map(page, frame, flags).map_err(|(e, _frame)| SwapError::Region(e))?;
+        self.map_frame(page, frame, flags)?;
         // The page is mapped: from here on the fault is resolved whatever happens to the bookkeeping, so
         // errors are recorded for the run's report instead of failing the access.
         self.clock.insert(page);
@@ -157,6 +159,30 @@ impl Swapper {
         }
         self.stats.slots_used = self.map.used();
         first.map_or(Ok(()), Err)
+    }
+
+    /// Map `frame` at `page`. The mapping may need a page table, and that frame may not be had (memory
+    /// short, or `frames::set_meta_fail_every`): reclaim one page and try again, as [`Self::alloc_frame`]
+    /// does. Linux's fault returns `VM_FAULT_OOM` there; with reclaimable pages this kernel retries.
+    fn map_frame(&mut self, page: u64, mut frame: OwnedFrame, flags: PageTableFlags) -> Result<(), SwapError> {
+        let mut attempt = 0;
+        loop {
+            match self.region.map(page, frame, flags) {
+                Ok(_) => return Ok(()),
+                Err((RegionError::Map(MapError::OutOfFrames(_)), back)) if attempt < ALLOC_RETRIES => {
+                    attempt += 1;
+                    frame = back;
+                    self.stats.alloc_failures += 1;
+                    // Nothing to reclaim (`Ok(false)`) still retries: an injected refusal passes next time.
+                    if let Err(err) = self.reclaim_one() {
+                        log::error!("swap: reclaim for a page table failed: {err}");
+                        self.error.get_or_insert(err);
+                    }
+                    self.make_room()?;
+                }
+                Err((e, _frame)) => return Err(SwapError::Region(e)),
+            }
+        }
     }
 
     fn alloc_frame(&mut self) -> Result<OwnedFrame, SwapError> {

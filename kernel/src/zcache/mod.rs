@@ -148,8 +148,12 @@ pub fn install(limit_pages: u64, algorithm: Algorithm) -> Result<(), ZcacheError
     }
     // Every CPU's stream now, in task context: the fault path never builds one (zcomp's rule).
     streams::prepare(algorithm).map_err(ZcacheError::NoStream)?;
+    let mut tmem = Tmem::new(config(limit_pages));
+    // Every put asks the heap first: out of heap is a refused store (to the disk), never a failed
+    // allocation inside one (mm::heap's module header).
+    tmem.set_metadata_gate(Some(crate::mm::heap::admit));
     *z = Some(Zcache {
-        tmem: Tmem::new(config(limit_pages)),
+        tmem,
         frontswap: Frontswap::new(),
         cleancache: Cleancache::new(),
         algorithm,

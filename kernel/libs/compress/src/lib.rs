@@ -349,6 +349,14 @@ impl Compressor {
     }
 }
 
+/// Adler-32 of a whole page: the check a store keeps beside a page it holds uncompressed
+/// (zstore's `Entry::Whole`), where no frame and so no frame check exists.
+pub fn page_check(page: &[u8; PAGE_SIZE]) -> u32 {
+    let mut adler = adler2::Adler32::new();
+    adler.write_slice(page);
+    adler.checksum()
+}
+
 /// The check of the layout table: Adler-32 over the id byte, the stream and the page.
 fn check(id: u8, stream: &[u8], page: &[u8; PAGE_SIZE]) -> u32 {
     let mut adler = adler2::Adler32::new();

@@ -461,6 +461,9 @@ pub enum TmemError {
     /// zcache's `zv_page_count_policy_percent`: the persistent pools already hold `persistent_pages`,
     /// more than `cap` ([`Config::zv_page_count_cap`]).
     PageCountPolicy { persistent_pages: u64, cap: u64 },
+    /// The metadata gate ([`Tmem::set_metadata_gate`]) refused: the kernel's heap could not promise the
+    /// `bytes` of bookkeeping a put may allocate (`refused_metadata`).
+    NoMetadataMemory { bytes: usize },
     /// Any other refusal of the page store or its allocator.
     Store(StoreError),
 }
@@ -489,6 +492,9 @@ impl fmt::Display for TmemError {
             TmemError::TooManyPools => write!(f, "no tmem pool id left"),
             TmemError::PageCountPolicy { persistent_pages, cap } => {
                 write!(f, "{persistent_pages} persistent pages held, above the page-count cap {cap}")
+            }
+            TmemError::NoMetadataMemory { bytes } => {
+                write!(f, "no heap for the put's bookkeeping ({bytes} bytes could not be promised)")
             }
             TmemError::Store(e) => write!(f, "page store: {e}"),
         }
@@ -587,6 +593,10 @@ impl<M: PageMemory + FrameSource> Store<M> {
         dispatch!(self, z => z.pool().total_pages())
     }
 
+    fn metadata_growth(&self) -> usize {
+        dispatch!(self, z => z.pool().metadata_growth())
+    }
+
     fn compact(&mut self) -> Result<u64, StoreError> {
         dispatch!(self, z => z.compact())
     }
@@ -665,8 +675,33 @@ pub struct Tmem<M> {
     full: bool,
     /// Where a writeback decompresses a page before handing it to its sink.
     scratch: Box<Page>,
+    /// Asked before every put whether the heap can give the put's bookkeeping ([`Tmem::set_metadata_gate`]).
+    metadata_gate: Option<MetadataGate>,
     stats: TmemStats,
 }
+
+/// A kernel's answer to "can the heap give `bytes` now?", asked before each put ([`Tmem::set_metadata_gate`]).
+pub type MetadataGate = fn(bytes: usize) -> bool;
+
+/// Upper bound of a `BTreeMap` node with keys of `k` bytes and values of `v` bytes: an internal node
+/// (parent pointer, index and length, 11 keys, 11 values, 12 edges), alignment included.
+const fn btree_node(k: usize, v: usize) -> usize {
+    (8 + 2 + 2 + 11 * (k + v) + 12 * 8).next_multiple_of(8)
+}
+
+/// Nodes one insert can allocate in one map: a split per level and a new root. A B-tree whose nodes hold
+/// at least 5 keys is at most 9 levels deep below 10^7 entries, far more than any tmem here holds.
+const BTREE_INSERT_NODES: usize = 10;
+
+/// The heap bytes one put may allocate for tmem's own maps, beyond what the pool asks for
+/// (`ZPool::metadata_growth`): a new node chain in each map the put inserts into — the object map and the
+/// object's page map, the pool's and the kind's store-order lists, and the handle back-references.
+pub const PUT_METADATA_BYTES: usize = BTREE_INSERT_NODES
+    * (btree_node(size_of::<u64>(), size_of::<BTreeMap<u32, Slot>>())
+        + btree_node(size_of::<u32>(), size_of::<Slot>())
+        + btree_node(size_of::<u64>(), size_of::<(u64, u32)>())
+        + btree_node(size_of::<u64>(), size_of::<Key>())
+        + btree_node(size_of::<u64>(), size_of::<(u64, u32)>()));
 
 impl<M: PageMemory + FrameSource> Tmem<M> {
     /// An empty tmem.
@@ -679,8 +714,18 @@ impl<M: PageMemory + FrameSource> Tmem<M> {
             lru: [BTreeMap::new(), BTreeMap::new()],
             full: false,
             scratch: Box::new([0; PAGE_SIZE]),
+            metadata_gate: None,
             stats: TmemStats::default(),
         }
+    }
+
+    /// Ask `gate(bytes)` before every put whether the heap can give what the put may allocate for
+    /// bookkeeping: [`PUT_METADATA_BYTES`] plus the pool's table growth (`ZPool::metadata_growth`). A `false`
+    /// refuses the put with [`TmemError::NoMetadataMemory`] (`refused_metadata`) before anything is
+    /// allocated, so running out of heap is a refused store, never a failed allocation in the middle of
+    /// one. `None` (the default, and host tests' usual heap) admits every put.
+    pub fn set_metadata_gate(&mut self, gate: Option<MetadataGate>) {
+        self.metadata_gate = gate;
     }
 
     pub fn config(&self) -> Config {
@@ -770,6 +815,15 @@ impl<M: PageMemory + FrameSource> Tmem<M> {
         if !self.make_room() {
             self.stats.refused_full += 1;
             return Err(TmemError::Full);
+        }
+        if let Some(gate) = self.metadata_gate {
+            let growth = self.pools.get(&key.pool.0).map_or(0, |p| p.store.metadata_growth());
+            let bytes = PUT_METADATA_BYTES + growth;
+            if !gate(bytes) {
+                self.stats.put_failures += 1;
+                self.stats.refused_metadata += 1;
+                return Err(TmemError::NoMetadataMemory { bytes });
+            }
         }
         let (limit, mean_poor) = self.zv_limit(kind);
         let mut r = self.store_page(key.pool, &mut how, page, limit);

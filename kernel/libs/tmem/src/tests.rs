@@ -792,3 +792,57 @@ fn index_bytes_follow_what_is_held() {
     t.destroy_pool(p).unwrap();
     assert_eq!(t.index_bytes(), 0, "destroying the pool empties the index");
 }
+
+thread_local! {
+    /// What the metadata gate of this test thread admits, and the last size it was asked for.
+    static HEAP_LEFT: core::cell::Cell<usize> = const { core::cell::Cell::new(usize::MAX) };
+    static ASKED: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+}
+
+fn test_gate(bytes: usize) -> bool {
+    ASKED.with(|a| a.set(bytes));
+    HEAP_LEFT.with(|h| h.get() >= bytes)
+}
+
+/// The metadata gate is asked before every put for tmem's map nodes plus the pool's table growth; a `false`
+/// refuses the put before anything is allocated or stored, and the pages already held stay exact.
+#[test]
+fn a_put_the_heap_cannot_promise_is_refused_and_changes_nothing() {
+    let mut c = lz4();
+    let mut t = tmem(1000, 90);
+    let p = pool(&mut t, PoolKind::Persistent, Backend::Zsmalloc);
+    t.set_metadata_gate(Some(test_gate));
+    HEAP_LEFT.with(|h| h.set(usize::MAX));
+    for i in 0..40 {
+        let growth = t.pools[&p.0].store.metadata_growth();
+        t.put(&mut c, k(p, 1, i), &small(i.into())).unwrap();
+        assert_eq!(ASKED.with(|a| a.get()), PUT_METADATA_BYTES + growth, "put {i}");
+    }
+    // The empty pool's handle table had to grow at the first put: the gate was told.
+    assert!(PUT_METADATA_BYTES > 10_000 && PUT_METADATA_BYTES < 40_000, "{PUT_METADATA_BYTES}");
+
+    let before = t.stats();
+    HEAP_LEFT.with(|h| h.set(PUT_METADATA_BYTES - 1));
+    let r = t.put(&mut c, k(p, 2, 0), &small(99));
+    assert!(matches!(r, Err(TmemError::NoMetadataMemory { bytes }) if bytes >= PUT_METADATA_BYTES), "{r:?}");
+    // A replacing put that is refused drops the old copy, as every failed put does (module header).
+    let r = t.put(&mut c, k(p, 1, 0), &small(98));
+    assert!(matches!(r, Err(TmemError::NoMetadataMemory { .. })), "{r:?}");
+    assert!(!t.contains(k(p, 1, 0)) && !t.contains(k(p, 2, 0)));
+    let s = t.stats();
+    assert_eq!((s.puts, s.put_failures, s.refused_metadata), (before.puts + 2, before.put_failures + 2, 2));
+    assert_eq!((s.stored_pages, s.reject_alloc_fail), (before.stored_pages - 1, before.reject_alloc_fail));
+    for i in 1..40 {
+        assert!(*get(&mut t, &mut c, k(p, 1, i)).unwrap() == *small(i.into()), "page {i}");
+    }
+    consistent(&t);
+
+    // Memory back: puts go through again; without a gate nothing is asked.
+    HEAP_LEFT.with(|h| h.set(usize::MAX));
+    t.put(&mut c, k(p, 2, 0), &small(99)).unwrap();
+    t.set_metadata_gate(None);
+    ASKED.with(|a| a.set(0));
+    t.put(&mut c, k(p, 2, 1), &small(100)).unwrap();
+    assert_eq!((ASKED.with(|a| a.get()), t.stats().refused_metadata), (0, 2));
+    consistent(&t);
+}

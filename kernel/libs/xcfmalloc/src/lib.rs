@@ -1200,6 +1200,12 @@ impl<M: PageMemory + FrameSource> ZPool for Xcfmalloc<M> {
         self.stats.pages
     }
 
+    fn metadata_growth(&self) -> usize {
+        // Descriptors: the reserve refilled (one per page) and the two halves of a split, past the unused
+        // ones. Counting the unused chain would cost a walk; assume none, which only over-asks.
+        zpool::vec_growth(&self.t.descs, self.reserve_target as usize + 2)
+    }
+
     fn stats(&self) -> PoolStats {
         self.stats
     }

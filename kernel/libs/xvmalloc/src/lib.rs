@@ -1091,6 +1091,14 @@ impl<M: PageMemory + FrameSource> ZPool for Xvmalloc<M> {
         self.stats.pages
     }
 
+    fn metadata_growth(&self) -> usize {
+        // A handle slot (if none is vacant) and up to two free nodes: a new page's node and the remainder
+        // of a split block (only if no vacant node is left).
+        let handle = if self.vacant_handles.is_empty() { zpool::vec_growth(&self.handles, 1) } else { 0 };
+        let l = &self.lists;
+        handle + zpool::vec_growth(&l.nodes, 2usize.saturating_sub(l.vacant.len()))
+    }
+
     fn stats(&self) -> PoolStats {
         self.stats
     }

@@ -669,6 +669,12 @@ impl<M: PageMemory + FrameSource> ZPool for Zbud<M> {
         self.stats.pages
     }
 
+    fn metadata_growth(&self) -> usize {
+        // A new zbud page when no half is free: one more entry in the page table (free slots are reused
+        // first, and only `free` pushes onto their list).
+        if self.free_slots.is_empty() { zpool::vec_growth(&self.pages, 1) } else { 0 }
+    }
+
     fn stats(&self) -> PoolStats {
         self.stats
     }

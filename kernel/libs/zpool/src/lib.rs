@@ -225,6 +225,17 @@ pub struct PoolStats {
     pub failures: u64,
 }
 
+/// The bytes of the new block `v` would take if `pushes` more elements went in: 0 while they fit its
+/// capacity, else the grown capacity (at least double, as `Vec` grows; at least 4 elements) times the
+/// element size. For [`ZPool::metadata_growth`].
+pub fn vec_growth<T>(v: &alloc::vec::Vec<T>, pushes: usize) -> usize {
+    if v.len() + pushes <= v.capacity() {
+        0
+    } else {
+        (v.capacity() * 2).max(v.len() + pushes).max(4) * core::mem::size_of::<T>()
+    }
+}
+
 /// A pool of variable-size objects in pages, named by handles (see the module header).
 pub trait ZPool {
     /// The pool's name, as a boot option would spell it (`"zbud"`, `"zsmalloc"`).
@@ -250,6 +261,12 @@ pub trait ZPool {
 
     /// The pool's counters.
     fn stats(&self) -> PoolStats;
+
+    /// Heap bytes the next `malloc` may allocate at most for the pool's own tables, beyond nothing: a
+    /// table (`Vec`) that is full grows, and the new block is this big ([`vec_growth`]). A kernel whose heap
+    /// can run out asks this before a store and admits the store only if its heap can give that much
+    /// (tmem's metadata gate), so that a table's growth is never the allocation that fails.
+    fn metadata_growth(&self) -> usize;
 
     /// Migrate objects out of sparse pages, return freed pages; handles stay valid. Pools that cannot
     /// compact return `Ok(0)`.

@@ -141,6 +141,10 @@ impl ZPool for Toy {
         self.stats.pages
     }
 
+    fn metadata_growth(&self) -> usize {
+        if self.free_slots.is_empty() { crate::vec_growth(&self.slots, 1) } else { 0 }
+    }
+
     fn stats(&self) -> PoolStats {
         self.stats
     }
@@ -296,4 +300,24 @@ fn harness_catches_reissued_handles() {
 #[should_panic(expected = "stats.object_bytes")]
 fn harness_catches_miscounted_bytes() {
     testing::run(&mut Toy::new(512, Bug::MiscountsBytes), 1, 30_000);
+}
+
+/// `vec_growth` names the block `Vec` really allocates when it grows: nothing while the pushes fit, else
+/// at least the doubled capacity.
+#[test]
+fn vec_growth_is_the_block_a_full_vec_allocates() {
+    let mut v: alloc::vec::Vec<u64> = alloc::vec::Vec::new();
+    assert_eq!(crate::vec_growth(&v, 1), 4 * 8, "an empty Vec allocates 4 elements first");
+    for i in 0..1000u64 {
+        let (cap, growth) = (v.capacity(), crate::vec_growth(&v, 1));
+        v.push(i);
+        if v.capacity() == cap {
+            assert_eq!(growth, 0, "push {i} fitted");
+        } else {
+            assert_eq!(growth, v.capacity() * 8, "push {i} grew {cap} -> {}", v.capacity());
+        }
+    }
+    let mut w: alloc::vec::Vec<u64> = alloc::vec::Vec::with_capacity(10);
+    w.extend(0..8);
+    assert_eq!((crate::vec_growth(&w, 2), crate::vec_growth(&w, 3)), (0, 20 * 8));
 }

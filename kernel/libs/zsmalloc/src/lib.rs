@@ -933,6 +933,14 @@ impl<M: PageMemory + FrameSource> ZPool for Zsmalloc<M> {
         self.stats.pages
     }
 
+    fn metadata_growth(&self) -> usize {
+        // One handle slot and one zspage slot at most (each only if no vacant one is left), and the frame
+        // list of a fresh zspage.
+        let slot = if self.free_handle == NIL { zpool::vec_growth(&self.handles, 1) } else { 0 };
+        let zspage = if self.free_zspage == NIL { zpool::vec_growth(&self.zspages, 1) } else { 0 };
+        slot + zspage + self.cfg.max_pages_per_zspage * core::mem::size_of::<Pfn>()
+    }
+
     fn stats(&self) -> PoolStats {
         self.stats
     }

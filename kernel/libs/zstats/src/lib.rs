@@ -504,7 +504,8 @@ pub struct SwapStatsReport {
     pub written_back_pages: u64,
     /// Victims kept resident because no swap slot was free.
     pub out_of_swap: u64,
-    /// Frame allocations for a faulting page that failed (each is followed by a reclaim and a retry).
+    /// Frame allocations for a faulting page that failed, and page tables its mapping needed that could
+    /// not be had (each is followed by a reclaim and a retry).
     pub alloc_failures: u64,
     /// Region pages resident at the end.
     pub resident: u64,
@@ -614,6 +615,9 @@ pub struct TmemReport {
     /// Of `put_failures`: persistent puts refused by `zv_page_count_policy_percent` (zcache counted them
     /// only in `zcache_failed_pers_puts`).
     pub page_count_policy_refused: u64,
+    /// Of `put_failures`: puts the kernel's metadata gate refused because its heap could not promise the
+    /// put's bookkeeping (tmem `set_metadata_gate`; a refused store goes to the swap device).
+    pub refused_metadata: u64,
     /// Persistent pages handed to a writeback sink and removed (zswap `written_back_pages`).
     pub written_back_pages: u64,
     /// Gets and writebacks that found stored bytes failing their check.

@@ -61,6 +61,7 @@ fn full() -> Report {
         compress_poor: n(),
         mean_compress_poor: n(),
         page_count_policy_refused: n(),
+        refused_metadata: n(),
         limit_compactions: n(),
         compactions_triggered: n(),
         shrinker_pages_compacted: n(),
@@ -445,7 +446,7 @@ fn prefixed(prefix: &str, names: &[&str]) -> Vec<String> {
 const NEW_BOOT_KEYS: [&str; 4] = ["failures", "memory.unordered", "memory.usable_end", "options"];
 
 /// Every `TmemReport` field, in `tmem::TmemStats` order.
-const TMEM_FIELDS: [&str; 43] = [
+const TMEM_FIELDS: [&str; 44] = [
     "puts",
     "puts_replaced",
     "put_failures",
@@ -486,6 +487,7 @@ const TMEM_FIELDS: [&str; 43] = [
     "compress_poor",
     "mean_compress_poor",
     "page_count_policy_refused",
+    "refused_metadata",
     "limit_compactions",
     "compactions_triggered",
     "shrinker_pages_compacted",
@@ -720,10 +722,10 @@ fn a_full_report_round_trips() {
         .collect();
     assert_eq!(defaults, Vec::<&String>::new());
     // 37 boot leaves (7 top-level + memory 8 + frames 8 + heap 3 + kmap 4 + paging 4 + one lock 3), a pool 16, a pool
-    // table row 8, a swap run 84 (11 + swap 30 + tmem 43), an I/O-avoided entry 5, a file run 78 (23 +
-    // cleancache 12 + tmem 43), files 3 more, all 2 more, a sweep 3 and 12 per point (two): 37 + 16 + 8 +
-    // (84 + 5 + 38) + (78 + 3) + (84 + 78 + 2) + (3 + 2 × 12) + soak 10 = 470, a multi-CPU swap run 38 (8 + swap 30).
-    assert_eq!(leaves.len(), 470);
+    // table row 8, a swap run 85 (11 + swap 30 + tmem 44), an I/O-avoided entry 5, a file run 79 (23 +
+    // cleancache 12 + tmem 44), files 3 more, all 2 more, a sweep 3 and 12 per point (two): 37 + 16 + 8 +
+    // (85 + 5 + 38) + (79 + 3) + (85 + 79 + 2) + (3 + 2 × 12) + soak 10 = 474, a multi-CPU swap run 38 (8 + swap 30).
+    assert_eq!(leaves.len(), 474);
     assert_eq!(from_line(&line), Ok(report));
 }
 
@@ -958,7 +960,7 @@ fn swap_line_of_the_old_kernel() {
     let old_tmem = ["stored_pages", "same_pages", "pool_pages", "limit_pages", "compr_data_size", "ephemeral_drops"];
     let old_tmem = [&old_tmem[..], &["refused_full", "written_back_pages", "puts", "gets"]].concat();
     let new_tmem: Vec<&str> = TMEM_FIELDS.iter().copied().filter(|f| !old_tmem.contains(f)).collect();
-    assert_eq!(new_tmem.len(), 33);
+    assert_eq!(new_tmem.len(), 34);
     let mut expected = prefixed("", &NEW_BOOT_KEYS);
     expected.extend(prefixed("swap.runs[].", &["dirty_zero_fills", "swap.resident", "swap.slots_used"]));
     expected.extend(prefixed("swap.runs[].", &["tmem_index_bytes", "zram_table_bytes"]));
@@ -983,7 +985,7 @@ fn files_line_of_the_old_kernel() {
     expected.extend(prefixed("files.runs[].cleancache_stats.", &cleancache));
     expected.extend(prefixed("files.runs[].cleancache_stats.", &["invalidated_fs", "invalidated_fs_pages"]));
     let new_tmem: Vec<&str> = TMEM_FIELDS.iter().copied().filter(|f| !moved.contains(f)).collect();
-    assert_eq!(new_tmem.len(), 40);
+    assert_eq!(new_tmem.len(), 41);
     expected.extend(prefixed("files.runs[].tmem_stats.", &new_tmem));
     assert_eq!(added, sorted(expected));
     assert_eq!(from_line(&to_line(&typed_files())), Ok(typed_files()));

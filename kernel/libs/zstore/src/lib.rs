@@ -35,7 +35,7 @@
 //! |---|---|---|
 //! | [`Entry::Same`]`{ word }` | none | [`compress::fill_same`] |
 //! | [`Entry::Compressed`]`{ handle, len, algorithm }` | `len` stored bytes | [`Compressor::decompress`]: the Adler-32 check catches damage ([`StoreError::Corrupt`]) |
-//! | [`Entry::Whole`]`{ handle }` | the page's 4096 raw bytes | a copy; nothing can check it |
+//! | [`Entry::Whole`]`{ handle, check }` | the page's 4096 raw bytes | a copy, checked against the Adler-32 kept in the entry ([`compress::page_check`]): damage is [`StoreError::Corrupt`] |
 //!
 //! # Worked example
 //!
@@ -204,8 +204,10 @@ pub enum Entry {
     /// A compressed page: `len` stored bytes in the object `handle`, made by `algorithm` (an
     /// [`Algorithm::id`]; the stored bytes say it again in their first byte).
     Compressed { handle: Handle, len: u32, algorithm: u8 },
-    /// A poor page kept whole: [`PAGE_SIZE`] raw bytes in the object `handle`.
-    Whole { handle: Handle },
+    /// A poor page kept whole: [`PAGE_SIZE`] raw bytes in the object `handle`, and their Adler-32
+    /// ([`compress::page_check`]). A compressed frame carries its own check; raw bytes have nowhere to
+    /// keep one, so the entry does (4 bytes, within the size the other variants give the enum anyway).
+    Whole { handle: Handle, check: u32 },
 }
 
 impl Entry {
@@ -213,7 +215,7 @@ impl Entry {
     pub fn handle(&self) -> Option<Handle> {
         match *self {
             Entry::Same { .. } => None,
-            Entry::Compressed { handle, .. } | Entry::Whole { handle } => Some(handle),
+            Entry::Compressed { handle, .. } | Entry::Whole { handle, .. } => Some(handle),
         }
     }
 
@@ -447,7 +449,7 @@ impl<P: ZPool> Zstore<P> {
         self.count_stored(bytes.len());
         if whole {
             self.stats.huge_pages += 1;
-            Ok(Entry::Whole { handle })
+            Ok(Entry::Whole { handle, check: compress::page_check(page) })
         } else {
             Ok(Entry::Compressed { handle, len: bytes.len() as u32, algorithm })
         }
@@ -477,14 +479,14 @@ impl<P: ZPool> Zstore<P> {
                 })
                 .map_err(StoreError::Pool)
                 .and_then(|r| r),
-            Entry::Whole { handle } => self
+            Entry::Whole { handle, check } => self
                 .pool
                 .map(handle, MapMode::ReadOnly, |obj| match <&[u8; PAGE_SIZE]>::try_from(&*obj) {
-                    Ok(raw) => {
+                    Ok(raw) if compress::page_check(raw) == check => {
                         page.copy_from_slice(raw);
                         Ok(())
                     }
-                    Err(_) => Err(StoreError::Corrupt),
+                    _ => Err(StoreError::Corrupt),
                 })
                 .map_err(StoreError::Pool)
                 .and_then(|r| r),

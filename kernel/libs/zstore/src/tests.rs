@@ -186,6 +186,31 @@ fn corrupt_stored_bytes_are_detected_not_served() {
     assert_eq!(z.pool().total_pages(), 0, "corrupt entries still free cleanly");
 }
 
+/// A page kept whole has no frame and so no frame check: the entry keeps its Adler-32, and a load of
+/// damaged raw bytes is refused as corrupt, counted, and leaves the entry to be freed as usual.
+#[test]
+fn a_damaged_whole_page_is_detected_not_served() {
+    let mut c = Compressor::new(LZ4).unwrap();
+    let whole = Policy { poor: PoorPage::StoreWhole, ..Policy::DEFAULT };
+    let mut z = zs_store(64, whole);
+    let mut back = [0u8; PAGE_SIZE];
+    for (i, byte) in [0usize, 1, 2047, 4095].into_iter().enumerate() {
+        let page = noise(10 + i as u64);
+        let e = z.store(&mut c, &page).unwrap();
+        let Entry::Whole { handle, check } = e else { panic!("{e:?}") };
+        assert_eq!(check, compress::page_check(&page));
+        z.pool_mut().map(handle, MapMode::ReadWrite, |obj| obj[byte] ^= 0x10).unwrap();
+        assert_eq!(z.load(&mut c, &e, &mut back), Err(StoreError::Corrupt), "byte {byte} flipped");
+        // Put back, the same bytes load again.
+        z.pool_mut().map(handle, MapMode::ReadWrite, |obj| obj[byte] ^= 0x10).unwrap();
+        z.load(&mut c, &e, &mut back).unwrap();
+        assert!(back == *page);
+        z.free(e).unwrap();
+    }
+    let s = z.stats();
+    assert_eq!((s.corrupt_loads, s.loads, s.stored_pages, s.huge_pages), (4, 4, 0, 0), "{s:?}");
+}
+
 #[test]
 fn a_stale_entry_is_refused_and_nothing_else_moves() {
     let mut c = Compressor::new(LZ4).unwrap();
