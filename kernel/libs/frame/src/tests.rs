@@ -528,6 +528,7 @@ fn pcp_refills_a_batch_in_ascending_order() {
     assert!(pcp.is_empty());
     assert_eq!(pcp.alloc(&mut a, Owner::HEAP), Ok(Pfn(0)));
     assert_eq!(pcp.len(), PCP_BATCH - 1);
+    assert!(!pcp.is_empty());
     let s = a.stats();
     assert_eq!((s.used, s.per_cpu, s.free, s.allocs), (1, PCP_BATCH as u64 - 1, 1024 - PCP_BATCH as u64, 1));
     assert_eq!(a.info(Pfn(1)).unwrap().state(), FrameState::PerCpu);
