@@ -5,6 +5,7 @@ use std::time::Instant;
 use frame::{FrameError, Owner, Pfn};
 use pagemem::{FrameSource, HostMemory, MemError, PAGE, PageMemory};
 use zpool::testing::{self, Config, Rng};
+use zpool::slotlist::{NIL, unlink};
 use zpool::{Handle, MapMode, PoolError, PoolStats, ZPool};
 
 use crate::{Buddy, CHUNK_SIZE, HEADER_MAGIC, Location, MAX_SIZE, NCHUNKS, VerifyError, Zbud, ZbudStats};
@@ -472,6 +473,77 @@ fn verify_notices_a_scribbled_header() {
     let Location { pfn, slot, .. } = z.locate(h).unwrap();
     z.memory_mut().with_page(pfn, |p| p[9] ^= 1).unwrap();
     assert_eq!(z.verify(), Err(VerifyError::Header { slot, pfn }));
+}
+
+/// A pool with one vacant slot (0) and one live page (slot 1, one object), for the side-table checks.
+fn vacant_and_live() -> (Pool, u32, Handle) {
+    let mut z = pool(4);
+    let gone = put(&mut z, 200, 1);
+    let h = put(&mut z, 4000, 2);
+    z.free(gone).unwrap();
+    z.verify().unwrap();
+    let slot = z.locate(h).unwrap().slot;
+    (z, slot, h)
+}
+
+#[test]
+fn verify_notices_a_vacant_slot_left_on_a_list() {
+    for scribble in [|p: &mut crate::Page| p.lru.next = 1, |p: &mut crate::Page| p.list.prev = 1, |p: &mut crate::Page| p.buds[1].size = 1] {
+        let (mut z, live, _) = vacant_and_live();
+        assert_eq!((z.free_slots.as_slice(), live), (&[0][..], 1));
+        scribble(&mut z.pages[0]);
+        assert_eq!(z.verify(), Err(VerifyError::Lists { slot: 0 }));
+    }
+}
+
+#[test]
+fn verify_notices_an_object_larger_than_a_page_holds() {
+    // Both buddies in use, so the class (buddied) still agrees; only the size is impossible.
+    let mut z = pool(4);
+    let a = put(&mut z, 100, 1);
+    put(&mut z, 100, 2);
+    let slot = z.locate(a).unwrap().slot;
+    z.verify().unwrap();
+    z.pages[slot as usize].buds[0].size = MAX_SIZE as u16 + 1;
+    assert_eq!(z.verify(), Err(VerifyError::Lists { slot }));
+}
+
+#[test]
+fn verify_notices_each_wrong_counter() {
+    let scribbles: [fn(&mut Pool); 4] = [
+        |z| z.stats.pages += 1,
+        |z| z.stats.objects -= 1,
+        |z| z.stats.object_bytes += 1,
+        |z| z.chunks_used += 1,
+    ];
+    for scribble in scribbles {
+        let (mut z, _, _) = vacant_and_live();
+        scribble(&mut z);
+        assert_eq!(z.verify(), Err(VerifyError::Counters));
+    }
+}
+
+#[test]
+fn verify_notices_broken_free_slots_and_lists() {
+    let cases: [(fn(&mut Pool), VerifyError); 5] = [
+        (|z| z.free_slots.push(0), VerifyError::Lists { slot: 0 }),
+        (|z| z.free_slots.push(1), VerifyError::Lists { slot: 1 }),
+        (|z| z.free_slots.push(7), VerifyError::Lists { slot: 7 }),
+        (|z| unlink(&mut z.pages, &mut z.lru, 1, crate::Chain::Lru), VerifyError::Lru),
+        (
+            |z| {
+                let (pages, list) = z.class_list(z.pages[1].class);
+                unlink(pages, list, 1, crate::Chain::Class);
+            },
+            VerifyError::Lists { slot: NIL },
+        ),
+    ];
+    for (scribble, want) in cases {
+        let (mut z, live, _) = vacant_and_live();
+        assert_eq!(live, 1);
+        scribble(&mut z);
+        assert_eq!(z.verify(), Err(want));
+    }
 }
 
 /// One run of the shared model; prints the report and time.
