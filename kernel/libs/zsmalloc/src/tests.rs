@@ -694,6 +694,212 @@ fn verify_notices_a_scribbled_header() {
     assert_eq!(z.verify(), Err(VerifyError::Header { zspage: l.zspage, obj: l.obj }));
 }
 
+/// A pool for the side-table checks: objects `a` and `b` in one zspage of the 208-byte class, `c` in a
+/// huge class, and a vacant zspage slot and a free handle slot left by `gone`.
+struct Scene {
+    z: Pool,
+    a: Location,
+    b: Location,
+    c: Location,
+    /// Handle slots of `a`, `b`, `c`, and the free one.
+    slots: [u32; 4],
+    vacant: u32,
+}
+
+fn scene() -> Scene {
+    let mut z = pool(32);
+    let gone = put(&mut z, 3000, 9);
+    let ha = put(&mut z, 200, 1);
+    let hb = put(&mut z, 200, 2);
+    let hc = put(&mut z, 4000, 3);
+    let vacant = z.locate(gone).unwrap().zspage;
+    let slot = |h: Handle| HANDLE_LAYOUT.decode(h).slot;
+    let slots = [slot(ha), slot(hb), slot(hc), slot(gone)];
+    z.free(gone).unwrap();
+    z.verify().unwrap();
+    let (a, b, c) = (z.locate(ha).unwrap(), z.locate(hb).unwrap(), z.locate(hc).unwrap());
+    assert_eq!((a.zspage, b.zspage, a.obj, b.obj, c.huge), (b.zspage, a.zspage, 0, 1, true));
+    assert_eq!((z.free_handle, z.free_zspage), (slots[3], vacant));
+    Scene { z, a, b, c, slots, vacant }
+}
+
+#[test]
+fn verify_notices_each_broken_side_table_entry() {
+    type Scribble = fn(&mut Scene) -> VerifyError;
+    let cases: &[(&str, Scribble)] = &[
+        ("a free handle slot marked live", |s| {
+            s.z.handles[s.slots[3] as usize].size = 5;
+            VerifyError::Handle { slot: s.slots[3] }
+        }),
+        ("the free handle list loops", |s| {
+            s.z.handles[s.slots[3] as usize].zspage = s.slots[3];
+            VerifyError::Handle { slot: s.slots[3] }
+        }),
+        ("the free handle list names a live slot", |s| {
+            s.z.handles[s.slots[3] as usize].zspage = s.slots[0];
+            VerifyError::Handle { slot: s.slots[0] }
+        }),
+        ("a free handle slot off the free list", |s| {
+            s.z.free_handle = NIL;
+            VerifyError::Handle { slot: s.slots[3] }
+        }),
+        ("a free handle slot with generation 0", |s| {
+            s.z.handles[s.slots[3] as usize].generation = 0;
+            VerifyError::Handle { slot: s.slots[3] }
+        }),
+        ("a live handle with generation 0", |s| {
+            s.z.handles[s.slots[0] as usize].generation = 0;
+            VerifyError::Handle { slot: s.slots[0] }
+        }),
+        ("a live handle in a vacant zspage", |s| {
+            s.z.handles[s.slots[0] as usize].zspage = s.vacant;
+            VerifyError::Handle { slot: s.slots[0] }
+        }),
+        ("a live handle beyond the zspage table", |s| {
+            s.z.handles[s.slots[0] as usize].zspage = 999;
+            VerifyError::Handle { slot: s.slots[0] }
+        }),
+        ("a live handle whose size belongs to another class", |s| {
+            s.z.handles[s.slots[0] as usize].size = 1000;
+            VerifyError::Handle { slot: s.slots[0] }
+        }),
+        ("a live handle past its zspage's last object", |s| {
+            s.z.handles[s.slots[0] as usize].obj = 255;
+            VerifyError::Handle { slot: s.slots[0] }
+        }),
+        ("a live handle on an object not in use", |s| {
+            s.z.handles[s.slots[0] as usize].obj = 2;
+            VerifyError::Handle { slot: s.slots[0] }
+        }),
+        ("two handles on one object", |s| {
+            assert_eq!(s.z.handles[s.slots[1] as usize].obj as usize, s.b.obj);
+            s.z.handles[s.slots[1] as usize].obj = s.a.obj as u8;
+            VerifyError::Handle { slot: s.slots[0].max(s.slots[1]) }
+        }),
+        ("a vacant zspage with a bit in use", |s| {
+            s.z.zspages[s.vacant as usize].used[1] = 1;
+            VerifyError::Zspage { zspage: s.vacant }
+        }),
+        ("a vacant zspage counting an object", |s| {
+            s.z.zspages[s.vacant as usize].inuse = 1;
+            VerifyError::Zspage { zspage: s.vacant }
+        }),
+        ("a vacant zspage with a back link", |s| {
+            s.z.zspages[s.vacant as usize].link.prev = 0;
+            VerifyError::Zspage { zspage: s.vacant }
+        }),
+        ("a vacant zspage in a fullness group", |s| {
+            s.z.zspages[s.vacant as usize].group = 0;
+            VerifyError::Zspage { zspage: s.vacant }
+        }),
+        ("a vacant zspage off the free list", |s| {
+            s.z.free_zspage = NIL;
+            VerifyError::Zspage { zspage: s.vacant }
+        }),
+        ("the free zspage list loops", |s| {
+            s.z.zspages[s.vacant as usize].link.next = s.vacant;
+            VerifyError::Zspage { zspage: s.vacant }
+        }),
+        ("the free zspage list names a live zspage", |s| {
+            s.z.zspages[s.vacant as usize].link.next = s.a.zspage;
+            VerifyError::Zspage { zspage: s.a.zspage }
+        }),
+        ("a live zspage on the free list", |s| {
+            s.z.free_zspage = s.a.zspage;
+            VerifyError::Zspage { zspage: s.a.zspage }
+        }),
+        ("a zspage missing a frame", |s| {
+            let z = &mut s.z.zspages[s.a.zspage as usize];
+            z.frames.truncate(z.frames.len() - 1);
+            VerifyError::Zspage { zspage: s.a.zspage }
+        }),
+        ("a zspage whose count disagrees with its bitmap", |s| {
+            s.z.zspages[s.a.zspage as usize].inuse = 3;
+            VerifyError::Zspage { zspage: s.a.zspage }
+        }),
+        ("a zspage with an object in use that no handle names", |s| {
+            let z = &mut s.z.zspages[s.a.zspage as usize];
+            set_bit(&mut z.used, 2);
+            z.inuse = 3;
+            VerifyError::Zspage { zspage: s.a.zspage }
+        }),
+        ("a zspage with a bit set past its last object", |s| {
+            let z = &mut s.z.zspages[s.a.zspage as usize];
+            let n = s.z.classes[usize::from(z.class)].info.objs_per_zspage;
+            set_bit(&mut z.used, n);
+            z.inuse = 3;
+            VerifyError::Zspage { zspage: s.a.zspage }
+        }),
+        ("a zspage in the wrong fullness group", |s| {
+            s.z.zspages[s.a.zspage as usize].group += 1;
+            VerifyError::Zspage { zspage: s.a.zspage }
+        }),
+        ("a zspage of a class that does not exist", |s| {
+            s.z.zspages[s.a.zspage as usize].class = u8::MAX;
+            VerifyError::Handle { slot: s.slots[0] }
+        }),
+        ("a huge zspage naming another handle", |s| {
+            s.z.zspages[s.c.zspage as usize].huge_handle = s.slots[0];
+            VerifyError::Zspage { zspage: s.c.zspage }
+        }),
+        ("a zspage off its fullness list", |s| {
+            let zp = &s.z.zspages[s.a.zspage as usize];
+            let (c, g) = (usize::from(zp.class), usize::from(zp.group));
+            let list = &mut s.z.classes[c].lists[g];
+            unlink(&mut s.z.zspages, list, s.a.zspage, Fullness);
+            VerifyError::Lists { class: usize::MAX }
+        }),
+        ("a zspage on the empty list", |s| {
+            let zp = &s.z.zspages[s.a.zspage as usize];
+            let (c, g) = (usize::from(zp.class), usize::from(zp.group));
+            unlink(&mut s.z.zspages, &mut s.z.classes[c].lists[g], s.a.zspage, Fullness);
+            s.z.zspages[s.a.zspage as usize].group = FULLNESS_EMPTY as u8;
+            push_front(&mut s.z.zspages, &mut s.z.classes[c].lists[FULLNESS_EMPTY], s.a.zspage, Fullness);
+            VerifyError::Zspage { zspage: s.a.zspage }
+        }),
+        ("a class counting a zspage too many", |s| {
+            let c = usize::from(s.z.zspages[s.a.zspage as usize].class);
+            s.z.classes[c].zspages += 1;
+            VerifyError::Counters
+        }),
+        ("a class counting an object too many", |s| {
+            let c = usize::from(s.z.zspages[s.a.zspage as usize].class);
+            s.z.classes[c].obj_used += 1;
+            VerifyError::Counters
+        }),
+        ("pages", |s| {
+            s.z.stats.pages += 1;
+            VerifyError::Counters
+        }),
+        ("objects", |s| {
+            s.z.stats.objects += 1;
+            s.z.stats.allocs += 1;
+            VerifyError::Counters
+        }),
+        ("object bytes", |s| {
+            s.z.stats.object_bytes -= 1;
+            VerifyError::Counters
+        }),
+        ("allocs", |s| {
+            s.z.stats.allocs += 1;
+            VerifyError::Counters
+        }),
+        ("frees", |s| {
+            s.z.stats.frees += 1;
+            VerifyError::Counters
+        }),
+        ("a vacant slot beyond the table", |s| {
+            s.z.zspages.push(VACANT);
+            VerifyError::Zspage { zspage: s.z.zspages.len() as u32 - 1 }
+        }),
+    ];
+    for (what, scribble) in cases {
+        let mut s = scene();
+        let want = scribble(&mut s);
+        assert_eq!(s.z.verify(), Err(want), "{what}");
+    }
+}
+
 #[test]
 fn compaction_leaves_an_object_whose_header_is_scribbled() {
     let mut z = pool_with(64, 8, SpanMap::Pair);
