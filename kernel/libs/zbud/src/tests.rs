@@ -546,6 +546,25 @@ fn verify_notices_broken_free_slots_and_lists() {
     }
 }
 
+#[test]
+fn metadata_growth_is_the_page_table_block_a_new_page_would_take() {
+    let entry = size_of::<crate::Page>();
+    let mut z = pool(16);
+    assert_eq!(z.metadata_growth(), 4 * entry, "an empty table grows to 4 entries");
+    let mut held: Vec<Handle> = (0..4).map(|k| put(&mut z, MAX_SIZE, k)).collect();
+    assert_eq!((z.pages.len(), z.pages.capacity()), (4, 4));
+    assert_eq!(z.metadata_growth(), 8 * entry, "a full table doubles");
+    held.push(put(&mut z, MAX_SIZE, 4));
+    assert_eq!((z.pages.len(), z.pages.capacity()), (5, 8));
+    assert_eq!(z.metadata_growth(), 0, "room for three more pages");
+    for k in 5..8 {
+        held.push(put(&mut z, MAX_SIZE, k));
+    }
+    assert_eq!(z.metadata_growth(), 16 * entry);
+    z.free(held[2]).unwrap();
+    assert_eq!(z.metadata_growth(), 0, "a free slot is reused before the table grows");
+}
+
 /// One run of the shared model; prints the report and time.
 fn model(seed: u64, ops: u64, frames: usize, evict: bool) -> testing::Report {
     model_with(Config { evict, check_every: 2048, ..Config::new(seed, ops) }, frames)

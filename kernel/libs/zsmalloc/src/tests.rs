@@ -901,6 +901,36 @@ fn verify_notices_each_broken_side_table_entry() {
 }
 
 #[test]
+fn metadata_growth_is_the_table_blocks_and_frame_list_a_new_zspage_would_take() {
+    let (slot, zspage, frames) = (size_of::<Slot>(), size_of::<Zspage>(), size_of::<Pfn>());
+    let mut z = pool_with(64, 2, SpanMap::Pair);
+    assert_eq!(z.metadata_growth(), 4 * slot + 4 * zspage + 2 * frames, "empty tables grow to 4 entries");
+    let h: Vec<Handle> = (0..4).map(|k| put(&mut z, 3000 + k * 16, k as u8)).collect();
+    assert_eq!((z.handles.capacity(), z.zspages.len(), z.zspages.capacity()), (4, 4, 4));
+    assert_eq!(z.metadata_growth(), 8 * slot + 8 * zspage + 2 * frames, "full tables double");
+    z.free(h[0]).unwrap();
+    assert_eq!((z.free_handle, z.free_zspage), (HANDLE_LAYOUT.decode(h[0]).slot, 0));
+    assert_eq!(z.metadata_growth(), 2 * frames, "vacant slots are reused before a table grows");
+    let small = put(&mut z, 100, 9);
+    assert_eq!((z.free_handle, z.free_zspage), (NIL, NIL), "a new zspage for the new class took slot 0");
+    assert_eq!(z.metadata_growth(), 8 * slot + 8 * zspage + 2 * frames);
+    let second = put(&mut z, 100, 10);
+    assert_eq!(z.locate(second).unwrap().zspage, z.locate(small).unwrap().zspage);
+    z.free(h[1]).unwrap();
+    z.free(second).unwrap();
+    assert_eq!(z.free_zspage, 1, "the zspage of h[1] is vacant, the handle slot of `second` free");
+    assert_eq!(z.metadata_growth(), 2 * frames);
+    put(&mut z, 100, 11);
+    assert_eq!(z.free_zspage, 1, "into the zspage of `small`");
+    assert_ne!(z.free_handle, NIL, "two handle slots were freed, one reused");
+    assert_eq!(z.metadata_growth(), 2 * frames);
+    put(&mut z, 3000, 12);
+    assert_eq!((z.free_handle, z.free_zspage), (NIL, NIL));
+    assert_eq!((z.handles.len(), z.handles.capacity(), z.zspages.len()), (5, 8, 4));
+    assert_eq!(z.metadata_growth(), 8 * zspage + 2 * frames, "room in the handle table, none in the zspage table");
+}
+
+#[test]
 fn compaction_leaves_an_object_whose_header_is_scribbled() {
     let mut z = pool_with(64, 8, SpanMap::Pair);
     let objects = thinned(&mut z, 2);
