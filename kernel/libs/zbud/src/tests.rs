@@ -565,6 +565,14 @@ fn metadata_growth_is_the_page_table_block_a_new_page_would_take() {
     assert_eq!(z.metadata_growth(), 0, "a free slot is reused before the table grows");
 }
 
+#[test]
+fn debug_names_the_pool_and_its_slots() {
+    let mut z = pool(4);
+    put(&mut z, 100, 1);
+    let shown = format!("{z:?}");
+    assert!(shown.starts_with("Zbud { tag: ") && shown.contains("slots: 1, stats: PoolStats {"), "{shown}");
+}
+
 /// One run of the shared model; prints the report and time.
 fn model(seed: u64, ops: u64, frames: usize, evict: bool) -> testing::Report {
     model_with(Config { evict, check_every: 2048, ..Config::new(seed, ops) }, frames)

@@ -931,6 +931,15 @@ fn metadata_growth_is_the_table_blocks_and_frame_list_a_new_zspage_would_take() 
 }
 
 #[test]
+fn debug_and_display_say_what_they_are() {
+    let mut z = pool(4);
+    put(&mut z, 100, 1);
+    let shown = format!("{z:?}");
+    assert!(shown.starts_with("Zsmalloc { tag: ") && shown.contains("zspage_slots: 1, handle_slots: 1"), "{shown}");
+    assert_eq!(ConfigError::MaxPagesPerZspage(17).to_string(), "17 pages per zspage is outside 1..=16");
+}
+
+#[test]
 fn compaction_leaves_an_object_whose_header_is_scribbled() {
     let mut z = pool_with(64, 8, SpanMap::Pair);
     let objects = thinned(&mut z, 2);
