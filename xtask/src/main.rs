@@ -9,6 +9,7 @@
 //! | `gdb` | boot stopped at the first instruction with the gdb stub, print the gdb command line |
 //! | `capture` | dump the anonymous pages of a Linux process to a page file that `run --pages` replays |
 //! | `fuzz` | the cargo-fuzz targets of `fuzz/` for a bounded time each; executions, coverage and crashes per target |
+//! | `mutants` | cargo-mutants on the host crates of the issue, one crate or all; caught, missed, unviable and the score per crate |
 //! | `soak` | a release kernel running swap, tmem and zram rounds with device and frame faults injected for `--minutes`; every page checked, lost pages exactly the injected ones |
 //! | `lint` | the architecture check of `kernel/src` (`archcheck.rs`), then rustfmt check and clippy (host crates and kernel target), warnings are errors |
 //!
@@ -20,6 +21,7 @@ mod capture;
 mod cargo;
 mod files;
 mod fuzz;
+mod mutants;
 mod pages;
 mod qemu;
 mod runchecks;
@@ -64,6 +66,9 @@ enum Cmd {
     /// Run the cargo-fuzz targets of fuzz/ (one, or all in turn) for `--time` seconds each; fails on a
     /// crash and names the saved input.
     Fuzz(fuzz::FuzzOpts),
+    /// cargo-mutants on frame, zbud, zsmalloc, tmem, zstore, zpool, compress (or one of them); prints
+    /// caught, missed, unviable and the score per crate and fails if a mutant was missed.
+    Mutants(mutants::MutantsOpts),
     /// A release kernel running swap, tmem and zram rounds with device and frame faults injected for
     /// `--minutes` (default 30); fails on a mismatch or a page lost that was not injected.
     Soak(soak::SoakOpts),
@@ -194,6 +199,7 @@ fn main() -> ExitCode {
         Cmd::Bench(o) => bench::bench(&o),
         Cmd::Lint(o) => lint(&o),
         Cmd::Fuzz(o) => fuzz::fuzz(&o),
+        Cmd::Mutants(o) => mutants::mutants(&o),
         Cmd::Soak(o) => soak::soak(&o),
         Cmd::Capture(o) => cargo::metadata()
             .and_then(|meta| capture::capture(&o, &cargo::target_dir(&meta).join("zkernel").join("captures")))
