@@ -846,3 +846,30 @@ fn a_put_the_heap_cannot_promise_is_refused_and_changes_nothing() {
     assert_eq!((ASKED.with(|a| a.get()), t.stats().refused_metadata), (0, 2));
     consistent(&t);
 }
+
+#[test]
+fn without_zv_rules_turns_off_all_three() {
+    let c = Config { totalram_pages: 1000, zv_max_zsize: 100, zv_max_mean_zsize: 200, ..Config::new(7) };
+    let off = c.without_zv_rules();
+    assert_eq!((off.zv_max_zsize, off.zv_max_mean_zsize, off.totalram_pages), (usize::MAX, usize::MAX, 0));
+    assert_eq!(off.zv_page_count_cap(), None);
+    assert_eq!(Config { zv_max_zsize: usize::MAX, zv_max_mean_zsize: usize::MAX, totalram_pages: 0, ..c }, off);
+}
+
+/// `btree_node` is std's internal `BTreeMap` node: parent pointer (8), parent index and length (2 + 2),
+/// 11 keys and 11 values, 12 edge pointers, rounded up to 8.
+#[test]
+fn btree_node_is_the_internal_node_layout() {
+    assert_eq!(btree_node(8, 24), 8 + 2 + 2 + 11 * 8 + 11 * 24 + 12 * 8 + 4);
+    assert_eq!(btree_node(4, 4), 8 + 2 + 2 + 11 * 4 + 11 * 4 + 12 * 8 + 4);
+    assert_eq!(btree_node(1, 1), 8 + 2 + 2 + 11 * 2 + 12 * 8 + 6);
+    let maps = [
+        btree_node(size_of::<u64>(), size_of::<BTreeMap<u32, Slot>>()),
+        btree_node(size_of::<u32>(), size_of::<Slot>()),
+        btree_node(size_of::<u64>(), size_of::<(u64, u32)>()),
+        btree_node(size_of::<u64>(), size_of::<Key>()),
+        btree_node(size_of::<u64>(), size_of::<(u64, u32)>()),
+    ];
+    assert_eq!(PUT_METADATA_BYTES, BTREE_INSERT_NODES * maps.iter().sum::<usize>());
+    assert!(maps.iter().all(|&n| n >= 200 && n % 8 == 0), "{maps:?}");
+}
