@@ -873,3 +873,36 @@ fn btree_node_is_the_internal_node_layout() {
     assert_eq!(PUT_METADATA_BYTES, BTREE_INSERT_NODES * maps.iter().sum::<usize>());
     assert!(maps.iter().all(|&n| n >= 200 && n % 8 == 0), "{maps:?}");
 }
+
+/// `put_prepared` (compressed ahead, outside the lock) keeps exactly what `put` keeps: same answers,
+/// same counters, the same bytes back, for same-filled, small, big and incompressible pages, under a
+/// limit that makes the last puts refused.
+#[test]
+fn put_prepared_keeps_what_put_keeps() {
+    let mut c = lz4();
+    let mut direct = tmem(6, 90);
+    let mut ahead = tmem(6, 90);
+    let pd = pool(&mut direct, PoolKind::Persistent, Backend::Zsmalloc);
+    let pa = pool(&mut ahead, PoolKind::Persistent, Backend::Zsmalloc);
+    let mut pages: Vec<Box<Page>> = vec![Box::new([7; PAGE_SIZE]), small(1), noise(2)];
+    pages.extend((3..30).map(big));
+    let mut refused = 0;
+    for (i, page) in pages.iter().enumerate() {
+        let prepared = zstore::Prepared::new(&mut c, page).unwrap();
+        let want = direct.put(&mut c, k(pd, 1, i as u32), page);
+        assert_eq!(ahead.put_prepared(&prepared, k(pa, 1, i as u32), page), want, "page {i}");
+        refused += usize::from(want.is_err());
+    }
+    assert!(refused > 0, "the limit was reached");
+    assert_eq!(format!("{:?}", ahead.stats()), format!("{:?}", direct.stats()));
+    assert!(ahead.stats().stored_pages >= 3);
+    for (i, page) in pages.iter().enumerate() {
+        let want = get(&mut direct, &mut c, k(pd, 1, i as u32));
+        let got = get(&mut ahead, &mut c, k(pa, 1, i as u32));
+        assert_eq!(got, want);
+        if let Ok(bytes) = got {
+            assert!(*bytes == **page, "page {i} came back changed");
+        }
+    }
+    consistent(&ahead);
+}
