@@ -940,6 +940,32 @@ fn debug_and_display_say_what_they_are() {
 }
 
 #[test]
+fn verify_notices_a_chain_missing_a_frame_and_a_zspage_on_another_class_list() {
+    let mut z = pool(32);
+    let a = put(&mut z, 3000, 1);
+    let b = put(&mut z, 200, 2);
+    z.verify().unwrap();
+    let (la, lb) = (z.locate(a).unwrap(), z.locate(b).unwrap());
+    let (ca, cb) = (usize::from(z.zspages[la.zspage as usize].class), usize::from(z.zspages[lb.zspage as usize].class));
+    assert!(z.classes[ca].info.pages_per_zspage > 1);
+
+    let mut broken = pool(32);
+    std::mem::swap(&mut broken, &mut z);
+    broken.zspages[la.zspage as usize].frames.pop();
+    assert_eq!(broken.verify(), Err(VerifyError::Zspage { zspage: la.zspage }), "a chain one frame short");
+
+    // a's zspage on the list of its own fullness group, but of b's class.
+    let mut z = pool(32);
+    let a = put(&mut z, 3000, 1);
+    put(&mut z, 200, 2);
+    let g = usize::from(z.zspages[la.zspage as usize].group);
+    assert_eq!(z.locate(a).unwrap().zspage, la.zspage);
+    unlink(&mut z.zspages, &mut z.classes[ca].lists[g], la.zspage, Fullness);
+    push_front(&mut z.zspages, &mut z.classes[cb].lists[g], la.zspage, Fullness);
+    assert_eq!(z.verify(), Err(VerifyError::Lists { class: cb }));
+}
+
+#[test]
 fn header_and_metadata_bytes_count_exactly() {
     let s = scene();
     let zs = s.z.zs_stats();
