@@ -125,7 +125,12 @@ fn memory_comes_back() {
     let mut run = SwapRun::start(&spec()).expect("the swapper installs");
     let (p, t, _) = storm(&mut run);
     assert_eq!(run.finish().map(|_| ()), Ok(()));
-    println!("  stored {} pages, refused {} for metadata; mismatches {}", t.puts - t.put_failures - t.refused_full, t.refused_metadata, p.mismatches);
+    println!(
+        "  stored {} pages, refused {} for metadata; mismatches {}",
+        t.puts - t.put_failures - t.refused_full,
+        t.refused_metadata,
+        p.mismatches
+    );
     assert_eq!((t.refused_metadata, p.mismatches, p.pages_lost), (0, 0, 0));
     let (before, now) = (FREE_AT_START.load(Ordering::Relaxed), free_frames());
     let heap_grew = (heap::stats().mapped - HEAP_AT_START.load(Ordering::Relaxed)) / 4096;

@@ -152,12 +152,7 @@ pub fn install(limit_pages: u64, algorithm: Algorithm) -> Result<(), ZcacheError
     // Every put asks the heap first: out of heap is a refused store (to the disk), never a failed
     // allocation inside one (mm::heap's module header).
     tmem.set_metadata_gate(Some(crate::mm::heap::admit));
-    *z = Some(Zcache {
-        tmem,
-        frontswap: Frontswap::new(),
-        cleancache: Cleancache::new(),
-        algorithm,
-    });
+    *z = Some(Zcache { tmem, frontswap: Frontswap::new(), cleancache: Cleancache::new(), algorithm });
     let level = match algorithm {
         Algorithm::Deflate { level } => u32::from(level),
         Algorithm::Lz4 => 0,

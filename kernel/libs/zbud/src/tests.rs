@@ -4,8 +4,8 @@ use std::time::Instant;
 
 use frame::{FrameError, Owner, Pfn};
 use pagemem::{FrameSource, HostMemory, MemError, PAGE, PageMemory};
-use zpool::testing::{self, Config, Rng};
 use zpool::slotlist::{NIL, unlink};
+use zpool::testing::{self, Config, Rng};
 use zpool::{Handle, MapMode, PoolError, PoolStats, ZPool};
 
 use crate::{Buddy, CHUNK_SIZE, HEADER_MAGIC, Location, MAX_SIZE, NCHUNKS, VerifyError, Zbud, ZbudStats};
@@ -488,7 +488,11 @@ fn vacant_and_live() -> (Pool, u32, Handle) {
 
 #[test]
 fn verify_notices_a_vacant_slot_left_on_a_list() {
-    for scribble in [|p: &mut crate::Page| p.lru.next = 1, |p: &mut crate::Page| p.list.prev = 1, |p: &mut crate::Page| p.buds[1].size = 1] {
+    for scribble in [
+        |p: &mut crate::Page| p.lru.next = 1,
+        |p: &mut crate::Page| p.list.prev = 1,
+        |p: &mut crate::Page| p.buds[1].size = 1,
+    ] {
         let (mut z, live, _) = vacant_and_live();
         assert_eq!((z.free_slots.as_slice(), live), (&[0][..], 1));
         scribble(&mut z.pages[0]);
@@ -510,12 +514,8 @@ fn verify_notices_an_object_larger_than_a_page_holds() {
 
 #[test]
 fn verify_notices_each_wrong_counter() {
-    let scribbles: [fn(&mut Pool); 4] = [
-        |z| z.stats.pages += 1,
-        |z| z.stats.objects -= 1,
-        |z| z.stats.object_bytes += 1,
-        |z| z.chunks_used += 1,
-    ];
+    let scribbles: [fn(&mut Pool); 4] =
+        [|z| z.stats.pages += 1, |z| z.stats.objects -= 1, |z| z.stats.object_bytes += 1, |z| z.chunks_used += 1];
     for scribble in scribbles {
         let (mut z, _, _) = vacant_and_live();
         scribble(&mut z);

@@ -969,7 +969,11 @@ fn verify_notices_a_chain_missing_a_frame_and_a_zspage_on_another_class_list() {
 fn header_and_metadata_bytes_count_exactly() {
     let s = scene();
     let zs = s.z.zs_stats();
-    assert_eq!((zs.obj_used, zs.huge_objects, zs.header_bytes), (3, 1, 2 * ZS_HANDLE_SIZE as u64), "no header in a huge object");
+    assert_eq!(
+        (zs.obj_used, zs.huge_objects, zs.header_bytes),
+        (3, 1, 2 * ZS_HANDLE_SIZE as u64),
+        "no header in a huge object"
+    );
     let frames: usize = s.z.zspages.iter().map(|z| z.frames.capacity()).sum();
     let want = s.z.classes.capacity() * size_of::<Class>()
         + s.z.zspages.capacity() * size_of::<Zspage>()
@@ -979,7 +983,10 @@ fn header_and_metadata_bytes_count_exactly() {
     assert_eq!(zs.metadata_bytes, want as u64);
     assert_eq!(s.z.metadata_bytes(), want as u64);
     // Every term counts: the zspage table (72-byte entries), the handle table and the frame lists.
-    assert_eq!((size_of::<Zspage>(), size_of::<Slot>(), s.z.zspages.capacity(), s.z.handles.capacity()), (72, 12, 4, 4));
+    assert_eq!(
+        (size_of::<Zspage>(), size_of::<Slot>(), s.z.zspages.capacity(), s.z.handles.capacity()),
+        (72, 12, 4, 4)
+    );
     assert!(frames >= 3 && s.z.vm_buf.capacity() == PAGE, "{frames} {}", s.z.vm_buf.capacity());
 }
 

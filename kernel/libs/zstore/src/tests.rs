@@ -638,7 +638,8 @@ fn a_failed_write_gives_the_object_back_and_counts_a_rejection() {
 #[test]
 fn evicting_a_whole_page_forgets_it_as_a_huge_page() {
     let mut c = Compressor::new(LZ4).unwrap();
-    let mut z = Zstore::new(Toy::default(), Policy { threshold: Policy::DEFAULT.threshold, poor: PoorPage::StoreWhole });
+    let mut z =
+        Zstore::new(Toy::default(), Policy { threshold: Policy::DEFAULT.threshold, poor: PoorPage::StoreWhole });
     let poor = noise(7);
     let whole = z.store(&mut c, &poor).unwrap();
     let small = z.store(&mut c, perl_page()).unwrap();
