@@ -817,6 +817,10 @@ fn verify_notices_each_broken_side_table_entry() {
             s.z.zspages[s.a.zspage as usize].inuse = 3;
             VerifyError::Zspage { zspage: s.a.zspage }
         }),
+        ("a zspage with a bit in use that its count leaves out", |s| {
+            set_bit(&mut s.z.zspages[s.a.zspage as usize].used, 2);
+            VerifyError::Zspage { zspage: s.a.zspage }
+        }),
         ("a zspage with an object in use that no handle names", |s| {
             let z = &mut s.z.zspages[s.a.zspage as usize];
             set_bit(&mut z.used, 2);
