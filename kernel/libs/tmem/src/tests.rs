@@ -906,3 +906,34 @@ fn put_prepared_keeps_what_put_keeps() {
     }
     consistent(&ahead);
 }
+
+/// Free the pool object behind `key` behind tmem's back, so that tmem's own free of it fails.
+fn free_behind_tmems_back(t: &mut T, key: Key) {
+    let p = t.pools.get_mut(&key.pool.0).unwrap();
+    let h = p.slot(key.oid, key.index).and_then(|s| s.entry.handle()).unwrap();
+    let r = match &mut p.store {
+        Store::Zsmalloc(z) => z.pool_mut().free(h),
+        Store::Zbud(z) => z.pool_mut().free(h),
+        Store::Xvmalloc(z) => z.pool_mut().free(h),
+        Store::Xcfmalloc(z) => z.pool_mut().free(h),
+    };
+    r.unwrap();
+}
+
+#[test]
+fn a_refused_free_is_counted_on_flush_and_on_destroy() {
+    let mut c = lz4();
+    let mut t = tmem(1000, 90);
+    let p = pool(&mut t, PoolKind::Persistent, Backend::Zsmalloc);
+    for i in 0..4 {
+        t.put(&mut c, k(p, 1, i), &small(u64::from(i))).unwrap();
+    }
+    free_behind_tmems_back(&mut t, k(p, 1, 0));
+    assert!(matches!(t.flush_page(k(p, 1, 0)), Err(TmemError::Store(_))), "{:?}", t.stats());
+    assert_eq!(t.stats().free_errors, 1);
+    free_behind_tmems_back(&mut t, k(p, 1, 1));
+    free_behind_tmems_back(&mut t, k(p, 1, 2));
+    assert_eq!(t.destroy_pool(p), Ok(3));
+    let s = t.stats();
+    assert_eq!((s.free_errors, s.destroyed_pools, s.destroyed_pages, s.stored_pages), (3, 1, 3, 0));
+}
