@@ -937,3 +937,27 @@ fn a_refused_free_is_counted_on_flush_and_on_destroy() {
     let s = t.stats();
     assert_eq!((s.free_errors, s.destroyed_pools, s.destroyed_pages, s.stored_pages), (3, 1, 3, 0));
 }
+
+/// `index_bytes` counts each map entry at its element size: a pool, an object, a page's pampd, its place
+/// in the global and the pool's store order, and (ephemeral zbud pools) its handle back-reference.
+#[test]
+fn index_bytes_count_each_entry_at_its_size() {
+    let mut c = lz4();
+    let mut t = tmem(64, 90);
+    let pool_entry = size_of::<(u32, Pool<HostMemory>)>();
+    let object = size_of::<(u64, BTreeMap<u32, Slot>)>();
+    let page = size_of::<(u32, Slot)>() + size_of::<(u64, Key)>() + size_of::<(u64, (u64, u32))>();
+    let back_ref = size_of::<(u64, (u64, u32))>();
+    let p = pool(&mut t, PoolKind::Persistent, Backend::Zsmalloc);
+    assert_eq!(t.index_bytes(), pool_entry as u64);
+    for i in 0..3 {
+        t.put(&mut c, k(p, 1, i), &small(u64::from(i))).unwrap();
+    }
+    t.put(&mut c, k(p, 2, 0), &small(9)).unwrap();
+    assert_eq!(t.index_bytes(), (pool_entry + 2 * object + 4 * page) as u64);
+    let e = pool(&mut t, PoolKind::Ephemeral, Backend::Zbud);
+    t.put(&mut c, k(e, 5, 0), &small(10)).unwrap();
+    t.put(&mut c, k(e, 5, 1), &small(11)).unwrap();
+    let both = 2 * pool_entry + 3 * object + 6 * page + 2 * back_ref;
+    assert_eq!(t.index_bytes(), both as u64);
+}
