@@ -525,7 +525,8 @@ fn verify_notices_each_wrong_counter() {
 
 #[test]
 fn verify_notices_broken_free_slots_and_lists() {
-    let cases: [(fn(&mut Pool), VerifyError); 5] = [
+    type Scribble = fn(&mut Pool);
+    let cases: [(Scribble, VerifyError); 5] = [
         (|z| z.free_slots.push(0), VerifyError::Lists { slot: 0 }),
         (|z| z.free_slots.push(1), VerifyError::Lists { slot: 1 }),
         (|z| z.free_slots.push(7), VerifyError::Lists { slot: 7 }),
