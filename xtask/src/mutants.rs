@@ -60,6 +60,7 @@ const SKIPS: [(&str, &[&str]); 1] =
 #[derive(Args, Clone, Debug)]
 pub struct MutantsOpts {
     /// One crate (frame, zbud, zsmalloc, tmem, zstore, zpool, compress); all of them in turn if omitted.
+    #[arg(value_name = "CRATE")]
     krate: Option<String>,
     /// Only shard K of N (cargo-mutants' `--shard`, round-robin: every Nth mutant).
     #[arg(long, value_name = "K/N")]
