@@ -9,6 +9,7 @@
 //! | `gdb` | boot stopped at the first instruction with the gdb stub, print the gdb command line |
 //! | `capture` | dump the anonymous pages of a Linux process to a page file that `run --pages` replays |
 //! | `fuzz` | the cargo-fuzz targets of `fuzz/` for a bounded time each; executions, coverage and crashes per target |
+//! | `mutants` | cargo-mutants on the host crates of the issue, one crate or all; caught, missed, unviable and the score per crate |
 //! | `soak` | a release kernel running swap, tmem and zram rounds with device and frame faults injected for `--minutes`; every page checked, lost pages exactly the injected ones |
 //! | `drawings` | the book's drawings: `docs/drawings/*.dot` rendered to SVG with Graphviz; `--check` compares the committed SVGs with their sources |
 //! | `screenshot` | boot a run (default `--workload swap`) and save the live memory picture as a PNG through QEMU's QMP `screendump` |
@@ -25,6 +26,7 @@ mod docs;
 mod drawings;
 mod files;
 mod fuzz;
+mod mutants;
 mod pages;
 mod qemu;
 mod report;
@@ -78,6 +80,9 @@ enum Cmd {
     /// Boot a swap run on the repository's real pages (or read `--from report.json`) and write
     /// target/zkernel/report.md with four PNG plots of the run over time.
     Report(report::ReportOpts),
+    /// cargo-mutants on frame, zbud, zsmalloc, tmem, zstore, zpool, compress (or one of them); prints
+    /// caught, missed, unviable and the score per crate and fails if a mutant was missed.
+    Mutants(mutants::MutantsOpts),
     /// A release kernel running swap, tmem and zram rounds with device and frame faults injected for
     /// `--minutes` (default 30); fails on a mismatch or a page lost that was not injected.
     Soak(soak::SoakOpts),
@@ -226,6 +231,7 @@ fn main() -> ExitCode {
         Cmd::Bench(o) => bench::bench(&o),
         Cmd::Lint(o) => lint(&o),
         Cmd::Fuzz(o) => fuzz::fuzz(&o),
+        Cmd::Mutants(o) => mutants::mutants(&o),
         Cmd::Soak(o) => soak::soak(&o),
         Cmd::Drawings(o) => drawings::drawings(&o),
         Cmd::Screenshot(o) => screenshot::screenshot(&o),

@@ -360,3 +360,50 @@ fn corrupt_truncation_and_extension_are_detected() {
     println!("truncation and extension: {count} corrupted inputs rejected");
     assert!(count >= 5_000, "{count}");
 }
+
+#[test]
+fn max_stored_is_lz4s_worst_case_plus_the_frame() {
+    assert_eq!(MAX_STORED, lz4_flex::block::get_maximum_output_size(PAGE_SIZE) + OVERHEAD);
+    assert_eq!(OVERHEAD, 5);
+}
+
+#[test]
+fn page_check_is_adler32_of_the_page() {
+    // Adler-32 of n zero bytes: a = 1, b = n.
+    assert_eq!(page_check(&[0; PAGE_SIZE]), (4096 << 16) | 1);
+    let mut p = [0u8; PAGE_SIZE];
+    p[0] = 1;
+    // a = 1 + 1 = 2 from the first byte on, and b sums a after every byte: 4096 × 2.
+    assert_eq!(page_check(&p), (8192 << 16) | 2);
+}
+
+#[test]
+fn the_length_is_checked_before_the_algorithm() {
+    let mut c = Compressor::new(Algorithm::Lz4).unwrap();
+    let mut page = [0u8; PAGE_SIZE];
+    let unknown = |len: usize| {
+        let mut v = vec![0u8; len];
+        v[0] = 99;
+        v
+    };
+    assert_eq!(c.decompress(&unknown(OVERHEAD - 1), &mut page), Err(DecompressError::Corrupt));
+    assert_eq!(c.decompress(&unknown(OVERHEAD), &mut page), Err(DecompressError::UnknownAlgorithm(99)));
+    assert_eq!(c.decompress(&unknown(MAX_STORED), &mut page), Err(DecompressError::UnknownAlgorithm(99)));
+    assert_eq!(c.decompress(&unknown(MAX_STORED + 1), &mut page), Err(DecompressError::Corrupt));
+}
+
+#[test]
+fn a_deflate_stream_with_bytes_left_over_is_corrupt_even_with_a_matching_check() {
+    let mut c = Compressor::new(Algorithm::Deflate { level: 1 }).unwrap();
+    let mut page = [0u8; PAGE_SIZE];
+    for (i, b) in page.iter_mut().enumerate() {
+        *b = (i % 251) as u8 ^ (i / 512) as u8;
+    }
+    let mut stored = c.compress(&page, PAGE_SIZE).unwrap().to_vec();
+    let mut out = [0u8; PAGE_SIZE];
+    c.decompress(&stored, &mut out).unwrap();
+    stored.push(0);
+    let sum = check(stored[0], &stored[OVERHEAD..], &page);
+    stored[CHECK].copy_from_slice(&sum.to_le_bytes());
+    assert_eq!(c.decompress(&stored, &mut out), Err(DecompressError::Corrupt));
+}

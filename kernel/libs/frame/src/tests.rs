@@ -73,9 +73,23 @@ fn pfn_and_addresses() {
 
 #[test]
 fn owner_names() {
-    assert_eq!(Owner::NONE.name(), "none");
-    assert_eq!(Owner::PAGE_TABLE.name(), "page table");
-    assert_eq!(Owner::WORKLOAD.name(), "workload");
+    let named = [
+        (Owner::NONE, "none"),
+        (Owner::KERNEL, "kernel"),
+        (Owner::PAGE_TABLE, "page table"),
+        (Owner::FRAME_TABLE, "frame table"),
+        (Owner::HEAP, "heap"),
+        (Owner::STACK, "stack"),
+        (Owner::KMAP_TEST, "kmap test"),
+        (Owner::POOL, "pool"),
+        (Owner::WORKLOAD, "workload"),
+        (Owner::PAGE_CACHE, "page cache"),
+    ];
+    for (k, (owner, name)) in named.into_iter().enumerate() {
+        assert_eq!(owner, Owner(k as u16), "the owners are numbered in this order");
+        assert_eq!(owner.name(), name);
+    }
+    assert_eq!(Owner(10).name(), "other");
     assert_eq!(Owner(999).name(), "other");
     assert_eq!(Owner::ZSMALLOC.name(), "zsmalloc");
     assert_eq!(Owner::DMA.name(), "dma");
@@ -524,6 +538,7 @@ fn pcp_refills_a_batch_in_ascending_order() {
     assert!(pcp.is_empty());
     assert_eq!(pcp.alloc(&mut a, Owner::HEAP), Ok(Pfn(0)));
     assert_eq!(pcp.len(), PCP_BATCH - 1);
+    assert!(!pcp.is_empty());
     let s = a.stats();
     assert_eq!((s.used, s.per_cpu, s.free, s.allocs), (1, PCP_BATCH as u64 - 1, 1024 - PCP_BATCH as u64, 1));
     assert_eq!(a.info(Pfn(1)).unwrap().state(), FrameState::PerCpu);

@@ -870,3 +870,118 @@ fn a_put_the_heap_cannot_promise_is_refused_and_changes_nothing() {
     assert_eq!((ASKED.with(|a| a.get()), t.stats().refused_metadata), (0, 2));
     consistent(&t);
 }
+
+#[test]
+fn without_zv_rules_turns_off_all_three() {
+    let c = Config { totalram_pages: 1000, zv_max_zsize: 100, zv_max_mean_zsize: 200, ..Config::new(7) };
+    let off = c.without_zv_rules();
+    assert_eq!((off.zv_max_zsize, off.zv_max_mean_zsize, off.totalram_pages), (usize::MAX, usize::MAX, 0));
+    assert_eq!(off.zv_page_count_cap(), None);
+    assert_eq!(Config { zv_max_zsize: usize::MAX, zv_max_mean_zsize: usize::MAX, totalram_pages: 0, ..c }, off);
+}
+
+/// `btree_node` is std's internal `BTreeMap` node: parent pointer (8), parent index and length (2 + 2),
+/// 11 keys and 11 values, 12 edge pointers, rounded up to 8.
+#[test]
+fn btree_node_is_the_internal_node_layout() {
+    assert_eq!(btree_node(8, 24), 8 + 2 + 2 + 11 * 8 + 11 * 24 + 12 * 8 + 4);
+    assert_eq!(btree_node(4, 4), 8 + 2 + 2 + 11 * 4 + 11 * 4 + 12 * 8 + 4);
+    assert_eq!(btree_node(1, 1), 8 + 2 + 2 + 11 * 2 + 12 * 8 + 6);
+    let maps = [
+        btree_node(size_of::<u64>(), size_of::<BTreeMap<u32, Slot>>()),
+        btree_node(size_of::<u32>(), size_of::<Slot>()),
+        btree_node(size_of::<u64>(), size_of::<(u64, u32)>()),
+        btree_node(size_of::<u64>(), size_of::<Key>()),
+        btree_node(size_of::<u64>(), size_of::<(u64, u32)>()),
+    ];
+    assert_eq!(PUT_METADATA_BYTES, BTREE_INSERT_NODES * maps.iter().sum::<usize>());
+    assert!(maps.iter().all(|&n| n >= 200 && n % 8 == 0), "{maps:?}");
+}
+
+/// `put_prepared` (compressed ahead, outside the lock) keeps exactly what `put` keeps: same answers,
+/// same counters, the same bytes back, for same-filled, small, big and incompressible pages, under a
+/// limit that makes the last puts refused.
+#[test]
+fn put_prepared_keeps_what_put_keeps() {
+    let mut c = lz4();
+    let mut direct = tmem(6, 90);
+    let mut ahead = tmem(6, 90);
+    let pd = pool(&mut direct, PoolKind::Persistent, Backend::Zsmalloc);
+    let pa = pool(&mut ahead, PoolKind::Persistent, Backend::Zsmalloc);
+    let mut pages: Vec<Box<Page>> = vec![Box::new([7; PAGE_SIZE]), small(1), noise(2)];
+    pages.extend((3..30).map(big));
+    let mut refused = 0;
+    for (i, page) in pages.iter().enumerate() {
+        let prepared = zstore::Prepared::new(&mut c, page).unwrap();
+        let want = direct.put(&mut c, k(pd, 1, i as u32), page);
+        assert_eq!(ahead.put_prepared(&prepared, k(pa, 1, i as u32), page), want, "page {i}");
+        refused += usize::from(want.is_err());
+    }
+    assert!(refused > 0, "the limit was reached");
+    assert_eq!(format!("{:?}", ahead.stats()), format!("{:?}", direct.stats()));
+    assert!(ahead.stats().stored_pages >= 3);
+    for (i, page) in pages.iter().enumerate() {
+        let want = get(&mut direct, &mut c, k(pd, 1, i as u32));
+        let got = get(&mut ahead, &mut c, k(pa, 1, i as u32));
+        assert_eq!(got, want);
+        if let Ok(bytes) = got {
+            assert!(*bytes == **page, "page {i} came back changed");
+        }
+    }
+    consistent(&ahead);
+}
+
+/// Free the pool object behind `key` behind tmem's back, so that tmem's own free of it fails.
+fn free_behind_tmems_back(t: &mut T, key: Key) {
+    let p = t.pools.get_mut(&key.pool.0).unwrap();
+    let h = p.slot(key.oid, key.index).and_then(|s| s.entry.handle()).unwrap();
+    let r = match &mut p.store {
+        Store::Zsmalloc(z) => z.pool_mut().free(h),
+        Store::Zbud(z) => z.pool_mut().free(h),
+        Store::Xvmalloc(z) => z.pool_mut().free(h),
+        Store::Xcfmalloc(z) => z.pool_mut().free(h),
+    };
+    r.unwrap();
+}
+
+#[test]
+fn a_refused_free_is_counted_on_flush_and_on_destroy() {
+    let mut c = lz4();
+    let mut t = tmem(1000, 90);
+    let p = pool(&mut t, PoolKind::Persistent, Backend::Zsmalloc);
+    for i in 0..4 {
+        t.put(&mut c, k(p, 1, i), &small(u64::from(i))).unwrap();
+    }
+    free_behind_tmems_back(&mut t, k(p, 1, 0));
+    assert!(matches!(t.flush_page(k(p, 1, 0)), Err(TmemError::Store(_))), "{:?}", t.stats());
+    assert_eq!(t.stats().free_errors, 1);
+    free_behind_tmems_back(&mut t, k(p, 1, 1));
+    free_behind_tmems_back(&mut t, k(p, 1, 2));
+    assert_eq!(t.destroy_pool(p), Ok(3));
+    let s = t.stats();
+    assert_eq!((s.free_errors, s.destroyed_pools, s.destroyed_pages, s.stored_pages), (3, 1, 3, 0));
+}
+
+/// `index_bytes` counts each map entry at its element size: a pool, an object, a page's pampd, its place
+/// in the global and the pool's store order, and (ephemeral zbud pools) its handle back-reference.
+#[test]
+fn index_bytes_count_each_entry_at_its_size() {
+    let mut c = lz4();
+    let mut t = tmem(64, 90);
+    let pool_entry = size_of::<(u32, Pool<HostMemory>)>();
+    let object = size_of::<(u64, BTreeMap<u32, Slot>)>();
+    let page = size_of::<(u32, Slot)>() + size_of::<(u64, Key)>() + size_of::<(u64, (u64, u32))>();
+    let back_ref = size_of::<(u64, (u64, u32))>();
+    let p = pool(&mut t, PoolKind::Persistent, Backend::Zsmalloc);
+    assert_eq!(t.index_bytes(), pool_entry as u64);
+    for i in 0..3 {
+        t.put(&mut c, k(p, 1, i), &small(u64::from(i))).unwrap();
+    }
+    t.put(&mut c, k(p, 2, 0), &small(9)).unwrap();
+    assert_eq!(t.index_bytes(), (pool_entry + 2 * object + 4 * page) as u64);
+    let e = pool(&mut t, PoolKind::Ephemeral, Backend::Zbud);
+    t.put(&mut c, k(e, 5, 0), &small(10)).unwrap();
+    t.put(&mut c, k(e, 5, 1), &small(11)).unwrap();
+    let both = 2 * pool_entry + 3 * object + 6 * page + 2 * back_ref;
+    assert_eq!(t.index_bytes(), both as u64);
+}

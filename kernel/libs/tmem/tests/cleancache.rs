@@ -213,3 +213,20 @@ fn persistent_pages_push_clean_pages_out_first_and_tmem_counts_them() {
     assert_eq!(hits + drops, u64::from(put));
     assert!(f.pages(0) > 0, "the persistent pages stayed");
 }
+
+#[test]
+fn a_corrupt_page_is_a_failed_get_counted_as_corrupt() {
+    let (mut t, mut cc, fs, mut c) = setup(100);
+    for index in 0..3 {
+        cc.put_page(&mut t, &mut c, fs, 1, index, &page(u64::from(index))).unwrap();
+    }
+    let pool = cc.pool(fs).unwrap();
+    for index in [0, 2] {
+        t.corrupt_object(cleancache_key(pool, 1, index)).unwrap();
+        let got = get(&mut cc, &mut t, &mut c, fs, 1, index);
+        assert_eq!(got, Err(CleancacheError::Tmem(TmemError::Corrupt)));
+    }
+    assert!(*get(&mut cc, &mut t, &mut c, fs, 1, 1).unwrap().unwrap() == *page(1), "the other page is intact");
+    let s = cc.stats();
+    assert_eq!((s.succ_gets, s.failed_gets, s.corrupt_gets), (1, 2, 2));
+}

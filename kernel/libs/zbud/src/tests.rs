@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use frame::{FrameError, Owner, Pfn};
 use pagemem::{FrameSource, HostMemory, MemError, PAGE, PageMemory};
+use zpool::slotlist::{NIL, unlink};
 use zpool::testing::{self, Config, Rng};
 use zpool::{Handle, MapMode, PoolError, PoolStats, ZPool};
 
@@ -472,6 +473,105 @@ fn verify_notices_a_scribbled_header() {
     let Location { pfn, slot, .. } = z.locate(h).unwrap();
     z.memory_mut().with_page(pfn, |p| p[9] ^= 1).unwrap();
     assert_eq!(z.verify(), Err(VerifyError::Header { slot, pfn }));
+}
+
+/// A pool with one vacant slot (0) and one live page (slot 1, one object), for the side-table checks.
+fn vacant_and_live() -> (Pool, u32, Handle) {
+    let mut z = pool(4);
+    let gone = put(&mut z, 200, 1);
+    let h = put(&mut z, 4000, 2);
+    z.free(gone).unwrap();
+    z.verify().unwrap();
+    let slot = z.locate(h).unwrap().slot;
+    (z, slot, h)
+}
+
+#[test]
+fn verify_notices_a_vacant_slot_left_on_a_list() {
+    for scribble in [
+        |p: &mut crate::Page| p.lru.next = 1,
+        |p: &mut crate::Page| p.list.prev = 1,
+        |p: &mut crate::Page| p.buds[1].size = 1,
+    ] {
+        let (mut z, live, _) = vacant_and_live();
+        assert_eq!((z.free_slots.as_slice(), live), (&[0][..], 1));
+        scribble(&mut z.pages[0]);
+        assert_eq!(z.verify(), Err(VerifyError::Lists { slot: 0 }));
+    }
+}
+
+#[test]
+fn verify_notices_an_object_larger_than_a_page_holds() {
+    // Both buddies in use, so the class (buddied) still agrees; only the size is impossible.
+    let mut z = pool(4);
+    let a = put(&mut z, 100, 1);
+    put(&mut z, 100, 2);
+    let slot = z.locate(a).unwrap().slot;
+    z.verify().unwrap();
+    z.pages[slot as usize].buds[0].size = MAX_SIZE as u16 + 1;
+    assert_eq!(z.verify(), Err(VerifyError::Lists { slot }));
+}
+
+#[test]
+fn verify_notices_each_wrong_counter() {
+    let scribbles: [fn(&mut Pool); 4] =
+        [|z| z.stats.pages += 1, |z| z.stats.objects -= 1, |z| z.stats.object_bytes += 1, |z| z.chunks_used += 1];
+    for scribble in scribbles {
+        let (mut z, _, _) = vacant_and_live();
+        scribble(&mut z);
+        assert_eq!(z.verify(), Err(VerifyError::Counters));
+    }
+}
+
+#[test]
+fn verify_notices_broken_free_slots_and_lists() {
+    type Scribble = fn(&mut Pool);
+    let cases: [(Scribble, VerifyError); 5] = [
+        (|z| z.free_slots.push(0), VerifyError::Lists { slot: 0 }),
+        (|z| z.free_slots.push(1), VerifyError::Lists { slot: 1 }),
+        (|z| z.free_slots.push(7), VerifyError::Lists { slot: 7 }),
+        (|z| unlink(&mut z.pages, &mut z.lru, 1, crate::Chain::Lru), VerifyError::Lru),
+        (
+            |z| {
+                let (pages, list) = z.class_list(z.pages[1].class);
+                unlink(pages, list, 1, crate::Chain::Class);
+            },
+            VerifyError::Lists { slot: NIL },
+        ),
+    ];
+    for (scribble, want) in cases {
+        let (mut z, live, _) = vacant_and_live();
+        assert_eq!(live, 1);
+        scribble(&mut z);
+        assert_eq!(z.verify(), Err(want));
+    }
+}
+
+#[test]
+fn metadata_growth_is_the_page_table_block_a_new_page_would_take() {
+    let entry = size_of::<crate::Page>();
+    let mut z = pool(16);
+    assert_eq!(z.metadata_growth(), 4 * entry, "an empty table grows to 4 entries");
+    let mut held: Vec<Handle> = (0..4).map(|k| put(&mut z, MAX_SIZE, k)).collect();
+    assert_eq!((z.pages.len(), z.pages.capacity()), (4, 4));
+    assert_eq!(z.metadata_growth(), 8 * entry, "a full table doubles");
+    held.push(put(&mut z, MAX_SIZE, 4));
+    assert_eq!((z.pages.len(), z.pages.capacity()), (5, 8));
+    assert_eq!(z.metadata_growth(), 0, "room for three more pages");
+    for k in 5..8 {
+        held.push(put(&mut z, MAX_SIZE, k));
+    }
+    assert_eq!(z.metadata_growth(), 16 * entry);
+    z.free(held[2]).unwrap();
+    assert_eq!(z.metadata_growth(), 0, "a free slot is reused before the table grows");
+}
+
+#[test]
+fn debug_names_the_pool_and_its_slots() {
+    let mut z = pool(4);
+    put(&mut z, 100, 1);
+    let shown = format!("{z:?}");
+    assert!(shown.starts_with("Zbud { tag: ") && shown.contains("slots: 1, stats: PoolStats {"), "{shown}");
 }
 
 /// One run of the shared model; prints the report and time.

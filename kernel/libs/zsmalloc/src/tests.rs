@@ -678,7 +678,7 @@ fn compaction_frees_pages_and_keeps_every_handle() {
     assert_eq!(after, before - n);
     assert_eq!(n, freeable, "compaction frees exactly what zs_can_compact promised");
     assert!(n * 3 >= before, "freed {n} of {before}");
-    assert_eq!((zs.freeable, z.stats().pages_compacted), (0, n));
+    assert_eq!((zs.freeable, z.stats().pages_compacted, zs.pages_compacted), (0, n, n));
     check_all(&mut z, &kept);
     z.verify().unwrap();
     assert_eq!(z.compact(), Ok(0), "nothing left to do");
@@ -692,6 +692,306 @@ fn verify_notices_a_scribbled_header() {
     let l = z.locate(h).unwrap();
     z.memory_mut().with_page(l.pfn, |p| p[l.page_offset - 3] ^= 1).unwrap();
     assert_eq!(z.verify(), Err(VerifyError::Header { zspage: l.zspage, obj: l.obj }));
+}
+
+/// A pool for the side-table checks: objects `a` and `b` in one zspage of the 208-byte class, `c` in a
+/// huge class, and a vacant zspage slot and a free handle slot left by `gone`.
+struct Scene {
+    z: Pool,
+    a: Location,
+    b: Location,
+    c: Location,
+    /// Handle slots of `a`, `b`, `c`, and the free one.
+    slots: [u32; 4],
+    vacant: u32,
+}
+
+fn scene() -> Scene {
+    let mut z = pool(32);
+    let gone = put(&mut z, 3000, 9);
+    let ha = put(&mut z, 200, 1);
+    let hb = put(&mut z, 200, 2);
+    let hc = put(&mut z, 4000, 3);
+    let vacant = z.locate(gone).unwrap().zspage;
+    let slot = |h: Handle| HANDLE_LAYOUT.decode(h).slot;
+    let slots = [slot(ha), slot(hb), slot(hc), slot(gone)];
+    z.free(gone).unwrap();
+    z.verify().unwrap();
+    let (a, b, c) = (z.locate(ha).unwrap(), z.locate(hb).unwrap(), z.locate(hc).unwrap());
+    assert_eq!((a.zspage, b.zspage, a.obj, b.obj, c.huge), (b.zspage, a.zspage, 0, 1, true));
+    assert_eq!((z.free_handle, z.free_zspage), (slots[3], vacant));
+    Scene { z, a, b, c, slots, vacant }
+}
+
+#[test]
+fn verify_notices_each_broken_side_table_entry() {
+    type Scribble = fn(&mut Scene) -> VerifyError;
+    let cases: &[(&str, Scribble)] = &[
+        ("a free handle slot marked live", |s| {
+            s.z.handles[s.slots[3] as usize].size = 5;
+            VerifyError::Handle { slot: s.slots[3] }
+        }),
+        ("the free handle list loops", |s| {
+            s.z.handles[s.slots[3] as usize].zspage = s.slots[3];
+            VerifyError::Handle { slot: s.slots[3] }
+        }),
+        ("the free handle list names a live slot", |s| {
+            s.z.handles[s.slots[3] as usize].zspage = s.slots[0];
+            VerifyError::Handle { slot: s.slots[0] }
+        }),
+        ("a free handle slot off the free list", |s| {
+            s.z.free_handle = NIL;
+            VerifyError::Handle { slot: s.slots[3] }
+        }),
+        ("a free handle slot with generation 0", |s| {
+            s.z.handles[s.slots[3] as usize].generation = 0;
+            VerifyError::Handle { slot: s.slots[3] }
+        }),
+        ("a live handle with generation 0", |s| {
+            s.z.handles[s.slots[0] as usize].generation = 0;
+            VerifyError::Handle { slot: s.slots[0] }
+        }),
+        ("a live handle in a vacant zspage", |s| {
+            s.z.handles[s.slots[0] as usize].zspage = s.vacant;
+            VerifyError::Handle { slot: s.slots[0] }
+        }),
+        ("a live handle beyond the zspage table", |s| {
+            s.z.handles[s.slots[0] as usize].zspage = 999;
+            VerifyError::Handle { slot: s.slots[0] }
+        }),
+        ("a live handle whose size belongs to another class", |s| {
+            s.z.handles[s.slots[0] as usize].size = 1000;
+            VerifyError::Handle { slot: s.slots[0] }
+        }),
+        ("a live handle past its zspage's last object", |s| {
+            s.z.handles[s.slots[0] as usize].obj = 255;
+            VerifyError::Handle { slot: s.slots[0] }
+        }),
+        ("a live handle on an object not in use", |s| {
+            s.z.handles[s.slots[0] as usize].obj = 2;
+            VerifyError::Handle { slot: s.slots[0] }
+        }),
+        ("two handles on one object", |s| {
+            assert_eq!(s.z.handles[s.slots[1] as usize].obj as usize, s.b.obj);
+            s.z.handles[s.slots[1] as usize].obj = s.a.obj as u8;
+            VerifyError::Handle { slot: s.slots[0].max(s.slots[1]) }
+        }),
+        ("a vacant zspage with a bit in use", |s| {
+            s.z.zspages[s.vacant as usize].used[1] = 1;
+            VerifyError::Zspage { zspage: s.vacant }
+        }),
+        ("a vacant zspage counting an object", |s| {
+            s.z.zspages[s.vacant as usize].inuse = 1;
+            VerifyError::Zspage { zspage: s.vacant }
+        }),
+        ("a vacant zspage with a back link", |s| {
+            s.z.zspages[s.vacant as usize].link.prev = 0;
+            VerifyError::Zspage { zspage: s.vacant }
+        }),
+        ("a vacant zspage in a fullness group", |s| {
+            s.z.zspages[s.vacant as usize].group = 0;
+            VerifyError::Zspage { zspage: s.vacant }
+        }),
+        ("a vacant zspage off the free list", |s| {
+            s.z.free_zspage = NIL;
+            VerifyError::Zspage { zspage: s.vacant }
+        }),
+        ("the free zspage list loops", |s| {
+            s.z.zspages[s.vacant as usize].link.next = s.vacant;
+            VerifyError::Zspage { zspage: s.vacant }
+        }),
+        ("the free zspage list names a live zspage", |s| {
+            s.z.zspages[s.vacant as usize].link.next = s.a.zspage;
+            VerifyError::Zspage { zspage: s.a.zspage }
+        }),
+        ("a live zspage on the free list", |s| {
+            s.z.free_zspage = s.a.zspage;
+            VerifyError::Zspage { zspage: s.a.zspage }
+        }),
+        ("a zspage missing a frame", |s| {
+            let z = &mut s.z.zspages[s.a.zspage as usize];
+            z.frames.truncate(z.frames.len() - 1);
+            VerifyError::Zspage { zspage: s.a.zspage }
+        }),
+        ("a zspage whose count disagrees with its bitmap", |s| {
+            s.z.zspages[s.a.zspage as usize].inuse = 3;
+            VerifyError::Zspage { zspage: s.a.zspage }
+        }),
+        ("a zspage with a bit in use that its count leaves out", |s| {
+            set_bit(&mut s.z.zspages[s.a.zspage as usize].used, 2);
+            VerifyError::Zspage { zspage: s.a.zspage }
+        }),
+        ("a zspage with an object in use that no handle names", |s| {
+            let z = &mut s.z.zspages[s.a.zspage as usize];
+            set_bit(&mut z.used, 2);
+            z.inuse = 3;
+            VerifyError::Zspage { zspage: s.a.zspage }
+        }),
+        ("a zspage with a bit set past its last object", |s| {
+            let z = &mut s.z.zspages[s.a.zspage as usize];
+            let n = s.z.classes[usize::from(z.class)].info.objs_per_zspage;
+            set_bit(&mut z.used, n);
+            z.inuse = 3;
+            VerifyError::Zspage { zspage: s.a.zspage }
+        }),
+        ("a zspage in the wrong fullness group", |s| {
+            s.z.zspages[s.a.zspage as usize].group += 1;
+            VerifyError::Zspage { zspage: s.a.zspage }
+        }),
+        ("a zspage of a class that does not exist", |s| {
+            s.z.zspages[s.a.zspage as usize].class = u8::MAX;
+            VerifyError::Handle { slot: s.slots[0] }
+        }),
+        ("a huge zspage naming another handle", |s| {
+            s.z.zspages[s.c.zspage as usize].huge_handle = s.slots[0];
+            VerifyError::Zspage { zspage: s.c.zspage }
+        }),
+        ("a zspage off its fullness list", |s| {
+            let zp = &s.z.zspages[s.a.zspage as usize];
+            let (c, g) = (usize::from(zp.class), usize::from(zp.group));
+            let list = &mut s.z.classes[c].lists[g];
+            unlink(&mut s.z.zspages, list, s.a.zspage, Fullness);
+            VerifyError::Lists { class: usize::MAX }
+        }),
+        ("a zspage on the empty list", |s| {
+            let zp = &s.z.zspages[s.a.zspage as usize];
+            let (c, g) = (usize::from(zp.class), usize::from(zp.group));
+            unlink(&mut s.z.zspages, &mut s.z.classes[c].lists[g], s.a.zspage, Fullness);
+            s.z.zspages[s.a.zspage as usize].group = FULLNESS_EMPTY as u8;
+            push_front(&mut s.z.zspages, &mut s.z.classes[c].lists[FULLNESS_EMPTY], s.a.zspage, Fullness);
+            VerifyError::Zspage { zspage: s.a.zspage }
+        }),
+        ("a class counting a zspage too many", |s| {
+            let c = usize::from(s.z.zspages[s.a.zspage as usize].class);
+            s.z.classes[c].zspages += 1;
+            VerifyError::Counters
+        }),
+        ("a class counting an object too many", |s| {
+            let c = usize::from(s.z.zspages[s.a.zspage as usize].class);
+            s.z.classes[c].obj_used += 1;
+            VerifyError::Counters
+        }),
+        ("pages", |s| {
+            s.z.stats.pages += 1;
+            VerifyError::Counters
+        }),
+        ("objects", |s| {
+            s.z.stats.objects += 1;
+            s.z.stats.allocs += 1;
+            VerifyError::Counters
+        }),
+        ("object bytes", |s| {
+            s.z.stats.object_bytes -= 1;
+            VerifyError::Counters
+        }),
+        ("allocs", |s| {
+            s.z.stats.allocs += 1;
+            VerifyError::Counters
+        }),
+        ("frees", |s| {
+            s.z.stats.frees += 1;
+            VerifyError::Counters
+        }),
+        ("a vacant slot beyond the table", |s| {
+            s.z.zspages.push(VACANT);
+            VerifyError::Zspage { zspage: s.z.zspages.len() as u32 - 1 }
+        }),
+    ];
+    for (what, scribble) in cases {
+        let mut s = scene();
+        let want = scribble(&mut s);
+        assert_eq!(s.z.verify(), Err(want), "{what}");
+    }
+}
+
+#[test]
+fn metadata_growth_is_the_table_blocks_and_frame_list_a_new_zspage_would_take() {
+    let (slot, zspage, frames) = (size_of::<Slot>(), size_of::<Zspage>(), size_of::<Pfn>());
+    let mut z = pool_with(64, 2, SpanMap::Pair);
+    assert_eq!(z.metadata_growth(), 4 * slot + 4 * zspage + 2 * frames, "empty tables grow to 4 entries");
+    let h: Vec<Handle> = (0..4).map(|k| put(&mut z, 3000 + k * 16, k as u8)).collect();
+    assert_eq!((z.handles.capacity(), z.zspages.len(), z.zspages.capacity()), (4, 4, 4));
+    assert_eq!(z.metadata_growth(), 8 * slot + 8 * zspage + 2 * frames, "full tables double");
+    z.free(h[0]).unwrap();
+    assert_eq!((z.free_handle, z.free_zspage), (HANDLE_LAYOUT.decode(h[0]).slot, 0));
+    assert_eq!(z.metadata_growth(), 2 * frames, "vacant slots are reused before a table grows");
+    let small = put(&mut z, 100, 9);
+    assert_eq!((z.free_handle, z.free_zspage), (NIL, NIL), "a new zspage for the new class took slot 0");
+    assert_eq!(z.metadata_growth(), 8 * slot + 8 * zspage + 2 * frames);
+    let second = put(&mut z, 100, 10);
+    assert_eq!(z.locate(second).unwrap().zspage, z.locate(small).unwrap().zspage);
+    z.free(h[1]).unwrap();
+    z.free(second).unwrap();
+    assert_eq!(z.free_zspage, 1, "the zspage of h[1] is vacant, the handle slot of `second` free");
+    assert_eq!(z.metadata_growth(), 2 * frames);
+    put(&mut z, 100, 11);
+    assert_eq!(z.free_zspage, 1, "into the zspage of `small`");
+    assert_ne!(z.free_handle, NIL, "two handle slots were freed, one reused");
+    assert_eq!(z.metadata_growth(), 2 * frames);
+    put(&mut z, 3000, 12);
+    assert_eq!((z.free_handle, z.free_zspage), (NIL, NIL));
+    assert_eq!((z.handles.len(), z.handles.capacity(), z.zspages.len()), (5, 8, 4));
+    assert_eq!(z.metadata_growth(), 8 * zspage + 2 * frames, "room in the handle table, none in the zspage table");
+}
+
+#[test]
+fn debug_and_display_say_what_they_are() {
+    let mut z = pool(4);
+    put(&mut z, 100, 1);
+    let shown = format!("{z:?}");
+    assert!(shown.starts_with("Zsmalloc { tag: ") && shown.contains("zspage_slots: 1, handle_slots: 1"), "{shown}");
+    assert_eq!(ConfigError::MaxPagesPerZspage(17).to_string(), "17 pages per zspage is outside 1..=16");
+}
+
+#[test]
+fn verify_notices_a_chain_missing_a_frame_and_a_zspage_on_another_class_list() {
+    let mut z = pool(32);
+    let a = put(&mut z, 3000, 1);
+    let b = put(&mut z, 200, 2);
+    z.verify().unwrap();
+    let (la, lb) = (z.locate(a).unwrap(), z.locate(b).unwrap());
+    let (ca, cb) = (usize::from(z.zspages[la.zspage as usize].class), usize::from(z.zspages[lb.zspage as usize].class));
+    assert!(z.classes[ca].info.pages_per_zspage > 1);
+
+    let mut broken = pool(32);
+    std::mem::swap(&mut broken, &mut z);
+    broken.zspages[la.zspage as usize].frames.pop();
+    assert_eq!(broken.verify(), Err(VerifyError::Zspage { zspage: la.zspage }), "a chain one frame short");
+
+    // a's zspage on the list of its own fullness group, but of b's class.
+    let mut z = pool(32);
+    let a = put(&mut z, 3000, 1);
+    put(&mut z, 200, 2);
+    let g = usize::from(z.zspages[la.zspage as usize].group);
+    assert_eq!(z.locate(a).unwrap().zspage, la.zspage);
+    unlink(&mut z.zspages, &mut z.classes[ca].lists[g], la.zspage, Fullness);
+    push_front(&mut z.zspages, &mut z.classes[cb].lists[g], la.zspage, Fullness);
+    assert_eq!(z.verify(), Err(VerifyError::Lists { class: cb }));
+}
+
+#[test]
+fn header_and_metadata_bytes_count_exactly() {
+    let s = scene();
+    let zs = s.z.zs_stats();
+    assert_eq!(
+        (zs.obj_used, zs.huge_objects, zs.header_bytes),
+        (3, 1, 2 * ZS_HANDLE_SIZE as u64),
+        "no header in a huge object"
+    );
+    let frames: usize = s.z.zspages.iter().map(|z| z.frames.capacity()).sum();
+    let want = s.z.classes.capacity() * size_of::<Class>()
+        + s.z.zspages.capacity() * size_of::<Zspage>()
+        + frames * size_of::<Pfn>()
+        + s.z.handles.capacity() * size_of::<Slot>()
+        + s.z.vm_buf.capacity();
+    assert_eq!(zs.metadata_bytes, want as u64);
+    assert_eq!(s.z.metadata_bytes(), want as u64);
+    // Every term counts: the zspage table (72-byte entries), the handle table and the frame lists.
+    assert_eq!(
+        (size_of::<Zspage>(), size_of::<Slot>(), s.z.zspages.capacity(), s.z.handles.capacity()),
+        (72, 12, 4, 4)
+    );
+    assert!(frames >= 3 && s.z.vm_buf.capacity() == PAGE, "{frames} {}", s.z.vm_buf.capacity());
 }
 
 #[test]

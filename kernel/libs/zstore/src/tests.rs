@@ -550,3 +550,123 @@ fn prepared_stores_match_direct_stores() {
         }
     }
 }
+
+/// A toy pool for the paths no real pool reaches: it keeps objects up to [`PAGE_SIZE`] in a `Vec`, evicts
+/// the oldest one, reports a fixed compaction, and can fail every `map`.
+#[derive(Debug, Default)]
+struct Toy {
+    objects: Vec<Option<Vec<u8>>>,
+    fail_map: bool,
+    compacted: u64,
+}
+
+impl ZPool for Toy {
+    fn name(&self) -> &'static str {
+        "toy"
+    }
+    fn max_size(&self) -> usize {
+        PAGE_SIZE
+    }
+    fn malloc(&mut self, size: usize) -> Result<Handle, PoolError> {
+        PoolError::check_size(size, PAGE_SIZE)?;
+        self.objects.push(Some(vec![0; size]));
+        Ok(Handle::from_raw(self.objects.len() as u64 - 1))
+    }
+    fn free(&mut self, handle: Handle) -> Result<(), PoolError> {
+        let slot = self.objects.get_mut(handle.raw() as usize).ok_or(PoolError::StaleHandle(handle))?;
+        slot.take().map(|_| ()).ok_or(PoolError::StaleHandle(handle))
+    }
+    fn map<R>(&mut self, handle: Handle, _mode: MapMode, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, PoolError> {
+        if self.fail_map {
+            return Err(PoolError::Memory(pagemem::MemError::NoSlot));
+        }
+        match self.objects.get_mut(handle.raw() as usize) {
+            Some(Some(obj)) => Ok(f(obj)),
+            _ => Err(PoolError::StaleHandle(handle)),
+        }
+    }
+    fn size_of(&self, handle: Handle) -> Result<usize, PoolError> {
+        match self.objects.get(handle.raw() as usize) {
+            Some(Some(obj)) => Ok(obj.len()),
+            _ => Err(PoolError::StaleHandle(handle)),
+        }
+    }
+    fn total_pages(&self) -> u64 {
+        self.objects.iter().flatten().count() as u64
+    }
+    fn stats(&self) -> zpool::PoolStats {
+        let live = self.objects.iter().flatten();
+        zpool::PoolStats {
+            objects: live.clone().count() as u64,
+            object_bytes: live.map(|o| o.len() as u64).sum(),
+            pages: self.total_pages(),
+            pages_compacted: self.compacted,
+            ..Default::default()
+        }
+    }
+    fn metadata_growth(&self) -> usize {
+        0
+    }
+    fn compact(&mut self) -> Result<u64, PoolError> {
+        self.compacted += 3;
+        Ok(3)
+    }
+    fn evict(&mut self, writeback: &mut dyn FnMut(Handle, &[u8]) -> bool) -> Result<u64, PoolError> {
+        let k = self.objects.iter().position(Option::is_some).ok_or(PoolError::Empty)?;
+        let obj = self.objects[k].clone().unwrap();
+        if !writeback(Handle::from_raw(k as u64), &obj) {
+            return Err(PoolError::EvictRefused);
+        }
+        self.objects[k] = None;
+        Ok(1)
+    }
+}
+
+#[test]
+fn a_failed_write_gives_the_object_back_and_counts_a_rejection() {
+    let mut c = Compressor::new(LZ4).unwrap();
+    let mut z = Zstore::new(Toy { fail_map: true, ..Toy::default() }, Policy::DEFAULT);
+    let e = z.store(&mut c, perl_page());
+    assert_eq!(e, Err(StoreError::Pool(PoolError::Memory(pagemem::MemError::NoSlot))));
+    let s = z.stats();
+    assert_eq!((s.reject_alloc_fail, s.stored_pages, s.compr_data_size), (1, 0, 0));
+    assert_eq!(z.pool().objects, vec![None], "the object was given back");
+    z.store(&mut c, perl_page()).unwrap_err();
+    assert_eq!(z.stats().reject_alloc_fail, 2);
+}
+
+#[test]
+fn evicting_a_whole_page_forgets_it_as_a_huge_page() {
+    let mut c = Compressor::new(LZ4).unwrap();
+    let mut z =
+        Zstore::new(Toy::default(), Policy { threshold: Policy::DEFAULT.threshold, poor: PoorPage::StoreWhole });
+    let poor = noise(7);
+    let whole = z.store(&mut c, &poor).unwrap();
+    let small = z.store(&mut c, perl_page()).unwrap();
+    assert!(matches!(whole, Entry::Whole { .. }) && matches!(small, Entry::Compressed { .. }));
+    let s = z.stats();
+    assert_eq!((s.stored_pages, s.huge_pages), (2, 1));
+    let mut seen = Vec::new();
+    assert_eq!(
+        z.evict(&mut |_, obj| {
+            seen.push(obj.to_vec());
+            true
+        }),
+        Ok(1)
+    );
+    assert!(seen == [poor.to_vec()], "the whole page's raw bytes were written back");
+    let s = z.stats();
+    assert_eq!((s.stored_pages, s.huge_pages, s.compr_data_size), (1, 0, small.stored_len() as u64));
+    invariants(&s);
+    assert_eq!(z.evict(&mut |_, _| true), Ok(1));
+    let s = z.stats();
+    assert_eq!((s.stored_pages, s.huge_pages, s.compr_data_size, s.orig_data_size), (0, 0, 0, 0));
+}
+
+#[test]
+fn compact_reports_the_pools_pages_and_stats_carry_its_total() {
+    let mut z = Zstore::new(Toy::default(), Policy::DEFAULT);
+    assert_eq!(z.compact(), Ok(3));
+    assert_eq!(z.compact(), Ok(3));
+    assert_eq!(z.stats().pages_compacted, 6);
+}

@@ -212,3 +212,13 @@ fn writeback_skips_a_corrupt_oldest_page_and_a_load_reports_it() {
 fn fnv(p: &Page) -> u64 {
     p.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
+
+#[test]
+fn max_offsets_and_pool_name_an_initialised_type_only() {
+    let (mut t, mut f, _) = setup(100);
+    f.init(&mut t, 3, 77, HostMemory::new(16)).unwrap();
+    assert_eq!((f.max_offsets(0), f.max_offsets(3)), (Some(1000), Some(77)));
+    assert_eq!((f.max_offsets(1), f.max_offsets(255)), (None, None));
+    assert!(f.pool(0).is_some() && f.pool(3).is_some() && f.pool(0) != f.pool(3));
+    assert_eq!(f.pool(1), None);
+}
