@@ -84,15 +84,18 @@ fn owner_names() {
         (Owner::POOL, "pool"),
         (Owner::WORKLOAD, "workload"),
         (Owner::PAGE_CACHE, "page cache"),
+        (Owner::ZSMALLOC, "zsmalloc"),
+        (Owner::ZBUD, "zbud"),
+        (Owner::XVMALLOC, "xvmalloc"),
+        (Owner::XCFMALLOC, "xcfmalloc"),
+        (Owner::DMA, "dma"),
     ];
     for (k, (owner, name)) in named.into_iter().enumerate() {
         assert_eq!(owner, Owner(k as u16), "the owners are numbered in this order");
         assert_eq!(owner.name(), name);
     }
-    assert_eq!(Owner(10).name(), "other");
+    assert_eq!(Owner(15).name(), "other");
     assert_eq!(Owner(999).name(), "other");
-    assert_eq!(Owner::ZSMALLOC.name(), "zsmalloc");
-    assert_eq!(Owner::DMA.name(), "dma");
 }
 
 #[test]
