@@ -272,7 +272,13 @@ impl Session<'_> {
     fn stats(&self) {
         let mut r = self.facts.report();
         if let Some(run) = &self.swap {
-            r.swap = Some(SwapReport { runs: vec![swap_live(run)], ..Default::default() });
+            // The swapper and tmem live as long as the run; without them there are no figures to print,
+            // and zeros would pass for some.
+            let Some(live) = swap_live(run) else {
+                println!("error: stats: the swap run's swapper or tmem is gone");
+                return;
+            };
+            r.swap = Some(SwapReport { runs: vec![live], ..Default::default() });
         }
         if let Some(run) = &self.files {
             r.files = Some(FilesReport { runs: vec![run.live_report()], ..Default::default() });
@@ -317,12 +323,12 @@ impl Session<'_> {
     }
 }
 
-/// The swap run so far as a report object.
-fn swap_live(run: &SwapRun) -> SwapRunReport {
+/// The swap run so far as a report object; `None` if its swapper or tmem is not installed.
+fn swap_live(run: &SwapRun) -> Option<SwapRunReport> {
     let spec = run.spec();
     let p = run.progress();
-    let st = crate::swap::stats().unwrap_or_default();
-    SwapRunReport {
+    let st = crate::swap::stats()?;
+    Some(SwapRunReport {
         pattern: spec.pattern.name().into(),
         tmem: swapdemo::backend_name(spec.swap.tmem).into(),
         region_pages: spec.swap.region_pages,
@@ -334,10 +340,10 @@ fn swap_live(run: &SwapRun) -> SwapRunReport {
         ms: centi_ns(run.cycles()) / 100_000_000,
         swap: report::swap_stats(&st),
         tmem_stats: zcache::stats().as_ref().map(report::tmem),
-        tmem_index_bytes: zcache::index_bytes().unwrap_or(0),
+        tmem_index_bytes: zcache::index_bytes()?,
         zram_table_bytes: 0,
         series: run.series().to_vec(),
-    }
+    })
 }
 
 fn help() {
