@@ -5,6 +5,7 @@
 use alloc::format;
 use alloc::string::String;
 
+use compress::Algorithm;
 use tmem::Backend;
 use zstats::{AllReport, Report};
 
@@ -17,16 +18,12 @@ use crate::println;
 use crate::swap::SwapConfig;
 use crate::zcache;
 
-/// Run both workloads over one zcache and fill the report's `all` member.
-pub fn run_all(facts: &BootFacts, report: &mut Report, failures: &mut Failures) {
+/// The swap and file workloads of one shared zcache with `limit` pool pages: `--workload all`'s, and
+/// the serial shell's.
+pub(super) fn specs(facts: &BootFacts, alg: Algorithm, limit: u64, slots: u64) -> (RunSpec, FileSpec) {
     let settings = &facts.settings;
-    let alg = super::pools::algorithm(settings);
-    let limit = settings.tmem_limit_pages(crate::mm::frames::stats().managed);
-    let budget = settings.swap_mem();
-    let region = settings.swap_region_pages();
-    let Some(slots) = swapdemo::slots(settings, failures) else { return };
     let swap_spec = RunSpec {
-        // One tmem for both workloads, installed below with the RAM-percent limit; the swap run's
+        // One tmem for both workloads, installed by the caller with the RAM-percent limit; the swap run's
         // accounting still charges its memory with every frame that tmem holds.
         // The pool on top of the resident budget (swap_mode=fixed): its frames are shared with cleancache,
         // whose pages the swap run cannot give back, so charging them to the swap run's N would measure
@@ -34,7 +31,13 @@ pub fn run_all(facts: &BootFacts, report: &mut Report, failures: &mut Failures) 
         swap: SwapConfig {
             tmem_limit_pages: limit,
             mode: crate::swap::MemMode::Fixed,
-            ..swapdemo::swap_config(settings, region, budget, Some(Backend::Zsmalloc), slots)
+            ..swapdemo::swap_config(
+                settings,
+                settings.swap_region_pages(),
+                settings.swap_mem(),
+                Some(Backend::Zsmalloc),
+                slots,
+            )
         },
         pattern: swapdemo::pattern(settings.swap_pattern()),
         accesses: settings.swap_accesses(),
@@ -46,6 +49,18 @@ pub fn run_all(facts: &BootFacts, report: &mut Report, failures: &mut Failures) 
         cleancache: Some(swapdemo::backend(settings.cleancache())),
         ..files::spec_from(settings, alg, limit)
     };
+    (swap_spec, file_spec)
+}
+
+/// Run both workloads over one zcache and fill the report's `all` member.
+pub fn run_all(facts: &BootFacts, report: &mut Report, failures: &mut Failures) {
+    let settings = &facts.settings;
+    let alg = super::pools::algorithm(settings);
+    let limit = settings.tmem_limit_pages(crate::mm::frames::stats().managed);
+    let budget = settings.swap_mem();
+    let region = settings.swap_region_pages();
+    let Some(slots) = swapdemo::slots(settings, failures) else { return };
+    let (swap_spec, file_spec) = specs(facts, alg, limit, slots);
     println!(
         "all: the swap workload (region {region} pages, budget {budget}) and the file workload (cache {} pages) \
          together over one tmem of {limit} pool pages: frontswap (zsmalloc) and cleancache ({})",

@@ -28,12 +28,12 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 
 use shell::{Action, COMMANDS, Command, LineEditor, TraceArg};
-use tmem::{Backend, PoolKind};
+use tmem::PoolKind;
 use zstats::{FilesReport, Report, SwapReport, SwapRunReport};
 
 use super::files::{self, FileRun, FileSpec};
 use super::report::{self, Failures};
-use super::swap::{self as swapdemo, source};
+use super::swap::{self as swapdemo};
 use super::swap_run::{RunSpec, SwapRun};
 use crate::arch::tsc::centi_ns;
 use crate::drivers::console;
@@ -63,30 +63,9 @@ pub fn run_shell(facts: &BootFacts, report: &mut Report, failures: &mut Failures
     let alg = super::pools::algorithm(settings);
     let limit = settings.tmem_limit_pages(frames::stats().managed);
     let Some(slots) = swapdemo::slots(settings, failures) else { return };
-    let swap_spec = RunSpec {
-        // One tmem for both workloads, as in `--workload all`: the pool on top of the resident budget,
-        // since cleancache's frames in it are not the swap run's to give back.
-        swap: crate::swap::SwapConfig {
-            tmem_limit_pages: limit,
-            mode: crate::swap::MemMode::Fixed,
-            ..swapdemo::swap_config(
-                settings,
-                settings.swap_region_pages(),
-                settings.swap_mem(),
-                Some(Backend::Zsmalloc),
-                slots,
-            )
-        },
-        pattern: swapdemo::pattern(settings.swap_pattern()),
-        accesses: settings.swap_accesses(),
-        write_every: 4,
-        seed: 42,
-        source: source(facts),
-    };
-    let file_spec = FileSpec {
-        cleancache: Some(swapdemo::backend(settings.cleancache())),
-        ..files::spec_from(settings, alg, limit)
-    };
+    // One tmem for both workloads, as in `--workload all`: the pool on top of the resident budget,
+    // since cleancache's frames in it are not the swap run's to give back.
+    let (swap_spec, file_spec) = super::all::specs(facts, alg, limit, slots);
     if let Err(e) = zcache::install(limit, alg) {
         failures.add(format!("shell: {e}"));
         return;
