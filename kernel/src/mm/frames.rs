@@ -85,61 +85,79 @@ fn poison(pfn: Pfn, frames: u64) {
     }
 }
 
-static FAIL_EVERY: AtomicU64 = AtomicU64::new(0);
-static FAIL_CALLS: AtomicU64 = AtomicU64::new(0);
-static FAIL_INJECTED: AtomicU64 = AtomicU64::new(0);
+/// One fault-injection schedule: every `every`th call fails, counting from `first` (1: the `every`th
+/// call is the first to fail; 0: the very first call fails), and the failures are counted.
+struct Injector {
+    every: AtomicU64,
+    calls: AtomicU64,
+    injected: AtomicU64,
+    first: u64,
+}
+
+impl Injector {
+    const fn new(first: u64) -> Self {
+        Injector { every: AtomicU64::new(0), calls: AtomicU64::new(0), injected: AtomicU64::new(0), first }
+    }
+
+    fn set(&self, every: u64) {
+        self.every.store(every, Ordering::Relaxed);
+        self.calls.store(0, Ordering::Relaxed);
+        self.injected.store(0, Ordering::Relaxed);
+    }
+
+    /// Whether this call is to fail (counted either way while injection is on).
+    fn hit(&self) -> bool {
+        let n = self.every.load(Ordering::Relaxed);
+        if n != 0 && (self.calls.fetch_add(1, Ordering::Relaxed) + self.first).is_multiple_of(n) {
+            self.injected.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    fn injected(&self) -> u64 {
+        self.injected.load(Ordering::Relaxed)
+    }
+}
+
+/// Pool and workload frames: the `n`th, `2n`th… allocation fails.
+static FRAMES: Injector = Injector::new(1);
+/// Heap admissions and region page tables: the first, then every `n`th.
+static META: Injector = Injector::new(0);
 
 /// Make every `n`th pool or workload frame allocation fail (`0` turns injection off and resets the
 /// counters).
 pub fn set_fail_every(n: u64) {
-    FAIL_EVERY.store(n, Ordering::Relaxed);
-    FAIL_CALLS.store(0, Ordering::Relaxed);
-    FAIL_INJECTED.store(0, Ordering::Relaxed);
+    FRAMES.set(n);
 }
 
 /// Allocations failed on purpose since [`set_fail_every`].
 pub fn injected_failures() -> u64 {
-    FAIL_INJECTED.load(Ordering::Relaxed)
+    FRAMES.injected()
 }
 
 fn inject(order: u8, owner: Owner) -> Result<(), FrameError> {
-    let n = FAIL_EVERY.load(Ordering::Relaxed);
-    if n == 0 || (!owner.is_pool() && owner != Owner::WORKLOAD) {
-        return Ok(());
-    }
-    if (FAIL_CALLS.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(n) {
-        FAIL_INJECTED.fetch_add(1, Ordering::Relaxed);
+    if (owner.is_pool() || owner == Owner::WORKLOAD) && FRAMES.hit() {
         return Err(FrameError::OutOfMemory { order });
     }
     Ok(())
 }
 
-static META_EVERY: AtomicU64 = AtomicU64::new(0);
-static META_CALLS: AtomicU64 = AtomicU64::new(0);
-static META_INJECTED: AtomicU64 = AtomicU64::new(0);
-
 /// Make the first and then every `n`th heap admission or page-table frame allocation that has a fallback
 /// fail (module header; `0` turns injection off and resets the counters). The first fails so that a test
 /// knows a fresh mapping's first page table is refused.
 pub fn set_meta_fail_every(n: u64) {
-    META_EVERY.store(n, Ordering::Relaxed);
-    META_CALLS.store(0, Ordering::Relaxed);
-    META_INJECTED.store(0, Ordering::Relaxed);
+    META.set(n);
 }
 
 /// Heap and page-table allocations failed on purpose since [`set_meta_fail_every`].
 pub fn meta_injected_failures() -> u64 {
-    META_INJECTED.load(Ordering::Relaxed)
+    META.injected()
 }
 
 /// Whether this heap or page-table allocation (one with a fallback) is to fail: counts it.
 pub(super) fn inject_meta() -> bool {
-    let n = META_EVERY.load(Ordering::Relaxed);
-    if n != 0 && META_CALLS.fetch_add(1, Ordering::Relaxed).is_multiple_of(n) {
-        META_INJECTED.fetch_add(1, Ordering::Relaxed);
-        return true;
-    }
-    false
+    META.hit()
 }
 
 /// Allocate a block of `2^order` frames for `owner`.
