@@ -88,6 +88,7 @@ pub fn build_kernel_bins(
         cmd.arg("--release");
     }
     cmd.args(extra);
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", remap_flags(&path_prefixes()?).join("\x1f"));
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
     let mut child = cmd.spawn().context("running cargo build")?;
     let stdout = child.stdout.take().expect("piped");
@@ -97,6 +98,70 @@ pub fn build_kernel_bins(
         bail!("cargo build --package {package} --target {KERNEL_TARGET} failed");
     }
     Ok(bins)
+}
+
+/// Where the paths a kernel image would name are, on this machine, and the fixed names they get in it.
+///
+/// A kernel ELF names source files: in its panic messages (`core`'s and the registry crates' generic
+/// code, compiled into our crates, carries absolute paths) and in its debug information (every
+/// compilation unit's directories). The bootloader loads the whole file, debug information included,
+/// so the file's size decides how many frames are left to manage: with the paths as they are, a checkout
+/// whose cargo home or toolchain lives elsewhere boots with a few hundred frames more or fewer, and
+/// every figure that depends on free memory moves (CI once saw 231 frames more than this machine).
+/// Remapping the three prefixes makes the image the same bytes for the same sources and toolchain,
+/// wherever they are. Workspace files are already relative (cargo passes them so); the root is
+/// remapped for the debug information's compilation directory. `cargo xtask gdb` prints the
+/// `set substitute-path` commands that map the names back.
+pub struct PathPrefix {
+    /// The real prefix on this machine.
+    pub local: PathBuf,
+    /// What the image says instead.
+    pub image: String,
+}
+
+/// The three prefixes: the toolchain's `rust-src` (named as the precompiled `core` names itself,
+/// `/rustc/<commit>`), cargo's home (the registry's sources) and the workspace.
+pub fn path_prefixes() -> Result<Vec<PathPrefix>> {
+    let rustc = |args: &[&str]| -> Result<String> {
+        let mut cmd = Command::new("rustc");
+        clean_env(&mut cmd);
+        let out = cmd.args(args).current_dir(workspace_root()).output().context("running rustc")?;
+        if !out.status.success() {
+            bail!("rustc {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(String::from_utf8(out.stdout).context("rustc printed non-UTF-8")?)
+    };
+    let sysroot = PathBuf::from(rustc(&["--print", "sysroot"])?.trim());
+    let version = rustc(&["-vV"])?;
+    let Some(commit) = version.lines().find_map(|l| l.strip_prefix("commit-hash: ")) else {
+        bail!("`rustc -vV` names no commit-hash, so the kernel's core paths cannot be named as core names them");
+    };
+    let cargo_home = match std::env::var_os("CARGO_HOME") {
+        Some(home) => PathBuf::from(home),
+        None => match std::env::var_os("HOME") {
+            Some(home) => Path::new(&home).join(".cargo"),
+            None => bail!("neither CARGO_HOME nor HOME is set, so cargo's registry cannot be found"),
+        },
+    };
+    let mut prefixes = Vec::new();
+    let mut add = |local: PathBuf, image: String| {
+        // A symlinked prefix can reach rustc either way; name both.
+        if let Ok(real) = local.canonicalize()
+            && real != local
+        {
+            prefixes.push(PathPrefix { local: real, image: image.clone() });
+        }
+        prefixes.push(PathPrefix { local, image });
+    };
+    add(sysroot.join("lib/rustlib/src/rust"), format!("/rustc/{commit}"));
+    add(cargo_home, "/cargo".to_string());
+    add(workspace_root(), "/zkernel".to_string());
+    Ok(prefixes)
+}
+
+/// rustc's `--remap-path-prefix` flags for `prefixes`.
+pub fn remap_flags(prefixes: &[PathPrefix]) -> Vec<String> {
+    prefixes.iter().map(|p| format!("--remap-path-prefix={}={}", p.local.display(), p.image)).collect()
 }
 
 /// The executables among the `compiler-artifact` messages of `cargo build --message-format json…`:

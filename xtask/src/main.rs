@@ -336,8 +336,13 @@ fn run(o: &RunOpts, gdb: bool) -> Result<ExitCode> {
     let prepared = prepare_run(o, gdb, true, "zkernel")?;
     if gdb {
         println!("QEMU is stopped at the first instruction with the gdb stub on :1234. In another terminal:");
+        // The image names its sources by remapped prefixes (cargo::path_prefixes); map them back.
+        let substitute: String = cargo::path_prefixes()?
+            .iter()
+            .map(|p| format!(" -ex 'set substitute-path {} {}'", p.image, p.local.display()))
+            .collect();
         println!(
-            "    gdb -ex 'add-symbol-file {} -o {:#x}' -ex 'target remote :1234' -ex 'break kernel_main' -ex continue",
+            "    gdb{substitute} -ex 'add-symbol-file {} -o {:#x}' -ex 'target remote :1234' -ex 'break kernel_main' -ex continue",
             prepared.elf.display(),
             memmap::layout::KERNEL_BASE
         );
