@@ -105,9 +105,9 @@ pub fn build_kernel_bins(
 /// A kernel ELF names source files: in its panic messages (`core`'s and the registry crates' generic
 /// code, compiled into our crates, carries absolute paths) and in its debug information (every
 /// compilation unit's directories). The bootloader loads the whole file, debug information included,
-/// so the file's size decides how many frames are left to manage: with the paths as they are, a checkout
-/// whose cargo home or toolchain lives elsewhere boots with a few hundred frames more or fewer, and
-/// every figure that depends on free memory moves (CI once saw 231 frames more than this machine).
+/// so the file's size decides how many frames are left to manage: with the paths as they are, a machine
+/// whose cargo home or toolchain lives elsewhere boots with other frame counts (homes 2 and 3 bytes
+/// shorter gave 2 frames more), and every figure that depends on managed memory moves with them.
 /// Remapping the three prefixes makes the image the same bytes for the same sources and toolchain,
 /// wherever they are. Workspace files are already relative (cargo passes them so); the root is
 /// remapped for the debug information's compilation directory. `cargo xtask gdb` prints the

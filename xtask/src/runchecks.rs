@@ -15,6 +15,7 @@
 //! | `run_trace_page` | `--script tests/scripts/trace-page.txt`, `swap_cache=exclusive`, small workloads | page 16's trace in order: clock victim, swap_out, frontswap_store, compress, tmem_put, zs_malloc spanning two frames, kmap of the page and of both object frames in adjacent slots, frame freed; then fault, frontswap_load, tmem_get, zs_map_object, kmaps, decompress, mapped, zs_free; and a cleancache put and exclusive get of inode 0, the values agreeing from step to step |
 //! | `run_screenshot_swap` | `cargo xtask screenshot` on a swap run (`swap_mem=256 swap_accesses=2048`) | a PNG that decodes, of the framebuffer's size, with more than `screenshot::MIN_OWNER_COLOURS` owner colours in the map, zsmalloc's and the workload's among them |
 //! | `run_report_swap` | `cargo xtask report` on a swap run of the real pages (`swap_mem=256 swap_accesses=2048`) | report.md with the summary and a row per run, and at least 3 PNG plots that decode |
+//! | `run_image_names_no_local_path` | the demo kernel's build, not booted | the ELF (which the bootloader loads whole) holds none of this machine's prefixes: the toolchain's sources, cargo's home, the workspace (`cargo::path_prefixes`), so its size and the frames left to manage are the same on every machine |
 //! | `run_pool_table_matches_host` | `run_stats_pools`'s report, and the host's `pool-table` on the same objects | every pool's stored, refused, pool pages, reserve, object and metadata bytes equal, row by row |
 //!
 //! They run one at a time after the test kernels (each boots the same disk image).
@@ -53,6 +54,7 @@ pub fn checks() -> Vec<RunCheck> {
         RunCheck { name: "run_trace_page", check: trace_page },
         RunCheck { name: "run_screenshot_swap", check: screenshot_swap },
         RunCheck { name: "run_report_swap", check: report_swap },
+        RunCheck { name: "run_image_names_no_local_path", check: image_names_no_local_path },
     ]
 }
 
@@ -113,6 +115,25 @@ fn stats(o: &TestOpts, w: Workload, options: &[&str]) -> Result<String> {
     };
     ensure!(member, "the report has no {w:?} member");
     Ok(format!("report read back into zstats::Report, {w:?} member present"))
+}
+
+fn image_names_no_local_path(o: &TestOpts) -> Result<String> {
+    let prepared = prepare_run(&opts(o, None, &[]), false, true, "runcheck")?;
+    let elf = std::fs::read(&prepared.elf).with_context(|| format!("reading {}", prepared.elf.display()))?;
+    let prefixes = cargo::path_prefixes()?;
+    for p in &prefixes {
+        let local = p.local.to_string_lossy();
+        if let Some(at) = elf.windows(local.len()).position(|w| w == local.as_bytes()) {
+            bail!(
+                "{} names `{local}` at byte {at}: the image's size would depend on where this machine keeps it \
+                 (it should read `{}`)",
+                prepared.elf.display(),
+                p.image
+            );
+        }
+    }
+    let names: Vec<String> = prefixes.iter().map(|p| p.local.display().to_string()).collect();
+    Ok(format!("{} bytes, none of {}", elf.len(), names.join(", ")))
 }
 
 fn swap_on_every_cpu(o: &TestOpts) -> Result<String> {
