@@ -129,7 +129,7 @@ pub fn path_prefixes() -> Result<Vec<PathPrefix>> {
         if !out.status.success() {
             bail!("rustc {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
         }
-        Ok(String::from_utf8(out.stdout).context("rustc printed non-UTF-8")?)
+        String::from_utf8(out.stdout).context("rustc printed non-UTF-8")
     };
     let sysroot = PathBuf::from(rustc(&["--print", "sysroot"])?.trim());
     let version = rustc(&["-vV"])?;
