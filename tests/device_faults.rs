@@ -3,9 +3,10 @@
 //!
 //! | case | injected | what must hold |
 //! |---|---|---|
-//! | `failed_swap_outs_keep_pages_resident` | every 3rd disk write fails (tmem off) | each failed swap-out maps its page back; the run ends with 0 mismatches, 0 pages lost, and reports the first error |
+//! | `failed_swap_outs_keep_pages_resident` | every 3rd disk write fails (tmem off) | each failed swap-out maps its page back and reclaim takes the next victim: `swapout_failures` equals the failed writes, no step over budget, 0 mismatches, 0 pages lost, no run error |
+//! | `a_disk_that_fails_every_write_fails_the_run_and_loses_nothing` | every disk write fails (tmem off) | each reclaim gives up after `swap::MAX_FAILED_SWAPOUTS` failures, steps go over budget, the run reports the first error; 0 mismatches, 0 pages lost |
 //! | `failed_writeback_keeps_pages_in_tmem` | every disk write fails, with a tmem so small that writeback must run | no page written back, none lost, 0 mismatches: each page stays in tmem or resident |
-//! | `frame_and_disk_faults_together_lose_nothing` | every 13th workload frame allocation and every 7th disk write fail together (the soak's mix) | a fault whose frame allocation failed reclaims, that swap-out fails, the allocation is retried: no access fails, 0 mismatches, 0 lost |
+//! | `frame_and_disk_faults_together_lose_nothing` | every 13th workload frame allocation and every 7th disk write fail together (the soak's mix) | a fault whose frame allocation failed reclaims, that swap-out fails, the allocation is retried: no access fails, every failed write is a counted `swapout_failures`, no step over budget, no run error, 0 mismatches, 0 lost |
 //! | `failed_swap_in_loses_that_page_only` | the 5th disk read fails (tmem off) | exactly one page lost; every access to it fails with "page lost", every other page reads back intact |
 //! | `corrupt_tmem_copies_are_lost_pages` | a byte flipped in two compressed copies in tmem: the oldest (then writeback runs) and another | writeback skips the corrupt oldest page and writes back the next; both pages are lost (their loads fail the check), no other page is |
 //! | `frames_and_slots_accounted` | — | the free frame count is back where it started |
@@ -32,6 +33,10 @@ zkernel::test_kernel!(
     "device_faults",
     &[
         Case::returns("failed_swap_outs_keep_pages_resident", failed_swap_outs_keep_pages_resident),
+        Case::returns(
+            "a_disk_that_fails_every_write_fails_the_run_and_loses_nothing",
+            a_disk_that_fails_every_write_fails_the_run_and_loses_nothing,
+        ),
         Case::returns("failed_writeback_keeps_pages_in_tmem", failed_writeback_keeps_pages_in_tmem),
         Case::returns("frame_and_disk_faults_together_lose_nothing", frame_and_disk_faults_together_lose_nothing),
         Case::returns("failed_swap_in_loses_that_page_only", failed_swap_in_loses_that_page_only),
@@ -88,27 +93,58 @@ fn injected() -> u64 {
     virtio_blk::disk("swap").expect("the swap disk").lock().injection().injected
 }
 
-/// Run `spec` step by step: the result, and the run's error if its end reported one.
-fn run_to_end(spec: &RunSpec) -> (zkernel::workload::swap_run::Progress, Option<SwapError>) {
+/// Run `spec` step by step: the progress, the swapper's counters at the end, and the run's error.
+fn run_with_stats(
+    spec: &RunSpec,
+) -> (zkernel::workload::swap_run::Progress, zkernel::swap::SwapStats, Option<SwapError>) {
     let mut run = SwapRun::start(spec).expect("the swapper installs");
     while run.step() {}
     let progress = run.progress();
+    let stats = zkernel::swap::stats().expect("installed");
     let error = run.finish().err();
-    (progress, error)
+    (progress, stats, error)
 }
 
 fn failed_swap_outs_keep_pages_resident() {
     FREE_AT_START.store(free_frames(), Ordering::Relaxed);
     inject(Some(Injection { every: 3, at: 0, kind: FaultKind::Error, op: FaultOp::Write }));
-    let (p, error) = run_to_end(&spec(None));
+    let (p, stats, error) = run_with_stats(&spec(None));
     let n = injected();
     inject(None);
     println!(
-        "  {} accesses, {n} disk writes failed; mismatches {}, lost {}; run error: {error:?}",
-        p.accesses, p.mismatches, p.pages_lost
+        "  {} accesses, {n} disk writes failed, {} swap-outs failed, {} written; over budget {} steps; \
+         mismatches {}, lost {}; run error: {error:?}",
+        p.accesses, stats.swapout_failures, stats.disk_writes, stats.over_budget_steps, p.mismatches, p.pages_lost
     );
     assert!(n > 10, "only {n} injected write errors");
     assert_eq!((p.mismatches, p.pages_lost, p.dirty_zero_fills), (0, 0, 0));
+    // tmem is off: every disk write is a swap-out, so every failed write is a failed swap-out.
+    assert_eq!(stats.swapout_failures, n, "each failed write is one failed swap-out");
+    // A failed swap-out is passed over for the next victim: the run stays within its memory and passes.
+    assert_eq!(stats.over_budget_steps, 0, "reclaim found another page each time");
+    assert_eq!(error, None, "an occasional failed swap-out is counted, not a run error");
+}
+
+/// A disk that fails every write: each make_room gives up after swap::MAX_FAILED_SWAPOUTS failures and
+/// the access goes over budget; the run reports the first error, and still loses nothing.
+fn a_disk_that_fails_every_write_fails_the_run_and_loses_nothing() {
+    let mut s = spec(None);
+    s.accesses = REGION;
+    inject(Some(Injection { every: 1, at: 0, kind: FaultKind::Error, op: FaultOp::Write }));
+    let (p, stats, error) = run_with_stats(&s);
+    let n = injected();
+    inject(None);
+    println!(
+        "  {} accesses, {n} disk writes failed, {} swap-outs failed, {} written; over budget {} steps; \
+         mismatches {}, lost {}; run error: {error:?}",
+        p.accesses, stats.swapout_failures, stats.disk_writes, stats.over_budget_steps, p.mismatches, p.pages_lost
+    );
+    assert_eq!(stats.disk_writes, 0, "no write succeeded");
+    assert_eq!(stats.swapout_failures, n);
+    // Every access past the budget gave up after the bound, no more, no fewer.
+    assert_eq!(stats.swapout_failures % swap::MAX_FAILED_SWAPOUTS, 0, "make_room gives up after exactly the bound");
+    assert!(stats.over_budget_steps > 0, "the region cannot fit, so steps went over");
+    assert_eq!((p.mismatches, p.pages_lost, p.lost_accesses), (0, 0, 0));
     assert_eq!(error, Some(SwapError::Disk(BlkError::Injected)), "the run reports its first swap-out error");
 }
 
@@ -151,17 +187,20 @@ fn failed_writeback_keeps_pages_in_tmem() {
 fn frame_and_disk_faults_together_lose_nothing() {
     inject(Some(Injection { every: 7, at: 0, kind: FaultKind::Error, op: FaultOp::Write }));
     frames::set_fail_every(13);
-    let (p, error) = run_to_end(&spec(None));
+    let (p, stats, error) = run_with_stats(&spec(None));
     let frame_faults = frames::injected_failures();
     frames::set_fail_every(0);
     let n = injected();
     inject(None);
     println!(
-        "  {frame_faults} frame allocations and {n} disk writes failed; {} accesses, mismatches {}, lost {}; run error: {error:?}",
-        p.accesses, p.mismatches, p.pages_lost
+        "  {frame_faults} frame allocations and {n} disk writes failed ({} swap-outs failed); {} accesses, \
+         over budget {} steps, mismatches {}, lost {}; run error: {error:?}",
+        stats.swapout_failures, p.accesses, stats.over_budget_steps, p.mismatches, p.pages_lost
     );
     assert!(frame_faults > 10 && n > 10, "both kinds of fault were injected");
     assert_eq!((p.mismatches, p.pages_lost, p.lost_accesses), (0, 0, 0), "no access failed");
+    assert_eq!(stats.swapout_failures, n, "each failed write is one failed swap-out, passed over");
+    assert_eq!((stats.over_budget_steps, error), (0, None), "the run stayed within its memory and passed");
 }
 
 fn failed_swap_in_loses_that_page_only() {

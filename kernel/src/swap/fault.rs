@@ -207,11 +207,10 @@ impl Swapper {
                     attempt += 1;
                     frame = back;
                     self.stats.alloc_failures += 1;
-                    // Nothing to reclaim (`Ok(false)`) still retries: an injected refusal passes next time.
-                    if let Err(err) = self.reclaim_one() {
-                        log::error!("swap: reclaim for a page table failed: {err}");
-                        self.error.get_or_insert(err);
-                    }
+                    // Nothing to reclaim (`Ok(false)`) still retries: an injected refusal passes next time. A
+                    // failed swap-out (counted in swapout_failures, its page still resident) is passed over
+                    // too, as make_room does: the retries are bounded.
+                    let _ = self.reclaim_one();
                     self.make_room()?;
                 }
                 Err((e, _frame)) => return Err(SwapError::Region(e)),
@@ -227,19 +226,15 @@ impl Swapper {
                 Err(e) => {
                     last = e;
                     self.stats.alloc_failures += 1;
-                    if self.clock.is_empty() {
-                        break;
-                    }
-                    // A swap-out that fails here (a disk error) put its victim back: note it for the run's
-                    // report and try the allocation again, as make_room does — the fault itself has not
-                    // failed (found by `cargo xtask soak`: every 13th frame and every 7th write failing).
-                    match self.reclaim_one() {
-                        Ok(true) => {}
-                        Ok(false) => break,
-                        Err(err) => {
-                            log::error!("swap: reclaim for a frame failed: {err}");
-                            self.error.get_or_insert(err);
-                        }
+                    // Reclaim one page and try the allocation again, bounded by ALLOC_RETRIES. A swap-out
+                    // that fails here (a disk error, a pool out of frames) put its victim back and was
+                    // counted in swapout_failures: pass over it, as make_room does; the fault itself has
+                    // not failed (found by `cargo xtask soak`: every 13th frame and every 7th write
+                    // failing). Nothing to reclaim (`Ok(false)`, an empty clock: zram's pool can hold
+                    // nearly all of N) still retries, as map_frame does: a refusal that was injected, or a
+                    // frame another CPU gives back, passes next time; real exhaustion fails every retry.
+                    if !self.clock.is_empty() {
+                        let _ = self.reclaim_one();
                     }
                     // That reclaim's store may have grown the pool: make room under the accounting again
                     // before the retried frame is mapped.

@@ -11,7 +11,8 @@
 //!        Clean   ──► free the frame: no store, no write (clean_reclaims_saved)
 //!        Rewrite ──► the kept copy is stale: store again at the same slot
 //!        Store   ──► write_out: frontswap (tmem full: writeback first), else zram or the disk
-//!     on any error the mapping is put back: nothing is lost
+//!     on any error the mapping is put back: nothing is lost, and make_room tries the next victim
+//!     (swap::MAX_FAILED_SWAPOUTS failures in one call end it with the first error)
 //! ```
 
 use swap::cache::Reclaim;
@@ -84,8 +85,9 @@ impl Swapper {
         let acct = self.acct;
         let room = match swap::make_room(acct, 1, self) {
             Ok(r) => r,
-            // A swap-out failed (the victim is back where it was): note it for the run's report and let
-            // this access complete over budget.
+            // swap::MAX_FAILED_SWAPOUTS swap-outs failed in a row (each victim is back where it was), or
+            // the pool could not shrink: note it for the run's report and let this access complete over
+            // budget.
             Err(e) => {
                 log::error!("swap: reclaim failed: {e}");
                 self.error.get_or_insert(e);
@@ -138,10 +140,17 @@ impl Swapper {
                 Ok(false)
             }
             // An error leaves the page mapped where it was, unless even that failed (then its PTE holds the
-            // swap entry and the page is not resident).
+            // swap entry and the page is not resident). swap::make_room passes over it to the next victim.
             Err(e) => {
                 if self.region.entry(victim).is_ok_and(|p| p.is_present()) {
                     self.clock.insert(victim);
+                }
+                self.stats.swapout_failures += 1;
+                if self.stats.swapout_failures == 1 {
+                    log::warn!(
+                        "swap: swap-out of page {victim} failed ({e}): it stays resident and reclaim tries the next \
+                         page (each failure is counted in swapout_failures)"
+                    );
                 }
                 Err(e)
             }

@@ -414,8 +414,14 @@ pub fn run_demo(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
                     print_run(&r);
                     if let Some(n) = disk_faults {
                         println!(
-                            "                            swap disk faults injected: {n}; pages lost: {}",
-                            r.stats.pages_lost
+                            "                            swap disk faults injected: {n}; pages lost: {}; swap-outs \
+                             failed (pages kept resident): {}",
+                            r.stats.pages_lost, r.stats.swapout_failures
+                        );
+                    } else if r.stats.swapout_failures > 0 {
+                        println!(
+                            "                            swap-outs failed (pages kept resident): {}; pages lost: {}",
+                            r.stats.swapout_failures, r.stats.pages_lost
                         );
                     }
                     check_run_with(&r, failures, disk_faults.is_some());

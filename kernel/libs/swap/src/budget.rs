@@ -39,7 +39,10 @@
 //! 1. **Fault-in, before a frame is allocated**: [`make_room`]`(acct, 1, ..)`. It loops:
 //!    1. the pool above its cap? shrink it (write back or drop one tmem page) and look again;
 //!    2. R + 1 + P > N and a page is resident? reclaim one page and look again. A dirty page is stored,
-//!       which may *grow* P: that is why the loop looks again instead of counting;
+//!       which may *grow* P: that is why the loop looks again instead of counting. A swap-out that
+//!       fails (a device error, a pool out of frames) leaves its page resident behind the clock's hand;
+//!       the loop passes over it to the next victim ([`Room::failed`]) and returns the first error only
+//!       after [`MAX_FAILED_SWAPOUTS`] failures;
 //!    3. still R + 1 + P > N but nothing resident could go? shrink the pool and look again;
 //!    4. else stop: it fits, or nothing could move (out of swap with an empty pool: the step goes over N
 //!       rather than lose a page, and [`Room::fits`] says so).
@@ -60,7 +63,8 @@
 //! pool; a shrink that reports progress removes one object (or one kept copy). So 2R + objects + kept copies
 //! falls at every turn of the loop, whatever each store costs in frames, and the loop ends. [`make_room`]
 //! also checks that R really fell after a reported reclaim, so a reclaimer that lies stops the loop
-//! instead of spinning.
+//! instead of spinning. A failed swap-out changes nothing, and at most [`MAX_FAILED_SWAPOUTS`] − 1 of them
+//! are passed over in one call.
 //!
 //! # Worked example
 //!
@@ -247,6 +251,12 @@ pub trait Reclaimer {
     fn shrink_pool(&mut self) -> Result<bool, Self::Error>;
 }
 
+/// Failed swap-outs one [`make_room`] passes over before it gives up with the first one's error. A failed
+/// swap-out leaves its page resident and mapped (Linux re-dirties the page and reclaim moves on), so the
+/// loop tries the next victim: a device that fails now and then costs a few retries, one that fails every
+/// write ends the loop here instead of trying every resident page.
+pub const MAX_FAILED_SWAPOUTS: u64 = 8;
+
 /// What one [`make_room`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Room {
@@ -254,6 +264,9 @@ pub struct Room {
     pub reclaimed: u64,
     /// Pool objects removed by shrinking.
     pub shrunk: u64,
+    /// Swap-outs that failed and were passed over (each page stayed resident; the reclaimer counts and
+    /// reports them). Fewer than [`MAX_FAILED_SWAPOUTS`], or make_room would have returned the error.
+    pub failed: u64,
     /// `need` frames fit under the accounting now; `false`: nothing more could move (out of swap and an
     /// empty or unshrinkable pool), the step will go over.
     pub fits: bool,
@@ -263,6 +276,7 @@ pub struct Room {
 /// its cap, or nothing more can move.
 pub fn make_room<M: Reclaimer>(acct: Accounting, need: u64, m: &mut M) -> Result<Room, M::Error> {
     let mut room = Room::default();
+    let mut first_failure = None;
     loop {
         let (resident, pool) = (m.resident(), m.pool_pages());
         let short = !acct.fits(resident, pool, need);
@@ -276,15 +290,30 @@ pub fn make_room<M: Reclaimer>(acct: Accounting, need: u64, m: &mut M) -> Result
             room.shrunk += 1;
             continue;
         }
-        // 2. Reclaim a resident page; its store may grow the pool, so look again.
-        if short && resident > 0 && m.reclaim_one()? {
-            if m.resident() >= resident {
-                // A reclaimer that reports progress without making any: stop rather than spin.
-                room.fits = false;
-                return Ok(room);
+        // 2. Reclaim a resident page; its store may grow the pool, so look again. A swap-out that fails
+        //    leaves its page resident behind the clock's hand: try the next victim, up to a bound.
+        if short && resident > 0 {
+            match m.reclaim_one() {
+                Ok(true) => {
+                    if m.resident() >= resident {
+                        // A reclaimer that reports progress without making any: stop rather than spin.
+                        room.fits = false;
+                        return Ok(room);
+                    }
+                    room.reclaimed += 1;
+                    continue;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    room.failed += 1;
+                    let first = first_failure.take().unwrap_or(e);
+                    if room.failed >= MAX_FAILED_SWAPOUTS {
+                        return Err(first);
+                    }
+                    first_failure = Some(first);
+                    continue;
+                }
             }
-            room.reclaimed += 1;
-            continue;
         }
         // 3. Nothing resident could go: the pool shrinks even under its cap (equal memory only).
         if short && !pool_over && acct.pool_cap().is_some() && pool > 0 && m.shrink_pool()? {
@@ -385,7 +414,7 @@ mod tests {
         let acct = Accounting::Equal(MemoryBudget::new(4).unwrap());
         let mut s = Script { resident: 4, objects: 0, cost: 1, slots: 100, calls: Vec::new() };
         let room = make_room(acct, 1, &mut s).unwrap();
-        assert_eq!(room, Room { reclaimed: 4, shrunk: 1, fits: true });
+        assert_eq!(room, Room { reclaimed: 4, shrunk: 1, failed: 0, fits: true });
         assert_eq!(s.calls, ["reclaim", "reclaim", "reclaim", "reclaim", "shrink"]);
         assert_eq!((s.resident, s.pool_pages()), (0, 3));
     }
@@ -396,7 +425,7 @@ mod tests {
         let mut s = Script { resident: 2, objects: 3, cost: 2, slots: 100, calls: Vec::new() };
         let room = make_room(acct, 1, &mut s).unwrap();
         // P = 6 > cap 2: shrink twice (P = 2), then R + 1 + P = 5 ≤ 10.
-        assert_eq!(room, Room { reclaimed: 0, shrunk: 2, fits: true });
+        assert_eq!(room, Room { reclaimed: 0, shrunk: 2, failed: 0, fits: true });
         assert_eq!(s.calls, ["shrink", "shrink"]);
     }
 
@@ -405,13 +434,13 @@ mod tests {
         let acct = Accounting::Equal(MemoryBudget::new(2).unwrap());
         let mut s = Script { resident: 2, objects: 0, cost: 1, slots: 0, calls: Vec::new() };
         let room = make_room(acct, 1, &mut s).unwrap();
-        assert_eq!(room, Room { reclaimed: 0, shrunk: 0, fits: false });
+        assert_eq!(room, Room { reclaimed: 0, shrunk: 0, failed: 0, fits: false });
         assert_eq!(s.calls, ["reclaim"]);
         // Out of swap with a pool: the pool shrinks instead, and that is enough here.
         let acct = Accounting::Equal(MemoryBudget::new(3).unwrap());
         let mut s = Script { resident: 2, objects: 1, cost: 1, slots: 0, calls: Vec::new() };
         let room = make_room(acct, 1, &mut s).unwrap();
-        assert_eq!(room, Room { reclaimed: 0, shrunk: 1, fits: true });
+        assert_eq!(room, Room { reclaimed: 0, shrunk: 1, failed: 0, fits: true });
         assert_eq!(s.calls, ["reclaim", "shrink"]);
     }
 
@@ -420,7 +449,7 @@ mod tests {
         let acct = Accounting::Fixed(FixedBudget::new(2).unwrap());
         let mut s = Script { resident: 2, objects: 50, cost: 1, slots: 100, calls: Vec::new() };
         let room = make_room(acct, 1, &mut s).unwrap();
-        assert_eq!(room, Room { reclaimed: 1, shrunk: 0, fits: true });
+        assert_eq!(room, Room { reclaimed: 1, shrunk: 0, failed: 0, fits: true });
         assert_eq!(s.calls, ["reclaim"]);
     }
 
@@ -442,10 +471,64 @@ mod tests {
         }
     }
 
+    /// A reclaimer whose device fails the swap-outs `fail` says (by attempt number, from 0); every other
+    /// swap-out moves one page to the disk (nothing in the pool).
+    struct Flaky {
+        resident: u64,
+        attempts: u64,
+        fail: fn(u64) -> bool,
+    }
+
+    impl Reclaimer for Flaky {
+        type Error = u64;
+        fn resident(&self) -> u64 {
+            self.resident
+        }
+        fn pool_pages(&self) -> u64 {
+            0
+        }
+        fn reclaim_one(&mut self) -> Result<bool, u64> {
+            let attempt = self.attempts;
+            self.attempts += 1;
+            if (self.fail)(attempt) {
+                return Err(attempt);
+            }
+            self.resident -= 1;
+            Ok(true)
+        }
+        fn shrink_pool(&mut self) -> Result<bool, u64> {
+            Ok(false)
+        }
+    }
+
+    #[test]
+    fn a_failed_swap_out_is_passed_over_for_the_next_victim() {
+        // N = 4, R = 4: one page must go. The first two attempts fail; the third moves a page.
+        let acct = Accounting::Equal(MemoryBudget::new(4).unwrap());
+        let mut f = Flaky { resident: 4, attempts: 0, fail: |a| a < 2 };
+        let room = make_room(acct, 1, &mut f).unwrap();
+        assert_eq!(room, Room { reclaimed: 1, shrunk: 0, failed: 2, fits: true });
+        assert_eq!((f.resident, f.attempts), (3, 3));
+    }
+
+    #[test]
+    fn a_device_that_fails_every_swap_out_ends_the_loop_with_the_first_error() {
+        let acct = Accounting::Equal(MemoryBudget::new(4).unwrap());
+        let mut f = Flaky { resident: 4, attempts: 0, fail: |_| true };
+        assert_eq!(make_room(acct, 1, &mut f), Err(0), "the first failure is the one reported");
+        assert_eq!(f.attempts, MAX_FAILED_SWAPOUTS, "it gave up after the bound, not before or after");
+        assert_eq!(f.resident, 4);
+        // One short of the bound, then success: no error.
+        let mut f = Flaky { resident: 4, attempts: 0, fail: |a| a + 1 < MAX_FAILED_SWAPOUTS };
+        let room = make_room(acct, 1, &mut f).unwrap();
+        assert_eq!(room.failed, MAX_FAILED_SWAPOUTS - 1);
+        assert!(room.fits);
+    }
+
     #[test]
     fn a_reclaimer_that_makes_no_progress_cannot_hang_the_loop() {
         let acct = Accounting::Equal(MemoryBudget::new(3).unwrap());
-        assert_eq!(make_room(acct, 1, &mut Liar), Ok(Room { reclaimed: 0, shrunk: 0, fits: false }));
+        assert_eq!(make_room(acct, 1, &mut Liar), Ok(Room { reclaimed: 0, shrunk: 0, failed: 0, fits: false }));
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub mod entry;
 pub mod pattern;
 pub mod slots;
 
-pub use budget::{Accounting, BudgetError, FixedBudget, MemoryBudget, Reclaimer, Room, make_room};
+pub use budget::{Accounting, BudgetError, FixedBudget, MAX_FAILED_SWAPOUTS, MemoryBudget, Reclaimer, Room, make_room};
 pub use cache::{Backing, CacheError, CacheMode, SwapCache, SwapCacheStats, SwapCopy};
 pub use clock::Clock;
 pub use entry::SwapEntry;

@@ -569,6 +569,10 @@ pub struct SwapStatsReport {
     /// tmem pages whose writeback to the disk failed: each stayed in tmem.
     #[serde(default)]
     pub writeback_failures: u64,
+    /// Swap-outs that failed (a device error, a pool out of frames): each page stayed resident and
+    /// reclaim went on to the next victim (`swap::MAX_FAILED_SWAPOUTS` in a row end it with the error).
+    #[serde(default)]
+    pub swapout_failures: u64,
     /// The most pool frames (tmem or zram) held at the end of a reclaim.
     pub peak_pool_pages: u64,
     /// The most resident pages + pool frames at the end of a reclaim (≤ N under equal memory).
