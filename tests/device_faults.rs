@@ -105,10 +105,12 @@ fn run_with_stats(
     (progress, stats, error)
 }
 
-fn failed_swap_outs_keep_pages_resident() {
-    FREE_AT_START.store(free_frames(), Ordering::Relaxed);
-    inject(Some(Injection { every: 3, at: 0, kind: FaultKind::Error, op: FaultOp::Write }));
-    let (p, stats, error) = run_with_stats(&spec(None));
+/// [`run_with_stats`] under the injection the caller set, which it clears: also the failed writes, and
+/// one line with what the swap-out cases assert on.
+fn run_failing_writes(
+    spec: &RunSpec,
+) -> (zkernel::workload::swap_run::Progress, zkernel::swap::SwapStats, Option<SwapError>, u64) {
+    let (p, stats, error) = run_with_stats(spec);
     let n = injected();
     inject(None);
     println!(
@@ -116,6 +118,13 @@ fn failed_swap_outs_keep_pages_resident() {
          mismatches {}, lost {}; run error: {error:?}",
         p.accesses, stats.swapout_failures, stats.disk_writes, stats.over_budget_steps, p.mismatches, p.pages_lost
     );
+    (p, stats, error, n)
+}
+
+fn failed_swap_outs_keep_pages_resident() {
+    FREE_AT_START.store(free_frames(), Ordering::Relaxed);
+    inject(Some(Injection { every: 3, at: 0, kind: FaultKind::Error, op: FaultOp::Write }));
+    let (p, stats, error, n) = run_failing_writes(&spec(None));
     assert!(n > 10, "only {n} injected write errors");
     assert_eq!((p.mismatches, p.pages_lost, p.dirty_zero_fills), (0, 0, 0));
     // tmem is off: every disk write is a swap-out, so every failed write is a failed swap-out.
@@ -131,14 +140,7 @@ fn a_disk_that_fails_every_write_fails_the_run_and_loses_nothing() {
     let mut s = spec(None);
     s.accesses = REGION;
     inject(Some(Injection { every: 1, at: 0, kind: FaultKind::Error, op: FaultOp::Write }));
-    let (p, stats, error) = run_with_stats(&s);
-    let n = injected();
-    inject(None);
-    println!(
-        "  {} accesses, {n} disk writes failed, {} swap-outs failed, {} written; over budget {} steps; \
-         mismatches {}, lost {}; run error: {error:?}",
-        p.accesses, stats.swapout_failures, stats.disk_writes, stats.over_budget_steps, p.mismatches, p.pages_lost
-    );
+    let (p, stats, error, n) = run_failing_writes(&s);
     assert_eq!(stats.disk_writes, 0, "no write succeeded");
     assert_eq!(stats.swapout_failures, n);
     // Every access past the budget gave up after the bound, no more, no fewer.
