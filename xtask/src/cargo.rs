@@ -108,8 +108,8 @@ pub fn build_kernel_bins(
 /// so the file's size decides how many frames are left to manage: with the paths as they are, a machine
 /// whose cargo home or toolchain lives elsewhere boots with other frame counts (homes 2 and 3 bytes
 /// shorter gave 2 frames more), and every figure that depends on managed memory moves with them.
-/// Remapping the three prefixes makes the image the same bytes for the same sources and toolchain,
-/// wherever they are. Workspace files are already relative (cargo passes them so); the root is
+/// Remapping the three prefixes makes a cold build the same bytes for the same sources and toolchain,
+/// wherever they are (an incremental build can differ from a cold one by a few bytes). Workspace files are already relative (cargo passes them so); the root is
 /// remapped for the debug information's compilation directory. `cargo xtask gdb` prints the
 /// `set substitute-path` commands that map the names back.
 pub struct PathPrefix {
