@@ -2,8 +2,9 @@
 //! sample as page contents, runs to the end with every page checksummed on every access, in three
 //! configurations — tmem off (all swap I/O to the virtio-blk disk), tmem with zsmalloc, tmem with zbud —
 //! and the tmem runs must need fewer disk I/Os. Then: a tmem limit so small that writeback runs, fault
-//! injection (every 7th pool/workload frame allocation fails), a swap device too small (out of swap is
-//! reported and no page is lost), and every frame and slot given back.
+//! injection (every 7th pool/workload frame allocation fails, or one in 7 at random; the random
+//! schedule's own properties; zram under the random one, where it fits and where it does not), a swap device too small (out of
+//! swap is reported and no page is lost), and every frame and slot given back.
 #![no_std]
 #![no_main]
 
@@ -33,6 +34,11 @@ zkernel::test_kernel!(
         Case::returns("sequential_and_random_patterns", sequential_and_random_patterns),
         Case::returns("full_tmem_writes_back_oldest", full_tmem_writes_back_oldest),
         Case::returns("fault_injection_loses_nothing", fault_injection_loses_nothing),
+        Case::returns(
+            "random_frame_faults_are_one_in_n_and_repeatable",
+            random_frame_faults_are_one_in_n_and_repeatable
+        ),
+        Case::returns("zram_survives_random_frame_faults", zram_survives_random_frame_faults),
         Case::returns("out_of_swap_is_reported", out_of_swap_is_reported),
         Case::returns("fixed_budget_mode_puts_the_pool_on_top", fixed_budget_mode_puts_the_pool_on_top),
         Case::returns("swap_cache_saves_clean_reclaims", swap_cache_saves_clean_reclaims),
@@ -209,6 +215,95 @@ fn fault_injection_loses_nothing() {
     assert!(injected > 0);
     assert!(s.alloc_failures > 0, "workload frame allocations failed and were retried");
     assert!(s.frontswap_refused > 0, "pool frame allocations failed and the stores went to disk");
+}
+
+/// The random schedule (`fail_frame_schedule=random`): about one workload frame allocation in N fails,
+/// the same ones again for the same seed, others for another seed; and nothing else is counted.
+fn random_frame_faults_are_one_in_n_and_repeatable() {
+    const CALLS: usize = 4000;
+    const N: u64 = 7;
+    let pattern = |seed: u64| {
+        frames::set_fail_random(N, seed);
+        let failed: alloc::vec::Vec<bool> =
+            (0..CALLS).map(|_| zkernel::mm::frames::OwnedFrame::alloc(Owner::WORKLOAD).is_err()).collect();
+        let injected = frames::injected_failures();
+        frames::set_fail_every(0);
+        assert_eq!(injected, failed.iter().filter(|f| **f).count() as u64, "every failure was an injected one");
+        failed
+    };
+    let (a, again, other) = (pattern(42), pattern(42), pattern(43));
+    let n = a.iter().filter(|f| **f).count() as u64;
+    // 4000 draws at 1/7: mean 571, standard deviation 22; ±20 % is more than 5 deviations.
+    let mean = CALLS as u64 / N;
+    println!(
+        "  random 1 in {N}: {n} of {CALLS} allocations failed (mean {mean}); seed 43: {}",
+        other.iter().filter(|f| **f).count()
+    );
+    assert!(n * 5 > mean * 4 && n * 5 < mean * 6, "{n} failures, expected about {mean}");
+    let differ = |x: &[bool], y: &[bool]| x.iter().zip(y).filter(|(p, q)| p != q).count();
+    assert_eq!(differ(&a, &again), 0, "the same seed fails the same allocations");
+    // Two independent draws at 1/7 differ at each call with chance 2·(1/7)·(6/7), about 980 of 4000.
+    let d = differ(&a, &other);
+    println!("  seeds 42 and 43 differ at {d} of {CALLS} allocations");
+    assert!(d > CALLS / 6, "seeds 42 and 43 fail nearly the same allocations ({d} differ)");
+    // Periodic for contrast: exactly every Nth.
+    frames::set_fail_every(N);
+    let periodic: alloc::vec::Vec<bool> =
+        (0..CALLS).map(|_| zkernel::mm::frames::OwnedFrame::alloc(Owner::WORKLOAD).is_err()).collect();
+    frames::set_fail_every(0);
+    let off_schedule = periodic.iter().enumerate().filter(|(i, f)| **f != (*i as u64 + 1).is_multiple_of(N)).count();
+    assert_eq!(off_schedule, 0, "every Nth fails, exactly");
+}
+
+/// zram as the swap device while one pool or workload frame allocation in 7 fails at random, at two sizes:
+/// - where zram fits (half the region as memory, as `zram_as_the_swap_device`): a store whose pool finds
+///   no frame is a failed swap-out passed over for the next victim, so the run still fits: no step over;
+/// - at the swap demo's tight size (`swap_mem=64`, a region of 192 pages), where zram does not fit and its
+///   pool sits at its limit: eight pool refusals in a row are zram out of memory, not a broken device, so
+///   the step goes over and the run goes on. Before that rule this run failed with the pool's error.
+///
+/// Nothing fails and nothing is lost in either. The periodic schedule (every 7th) can fail the tight run:
+/// each of a fault's nine tries made exactly 7 allocations, so every try's own was a 7th
+/// (docs/reliability.md, "Frame faults at a full zram").
+fn zram_survives_random_frame_faults() {
+    for (region, budget, accesses, fits) in [(REGION, REGION / 2, ACCESSES, true), (192, 64, 768, false)] {
+        let mut sp = spec(None, Pattern::Zipf);
+        sp.swap.device = Device::Zram;
+        sp.swap.region_pages = region;
+        sp.swap.budget_pages = budget;
+        sp.swap.slots = 4 * region;
+        sp.accesses = accesses;
+        sp.seed = 42;
+        frames::set_fail_random(7, 42);
+        let r = run(&sp);
+        let injected = frames::injected_failures();
+        frames::set_fail_every(0);
+        let r = r.unwrap_or_else(|e| panic!("memory {budget}: swap run failed: {e}"));
+        print_run(&r);
+        let s = &r.stats;
+        println!(
+            "  zram at memory {budget} of {region}, 1 frame allocation in 7 failing at random: {injected} failed, \
+             {} fault retries, {} swap-outs failed, {} steps over memory; mismatches {}, lost {}",
+            s.alloc_failures, s.swapout_failures, s.over_budget_steps, r.mismatches, r.pages_lost
+        );
+        assert!(injected > 20, "memory {budget}: only {injected} injected failures");
+        assert!(s.alloc_failures > 0, "memory {budget}: workload frame allocations failed and were retried");
+        assert!(s.swapout_failures > 0, "memory {budget}: zram's pool refused stores");
+        assert_eq!(
+            (r.mismatches, r.pages_lost, r.lost_accesses, r.dirty_zero_fills),
+            (0, 0, 0, 0),
+            "memory {budget}: no access failed"
+        );
+        assert_eq!(r.accesses, region + accesses);
+        assert_eq!(s.over_budget_steps == 0, fits, "memory {budget}: {} steps over", s.over_budget_steps);
+        assert_eq!(
+            (s.io(), s.swapouts),
+            (0, s.zram_writes + s.clean_reclaims_saved),
+            "memory {budget}: every swap-out went to zram or kept its copy"
+        );
+        let after = r.zram_after.expect("zram after teardown");
+        assert_eq!((after.orig_data_size, after.mem_used_total), (0, 0), "teardown empties zram");
+    }
 }
 
 fn out_of_swap_is_reported() {

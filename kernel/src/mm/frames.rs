@@ -14,10 +14,13 @@
 //!   and changes nothing.
 //! * Freeing is `unsafe`: the allocator can check its books, not whether the frame is still mapped or
 //!   referenced somewhere — that is the caller's promise.
-//! * **Fault injection** ([`set_fail_every`]; the swap demo's option `fail_frame_every=N`; Linux's
-//!   `fail_page_alloc`): every Nth
-//!   allocation for a pool or a workload page fails with `OutOfMemory`. Only those owners: they have a
-//!   fallback (a refused store goes to the swap disk, a fault reclaims and retries).
+//! * **Fault injection** ([`set_fail_every`], [`set_fail_random`]; the swap demo's options
+//!   `fail_frame_every=N` and `fail_frame_schedule`; Linux's `fail_page_alloc` with its `interval` or its
+//!   `probability`): every Nth allocation for a pool or a workload page, or each one with chance 1/N
+//!   from a fixed seed, fails with `OutOfMemory`. Only those owners: they have a fallback (a refused store
+//!   goes to the swap disk, a fault reclaims and retries). The random schedule exists because the
+//!   periodic one can fall in step with a caller: a fault whose every retry makes exactly N allocations
+//!   fails every retry (docs/reliability.md, "Frame faults in step with a retry").
 //! * **Metadata fault injection** ([`set_meta_fail_every`]): every Nth request for heap or page-table
 //!   memory *where the caller has a fallback* fails: a tmem store's admission against the heap
 //!   (`heap::admit`: the store is refused and goes to the disk) and the page tables a region mapping needs
@@ -25,7 +28,7 @@
 //!   softly (a `Box` or a `BTreeMap` node has no error path), so failing it would only test the panic;
 //!   admission is what keeps those allocations from ever finding the heap empty (docs/reliability.md).
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::arch::lock::{Lock, LockStats};
 use frame::{FrameAllocator, FrameError, FrameInfo, FrameStats, Owner, PcpList, Pfn};
@@ -85,34 +88,65 @@ fn poison(pfn: Pfn, frames: u64) {
     }
 }
 
-/// One fault-injection schedule: every `every`th call fails, counting from `first` (1: the `every`th
-/// call is the first to fail; 0: the very first call fails), and the failures are counted.
+/// One fault-injection schedule, with its failures counted. Periodic: every `every`th call fails,
+/// counting from `first` (1: the `every`th call is the first to fail; 0: the very first call fails).
+/// Random: each call fails with chance 1/`every`, drawn from a xorshift64* generator seeded by `set`.
 struct Injector {
     every: AtomicU64,
     calls: AtomicU64,
     injected: AtomicU64,
+    random: AtomicBool,
+    /// The generator's state (random schedule only; never 0).
+    state: AtomicU64,
     first: u64,
 }
 
 impl Injector {
     const fn new(first: u64) -> Self {
-        Injector { every: AtomicU64::new(0), calls: AtomicU64::new(0), injected: AtomicU64::new(0), first }
+        Injector {
+            every: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+            injected: AtomicU64::new(0),
+            random: AtomicBool::new(false),
+            state: AtomicU64::new(1),
+            first,
+        }
     }
 
-    fn set(&self, every: u64) {
-        self.every.store(every, Ordering::Relaxed);
+    /// Arm the schedule (`every` 0: off), resetting the counters; `seed` `Some` makes it random.
+    fn set(&self, every: u64, seed: Option<u64>) {
+        self.every.store(0, Ordering::Relaxed);
         self.calls.store(0, Ordering::Relaxed);
         self.injected.store(0, Ordering::Relaxed);
+        self.random.store(seed.is_some(), Ordering::Relaxed);
+        self.state.store(seed.map_or(1, seed_state), Ordering::Relaxed);
+        self.every.store(every, Ordering::Relaxed);
     }
 
     /// Whether this call is to fail (counted either way while injection is on).
     fn hit(&self) -> bool {
         let n = self.every.load(Ordering::Relaxed);
-        if n != 0 && (self.calls.fetch_add(1, Ordering::Relaxed) + self.first).is_multiple_of(n) {
-            self.injected.fetch_add(1, Ordering::Relaxed);
-            return true;
+        if n == 0 {
+            return false;
         }
-        false
+        let calls = self.calls.fetch_add(1, Ordering::Relaxed);
+        let fail = if self.random.load(Ordering::Relaxed) {
+            // One step of the generator, taken atomically so that two CPUs never draw the same number.
+            let step = |x: u64| {
+                let x = x ^ (x >> 12);
+                let x = x ^ (x << 25);
+                x ^ (x >> 27)
+            };
+            let old = self.state.try_update(Ordering::Relaxed, Ordering::Relaxed, |x| Some(step(x)));
+            let x = step(old.unwrap_or_else(|x| x));
+            (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32).is_multiple_of(n)
+        } else {
+            (calls + self.first).is_multiple_of(n)
+        };
+        if fail {
+            self.injected.fetch_add(1, Ordering::Relaxed);
+        }
+        fail
     }
 
     fn injected(&self) -> u64 {
@@ -120,7 +154,20 @@ impl Injector {
     }
 }
 
-/// Pool and workload frames: the `n`th, `2n`th… allocation fails.
+/// The generator's first state for `seed`: splitmix64's finaliser, a bijection, so two seeds never
+/// share a sequence (a test caught an earlier mix that gave seeds 42 and 43 the same one), and never 0,
+/// where xorshift would stay.
+fn seed_state(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    match z ^ (z >> 31) {
+        0 => 0x9E37_79B9_7F4A_7C15,
+        z => z,
+    }
+}
+
+/// Pool and workload frames: the `n`th, `2n`th… allocation fails, or one in `n` at random.
 static FRAMES: Injector = Injector::new(1);
 /// Heap admissions and region page tables: the first, then every `n`th.
 static META: Injector = Injector::new(0);
@@ -128,10 +175,17 @@ static META: Injector = Injector::new(0);
 /// Make every `n`th pool or workload frame allocation fail (`0` turns injection off and resets the
 /// counters).
 pub fn set_fail_every(n: u64) {
-    FRAMES.set(n);
+    FRAMES.set(n, None);
 }
 
-/// Allocations failed on purpose since [`set_fail_every`].
+/// Make each pool or workload frame allocation fail with chance 1/`n`, drawn from a generator seeded
+/// with `seed` (`0` for `n` turns injection off). One CPU making the same allocations sees the same
+/// failures for the same seed.
+pub fn set_fail_random(n: u64, seed: u64) {
+    FRAMES.set(n, Some(seed));
+}
+
+/// Allocations failed on purpose since [`set_fail_every`] or [`set_fail_random`].
 pub fn injected_failures() -> u64 {
     FRAMES.injected()
 }
@@ -147,7 +201,7 @@ fn inject(order: u8, owner: Owner) -> Result<(), FrameError> {
 /// fail (module header; `0` turns injection off and resets the counters). The first fails so that a test
 /// knows a fresh mapping's first page table is refused.
 pub fn set_meta_fail_every(n: u64) {
-    META.set(n);
+    META.set(n, None);
 }
 
 /// Heap and page-table allocations failed on purpose since [`set_meta_fail_every`].

@@ -85,9 +85,12 @@ impl Swapper {
         let acct = self.acct;
         let room = match swap::make_room(acct, 1, self) {
             Ok(r) => r,
-            // swap::MAX_FAILED_SWAPOUTS swap-outs failed in a row (each victim is back where it was), or
-            // the pool could not shrink: note it for the run's report and let this access complete over
-            // budget.
+            // swap::MAX_FAILED_SWAPOUTS swap-outs failed in a row (each victim is back where it was)
+            // because zram's pool found no frame each time: zram is out of memory, not broken. As at its
+            // memory limit, the step goes over and is counted; the run goes on.
+            Err(e) if zram_out_of_memory(&e) => swap::Room::default(),
+            // The same for any other reason (a failing disk), or the pool could not shrink: note it for
+            // the run's report and let this access complete over budget.
             Err(e) => {
                 log::error!("swap: reclaim failed: {e}");
                 self.error.get_or_insert(e);
@@ -349,4 +352,15 @@ impl Swapper {
         self.stats.disk_writes += 1;
         Ok(Backing::Disk)
     }
+}
+
+/// Whether a swap-out failed because zram's pool found no frame for the page: zram is out of memory
+/// (Linux's zram_write_page: -ENOMEM), not broken.
+fn zram_out_of_memory(e: &SwapError) -> bool {
+    matches!(
+        e,
+        SwapError::Zram(crate::zram::ZramDevError::Zram(zram::ZramError::Store(zstore::StoreError::Pool(
+            zpool::PoolError::OutOfMemory
+        ))))
+    )
 }

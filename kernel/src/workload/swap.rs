@@ -11,6 +11,7 @@
 //! read as zeros, a swap run cannot start or finish, or its teardown leaves tmem pages behind.
 
 use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use kopts::{Settings, SwapPattern, TmemBackends};
@@ -219,6 +220,39 @@ pub fn check_run_with(r: &RunResult, failures: &mut Failures, faults_injected: b
     }
 }
 
+/// The frame fault injection of `fail_frame_every` and `fail_frame_schedule`.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameFaults {
+    /// One allocation in this many fails (0: off).
+    pub every: u64,
+    pub schedule: kopts::FailSchedule,
+    /// The random schedule's seed.
+    pub seed: u64,
+}
+
+impl FrameFaults {
+    /// Turn the injection on (or off, for `every` 0), its counters at zero.
+    pub fn arm(&self) {
+        match self.schedule {
+            kopts::FailSchedule::Every => frames::set_fail_every(self.every),
+            kopts::FailSchedule::Random => frames::set_fail_random(self.every, self.seed),
+        }
+    }
+
+    /// What fails, in words.
+    pub fn describe(&self) -> String {
+        match self.schedule {
+            kopts::FailSchedule::Every => {
+                format!("every {}th pool or workload frame allocation fails", self.every)
+            }
+            kopts::FailSchedule::Random => format!(
+                "each pool or workload frame allocation fails with chance 1/{} (random, seed {})",
+                self.every, self.seed
+            ),
+        }
+    }
+}
+
 /// Arm the swap disk's fault injection from `blk_fail_every`, `blk_fail_op` and `blk_fail_kind`.
 fn set_disk_faults(settings: &Settings) {
     use crate::drivers::virtio_blk::{FaultKind, FaultOp, Injection};
@@ -351,8 +385,9 @@ pub fn run_demo(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
         base.cache,
         source.name()
     );
+    let frame_faults = FrameFaults { every: fail_every, schedule: settings.fail_frame_schedule(), seed: 42 };
     if fail_every > 0 {
-        println!("swap: fault injection: every {fail_every}th pool or workload frame allocation fails");
+        println!("swap: fault injection: {}", frame_faults.describe());
     }
     let cpus = settings.swap_cpus() as usize;
     let sharing = match settings.swap_sharing() {
@@ -364,6 +399,11 @@ pub fn run_demo(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
         if settings.blk_fail_every() > 0 {
             failures
                 .add(format!("option blk_fail_every: injected disk faults are for swap_cpus=1 runs (given {cpus})"));
+            return;
+        }
+        if fail_every > 0 {
+            failures
+                .add(format!("option fail_frame_every: injected frame faults are for swap_cpus=1 runs (given {cpus})"));
             return;
         }
         if cpus > up {
@@ -396,7 +436,7 @@ pub fn run_demo(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
                 smp_run(&swap, pattern, accesses, source, cpus, sharing, &mut out, failures);
                 continue;
             }
-            frames::set_fail_every(fail_every);
+            frame_faults.arm();
             set_disk_faults(settings);
             let spec = RunSpec {
                 swap: SwapConfig { device, ..swap_config(settings, region, budget, tmem, slots) },

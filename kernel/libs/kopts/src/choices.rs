@@ -34,6 +34,7 @@
 //! | [`SwapSharing`] | `swap_sharing` | split shared |
 //! | [`BlkFailOp`] | `blk_fail_op` | any read write |
 //! | [`BlkFailKind`] | `blk_fail_kind` | error timeout wrong_token |
+//! | [`FailSchedule`] | `fail_frame_schedule` | every random |
 //!
 //! # Worked example
 //!
@@ -304,6 +305,18 @@ choice! {
         Timeout = "timeout",
         /// The device answers another request: the disk is marked broken.
         WrongToken = "wrong_token",
+    }
+}
+
+choice! {
+    /// `fail_frame_schedule`: which pool and workload frame allocations `fail_frame_every=N` fails.
+    FailSchedule {
+        /// Exactly the Nth, 2Nth, … (Linux's fault-injection `interval`). Reproducible, but it can fall
+        /// in step with a caller that makes a fixed number of allocations between retries.
+        Every = "every",
+        /// Each with chance 1/N, drawn from a fixed seed (Linux's `probability`): the same failures for
+        /// the same run on one CPU, and never in step with a retry loop.
+        Random = "random",
     }
 }
 

@@ -45,8 +45,8 @@ mod settings_tests;
 mod table;
 
 pub use choices::{
-    Backend, BlkFailKind, BlkFailOp, Compressor, EphemeralReclaim, LogLevel, MemMap, SwapCacheMode, SwapDevice,
-    SwapMode, SwapPattern, SwapSharing, TmemBackends, Workload,
+    Backend, BlkFailKind, BlkFailOp, Compressor, EphemeralReclaim, FailSchedule, LogLevel, MemMap, SwapCacheMode,
+    SwapDevice, SwapMode, SwapPattern, SwapSharing, TmemBackends, Workload,
 };
 pub use error::{Accepted, DefaultText, OptionError};
 pub use render::{README_BEGIN, README_END, help_text, markdown_table};

@@ -54,8 +54,8 @@
 use alloc::vec::Vec;
 
 use crate::choices::{
-    Backend, BlkFailKind, BlkFailOp, Compressor, EphemeralReclaim, LogLevel, MemMap, SwapCacheMode, SwapDevice,
-    SwapMode, SwapPattern, SwapSharing, TmemBackends, Workload,
+    Backend, BlkFailKind, BlkFailOp, Compressor, EphemeralReclaim, FailSchedule, LogLevel, MemMap, SwapCacheMode,
+    SwapDevice, SwapMode, SwapPattern, SwapSharing, TmemBackends, Workload,
 };
 use crate::error::{OptionError, suggest};
 use crate::table::{Kind, NumberDefault, OPTIONS, OptionSpec, SWAP_REGION_MAX_PAGES};
@@ -144,6 +144,7 @@ pub struct Settings {
     zv_max_mean_zsize: u64,
     zv_page_count_policy_percent: u64,
     fail_frame_every: Option<u64>,
+    fail_frame_schedule: FailSchedule,
     corrupt_stored: Option<u64>,
     trace: Trace,
     bench_stores: u64,
@@ -401,6 +402,7 @@ impl Settings {
             zv_max_mean_zsize: g.required("zv_max_mean_zsize")?,
             zv_page_count_policy_percent: g.required("zv_page_count_policy_percent")?,
             fail_frame_every: g.nonzero("fail_frame_every")?,
+            fail_frame_schedule: g.choice("fail_frame_schedule", FailSchedule::from_name)?,
             corrupt_stored: g.number("corrupt_stored")?.1,
             trace: g.trace("trace")?,
             bench_stores: g.required("bench_stores")?,
@@ -560,6 +562,10 @@ impl Settings {
     pub fn fail_frame_every(&self) -> Option<u64> {
         self.fail_frame_every
     }
+    /// `fail_frame_schedule`.
+    pub fn fail_frame_schedule(&self) -> FailSchedule {
+        self.fail_frame_schedule
+    }
     /// `trace`: what the page trace follows from boot on.
     pub fn trace(&self) -> Trace {
         self.trace
@@ -615,6 +621,7 @@ impl Settings {
             "zv_max_mean_zsize" => n(self.zv_max_mean_zsize),
             "zv_page_count_policy_percent" => n(self.zv_page_count_policy_percent),
             "fail_frame_every" => n(self.fail_frame_every.unwrap_or(0)),
+            "fail_frame_schedule" => Value::Choice(self.fail_frame_schedule.name()),
             "corrupt_stored" => opt(self.corrupt_stored),
             "trace" => Value::Trace(self.trace),
             "bench_stores" => n(self.bench_stores),

@@ -178,6 +178,7 @@ fn defaults_are_applied() {
     assert_eq!(ok("workload=all tmem_max_pool_percent=30").tmem_max_pool_percent(), 30);
     assert_eq!(s.files_set_pages(), 192 * 4);
     assert_eq!((s.files_invalidate_every(), s.fail_frame_every(), s.corrupt_stored()), (Some(25), None, None));
+    assert_eq!(s.fail_frame_schedule(), FailSchedule::Every);
     assert_eq!(ok("\0\n"), s, "fw_cfg's trailing NUL and white space are not options");
 }
 
@@ -207,7 +208,7 @@ fn typed_fields_hold_the_given_values() {
                 deflate_level=6 swap_pattern=seq swap_mem=512 swap_mode=fixed swap_device=zram swap_cache=exclusive swap_cpus=3 swap_sharing=split blk_fail_every=9 blk_fail_op=read blk_fail_kind=timeout swap_factor=2 swap_accesses=7 swap_slots=100 \
                 swap_fresh=40 tmem=both tmem_max_pool_percent=50 files_cache=64 files_factor=8 files_ops=9 soak_seconds=5 \
                 files_invalidate_every=0 cleancache=zsmalloc ephemeral_reclaim=zbud_frames zv_max_zsize=3000 \
-                zv_max_mean_zsize=2000 zv_page_count_policy_percent=0 fail_frame_every=13 corrupt_stored=3 \
+                zv_max_mean_zsize=2000 zv_page_count_policy_percent=0 fail_frame_every=13 fail_frame_schedule=random corrupt_stored=3 \
                 bench_stores=100 trace=page:7\0");
     assert_eq!(s.loglevel(), LogLevel::Trace);
     assert_eq!(s.memmap(), MemMap::Full);
@@ -229,7 +230,10 @@ fn typed_fields_hold_the_given_values() {
     assert_eq!(s.cleancache(), Backend::Zsmalloc);
     assert_eq!(s.ephemeral_reclaim(), EphemeralReclaim::ZbudFrames);
     assert_eq!((s.zv_max_zsize(), s.zv_max_mean_zsize(), s.zv_page_count_policy_percent()), (3000, 2000, 0));
-    assert_eq!((s.fail_frame_every(), s.corrupt_stored()), (Some(13), Some(3)));
+    assert_eq!(
+        (s.fail_frame_every(), s.fail_frame_schedule(), s.corrupt_stored()),
+        (Some(13), FailSchedule::Random, Some(3))
+    );
     assert_eq!(s.bench_stores(), 100);
     assert_eq!(s.trace(), kopts_trace::Page(7));
     // Every option was given a non-default value above, so each field differs from the default's.

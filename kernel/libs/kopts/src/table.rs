@@ -44,8 +44,8 @@
 //!   field exists), and the README table regenerated (a test compares it).
 
 use crate::choices::{
-    Backend, BlkFailKind, BlkFailOp, Compressor, EphemeralReclaim, LogLevel, MemMap, SwapCacheMode, SwapDevice,
-    SwapMode, SwapPattern, SwapSharing, TmemBackends, Workload,
+    Backend, BlkFailKind, BlkFailOp, Compressor, EphemeralReclaim, FailSchedule, LogLevel, MemMap, SwapCacheMode,
+    SwapDevice, SwapMode, SwapPattern, SwapSharing, TmemBackends, Workload,
 };
 
 /// The most pages the swap region (`swap_mem x swap_factor`) may have: the kernel's swapper refuses
@@ -345,7 +345,15 @@ pub const OPTIONS: &[OptionSpec] = &[
         key: "fail_frame_every",
         kind: Kind::Number { min: 0, max: COUNT_MAX, default: NumberDefault::Value(0) },
         used_by: UsedBy::Workloads(SWAP_ONLY),
-        help: "fault injection: every Nth pool or workload frame allocation fails (0 = off)",
+        help: "fault injection: one in N pool or workload frame allocations fails, picked as fail_frame_schedule \
+               says (0 = off)",
+    },
+    OptionSpec {
+        key: "fail_frame_schedule",
+        kind: Kind::Enum { values: FailSchedule::NAMES, default: "every" },
+        used_by: UsedBy::Workloads(SWAP_ONLY),
+        help: "which allocations fail_frame_every fails: every Nth exactly, or each with chance 1/N from a fixed \
+               seed (random never falls in step with a fault's retries)",
     },
     OptionSpec {
         key: "trace",
