@@ -20,7 +20,7 @@
 //!   from a fixed seed, fails with `OutOfMemory`. Only those owners: they have a fallback (a refused store
 //!   goes to the swap disk, a fault reclaims and retries). The random schedule exists because the
 //!   periodic one can fall in step with a caller: a fault whose every retry makes exactly N allocations
-//!   fails every retry (docs/reliability.md, "Frame faults in step with a retry").
+//!   fails every retry (docs/reliability.md, "Frame faults at a full zram").
 //! * **Metadata fault injection** ([`set_meta_fail_every`]): every Nth request for heap or page-table
 //!   memory *where the caller has a fallback* fails: a tmem store's admission against the heap
 //!   (`heap::admit`: the store is refused and goes to the disk) and the page tables a region mapping needs

@@ -168,6 +168,9 @@ pub struct SwapRun {
     dirty_zero_fills: u64,
     /// Pages found lost; an access to one must fail again, and never read back bytes.
     lost: Vec<bool>,
+    /// Pages whose fill (first write of their contents) went through: until then a page must read as
+    /// zeros, and its next access fills it (the fill's access can fail, under injected faults).
+    filled: Vec<bool>,
     lost_accesses: u64,
     samples: Vec<Sample>,
     start: u64,
@@ -196,6 +199,7 @@ impl SwapRun {
             mismatches: 0,
             dirty_zero_fills: 0,
             lost: vec![false; pages as usize],
+            filled: vec![false; pages as usize],
             lost_accesses: 0,
             samples: Vec::new(),
             start: rdtsc(),
@@ -241,8 +245,10 @@ impl SwapRun {
             log::error!("swap: page {} was lost but read back", a.page);
             return true;
         }
-        if i < self.spec.swap.region_pages {
-            // The fill: a never-touched page must read as zeros.
+        let fill = !self.filled[page];
+        if fill {
+            // The fill (the page's first access, or the first after a fill that failed): a page never
+            // written must read as zeros.
             if self.buf.iter().any(|&b| b != 0) {
                 self.dirty_zero_fills += 1;
             }
@@ -259,9 +265,15 @@ impl SwapRun {
         } else {
             return true;
         }
-        self.sums[page] = fnv1a64(&self.buf[..]);
+        // The model moves on only with a write that went through: a failed one left the page as it was.
         if let Err(e) = self.region.write(a.page, &self.buf) {
             self.failed(a.page, e, "unwritable");
+            if !fill {
+                self.versions[page] -= 1;
+            }
+        } else {
+            self.sums[page] = fnv1a64(&self.buf[..]);
+            self.filled[page] = true;
         }
         true
     }
