@@ -283,8 +283,9 @@ fn zram_survives_random_frame_faults() {
         let s = &r.stats;
         println!(
             "  zram at memory {budget} of {region}, 1 frame allocation in 7 failing at random: {injected} failed, \
-             {} fault retries, {} swap-outs failed, {} steps over memory; mismatches {}, lost {}",
-            s.alloc_failures, s.swapout_failures, s.over_budget_steps, r.mismatches, r.pages_lost
+             {} fault retries, {} swap-outs failed, {} steps over memory ({} of them zram out of memory); \
+             mismatches {}, lost {}",
+            s.alloc_failures, s.swapout_failures, s.over_budget_steps, s.zram_oom_steps, r.mismatches, r.pages_lost
         );
         assert!(injected > 20, "memory {budget}: only {injected} injected failures");
         assert!(s.alloc_failures > 0, "memory {budget}: workload frame allocations failed and were retried");
@@ -296,6 +297,13 @@ fn zram_survives_random_frame_faults() {
         );
         assert_eq!(r.accesses, region + accesses);
         assert_eq!(s.over_budget_steps == 0, fits, "memory {budget}: {} steps over", s.over_budget_steps);
+        // The rule under test ran where zram is full, and only there.
+        assert_eq!(
+            s.zram_oom_steps > 0,
+            !fits,
+            "memory {budget}: {} reclaims ended zram out of memory",
+            s.zram_oom_steps
+        );
         assert_eq!(
             (s.io(), s.swapouts),
             (0, s.zram_writes + s.clean_reclaims_saved),

@@ -115,17 +115,19 @@ impl Injector {
 
     /// Arm the schedule (`every` 0: off), resetting the counters; `seed` `Some` makes it random.
     fn set(&self, every: u64, seed: Option<u64>) {
-        self.every.store(0, Ordering::Relaxed);
+        // Off first, on last (Release, read with Acquire in `hit`): a CPU that sees the new `every` sees
+        // the new schedule with it.
+        self.every.store(0, Ordering::Release);
         self.calls.store(0, Ordering::Relaxed);
         self.injected.store(0, Ordering::Relaxed);
         self.random.store(seed.is_some(), Ordering::Relaxed);
         self.state.store(seed.map_or(1, seed_state), Ordering::Relaxed);
-        self.every.store(every, Ordering::Relaxed);
+        self.every.store(every, Ordering::Release);
     }
 
     /// Whether this call is to fail (counted either way while injection is on).
     fn hit(&self) -> bool {
-        let n = self.every.load(Ordering::Relaxed);
+        let n = self.every.load(Ordering::Acquire);
         if n == 0 {
             return false;
         }
@@ -154,9 +156,11 @@ impl Injector {
     }
 }
 
-/// The generator's first state for `seed`: splitmix64's finaliser, a bijection, so two seeds never
-/// share a sequence (a test caught an earlier mix that gave seeds 42 and 43 the same one), and never 0,
-/// where xorshift would stay.
+/// The generator's first state for `seed`: splitmix64's finaliser, a bijection, so two seeds start at
+/// different states (but for the one seed whose mix is 0, which xorshift cannot leave and which is
+/// moved to a fixed state). xorshift64 runs through every non-zero state in one cycle, so two seeds
+/// give two far-apart stretches of one sequence. (A test caught an earlier mix that gave seeds 42 and
+/// 43 the same state.)
 fn seed_state(seed: u64) -> u64 {
     let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

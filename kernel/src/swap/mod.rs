@@ -41,8 +41,11 @@
 //! * No free slot: the victim stays resident (`out_of_swap` counted, reported once); the budget is
 //!   exceeded rather than a page dropped.
 //! * A frame allocation that fails (out of memory, or `fail_frame_every`): reclaim once more and retry.
-//! * A disk error on swap-out: the page is mapped back where it was, the access goes on over budget, and
-//!   the run reports the error at its end ([`Finished::error`]).
+//! * A failed swap-out (a disk error, zram's pool out of frames): the page is mapped back where it was
+//!   and reclaim tries the next victim. After `swap::MAX_FAILED_SWAPOUTS` failures in one reclaim the
+//!   access goes on over budget and the run reports the first error at its end ([`Finished::error`]),
+//!   unless every one was zram's pool finding no frame: that is zram out of memory, as at its memory
+//!   limit, so the step goes over (`zram_oom_steps`) and the run goes on.
 //! * A swap-in gives up nothing until the page is mapped again: only then are its frontswap copy and
 //!   its slot freed ([`Swapper::release_slot`]), as Linux's `do_swap_page` frees the swap entry last.
 //! * A swap-in whose copy cannot be read (a disk or zram error, a frontswap copy that fails its check)
@@ -216,6 +219,9 @@ struct Swapper {
     /// run reports it at its end.
     error: Option<SwapError>,
     reported_oos: bool,
+    /// The first swap-out failure of the current `make_room` that was not zram's pool out of memory: a
+    /// reclaim that gave up is zram out of memory only if there was none.
+    room_other_failure: Option<SwapError>,
 }
 
 /// The installed swapper: taken by the page-fault handler and by install/uninstall only.
@@ -297,6 +303,7 @@ pub fn install(cfg: SwapConfig) -> Result<(), SwapError> {
         stats: SwapStats::default(),
         error: None,
         reported_oos: false,
+        room_other_failure: None,
     }));
     Ok(())
 }

@@ -4,7 +4,8 @@
 //! figure: 58-72 % on a kernel build).
 //!
 //! The options (`swap_pattern`, `swap_mem`, `swap_factor`, `swap_accesses`, `tmem`,
-//! `tmem_max_pool_percent`, `swap_slots`, `swap_fresh`, `fail_frame_every`, `compressor`) are rows of
+//! `tmem_max_pool_percent`, `swap_slots`, `swap_fresh`, `fail_frame_every`, `fail_frame_schedule`,
+//! `blk_fail_every`, `blk_fail_op`, `blk_fail_kind`, `swap_cpus`, `swap_sharing`, `compressor`) are rows of
 //! kopts's table: `cargo xtask run --help-kernel` lists them with their ranges and defaults.
 //!
 //! A run fails (and so does `cargo xtask run`) when a page comes back changed, a fresh page does not
@@ -243,7 +244,14 @@ impl FrameFaults {
     pub fn describe(&self) -> String {
         match self.schedule {
             kopts::FailSchedule::Every => {
-                format!("every {}th pool or workload frame allocation fails", self.every)
+                let th = match (self.every % 100, self.every % 10) {
+                    (11..=13, _) => "th",
+                    (_, 1) => "st",
+                    (_, 2) => "nd",
+                    (_, 3) => "rd",
+                    _ => "th",
+                };
+                format!("every {}{th} pool or workload frame allocation fails", self.every)
             }
             kopts::FailSchedule::Random => format!(
                 "each pool or workload frame allocation fails with chance 1/{} (random, seed {})",
@@ -386,9 +394,6 @@ pub fn run_demo(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
         source.name()
     );
     let frame_faults = FrameFaults { every: fail_every, schedule: settings.fail_frame_schedule(), seed: 42 };
-    if fail_every > 0 {
-        println!("swap: fault injection: {}", frame_faults.describe());
-    }
     let cpus = settings.swap_cpus() as usize;
     let sharing = match settings.swap_sharing() {
         kopts::SwapSharing::Split => Sharing::Split,
@@ -416,6 +421,9 @@ pub fn run_demo(facts: &BootFacts, report: &mut Report, failures: &mut Failures)
             sharing.name(),
             accesses / cpus as u64
         );
+    }
+    if fail_every > 0 {
+        println!("swap: fault injection: {}", frame_faults.describe());
     }
     let mut out = SwapReport::default();
     for &pattern in &patterns {

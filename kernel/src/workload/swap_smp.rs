@@ -18,7 +18,7 @@
 //! # One worker's run
 //!
 //! As [`super::swap_run`]: a fill (each page once, in order: the stripe must read as zeros, then gets
-//! the page source's bytes), then `accesses` accesses in the pattern (seed + worker index), one in
+//! the page source's bytes; a fill whose write failed is made again at the page's next access), then `accesses` accesses in the pattern (seed + worker index), one in
 //! `write_every` a write that stamps a new version. Each access reads the owned bytes back through the
 //! region (faulting the page in if needed) and compares their FNV-1a with the last written; any
 //! difference is a mismatch, and a run must end with none.
@@ -207,6 +207,8 @@ fn work(job: &Job, w: usize, cpu: usize) -> WorkerResult {
     let stream = Workload::new(spec.pattern, pages, spec.accesses, spec.write_every, spec.seed + w as u64);
     let mut sums = vec![0u64; pages as usize];
     let mut versions = vec![0u64; pages as usize];
+    // As in swap_run: a page whose fill did not go through is filled on its next access.
+    let mut filled = vec![false; pages as usize];
     let mut page_buf = [0u8; 4096];
     let mut mine = vec![0u8; len];
     let mut r = WorkerResult { cpu, ..WorkerResult::default() };
@@ -225,7 +227,8 @@ fn work(job: &Job, w: usize, cpu: usize) -> WorkerResult {
             continue;
         }
         let k = a.page as usize;
-        if i < pages {
+        let fill = !filled[k];
+        if fill {
             if mine.iter().any(|&b| b != 0) {
                 r.dirty_zero_fills += 1;
             }
@@ -244,7 +247,7 @@ fn work(job: &Job, w: usize, cpu: usize) -> WorkerResult {
         } else {
             continue;
         }
-        sums[k] = fnv1a64(&mine);
+        // The model moves on only with a write that went through: a failed one left the bytes as they were.
         if let Err(e) = job.region.write_at(page, offset, &mine) {
             if lost(&job.region, page, e) {
                 r.lost_accesses += 1;
@@ -252,6 +255,12 @@ fn work(job: &Job, w: usize, cpu: usize) -> WorkerResult {
                 log::error!("swap smp: cpu{cpu}: page {page} unwritable: {e:?}");
                 r.mismatches += 1;
             }
+            if !fill {
+                versions[k] -= 1;
+            }
+        } else {
+            sums[k] = fnv1a64(&mine);
+            filled[k] = true;
         }
     }
     r.cycles = rdtsc() - start;

@@ -237,6 +237,14 @@ mod tests {
         round_trip(TmemBackends::NAMES, TmemBackends::from_name, TmemBackends::name);
         round_trip(Backend::NAMES, Backend::from_name, Backend::name);
         round_trip(SwapPattern::NAMES, SwapPattern::from_name, SwapPattern::name);
+        round_trip(EphemeralReclaim::NAMES, EphemeralReclaim::from_name, EphemeralReclaim::name);
+        round_trip(SwapMode::NAMES, SwapMode::from_name, SwapMode::name);
+        round_trip(SwapDevice::NAMES, SwapDevice::from_name, SwapDevice::name);
+        round_trip(SwapSharing::NAMES, SwapSharing::from_name, SwapSharing::name);
+        round_trip(BlkFailOp::NAMES, BlkFailOp::from_name, BlkFailOp::name);
+        round_trip(BlkFailKind::NAMES, BlkFailKind::from_name, BlkFailKind::name);
+        round_trip(FailSchedule::NAMES, FailSchedule::from_name, FailSchedule::name);
+        round_trip(SwapCacheMode::NAMES, SwapCacheMode::from_name, SwapCacheMode::name);
     }
 
     #[test]
@@ -315,7 +323,7 @@ choice! {
         /// in step with a caller that makes a fixed number of allocations between retries.
         Every = "every",
         /// Each with chance 1/N, drawn from a fixed seed (Linux's `probability`): the same failures for
-        /// the same run on one CPU, and never in step with a retry loop.
+        /// the same run on one CPU, and not periodic, so it cannot lock step with a retry loop.
         Random = "random",
     }
 }

@@ -353,7 +353,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         kind: Kind::Enum { values: FailSchedule::NAMES, default: "every" },
         used_by: UsedBy::Workloads(SWAP_ONLY),
         help: "which allocations fail_frame_every fails: every Nth exactly, or each with chance 1/N from a fixed \
-               seed (random never falls in step with a fault's retries)",
+               seed (random is not periodic, so it cannot lock step with a fault's retries)",
     },
     OptionSpec {
         key: "trace",

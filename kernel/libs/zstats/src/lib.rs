@@ -570,9 +570,15 @@ pub struct SwapStatsReport {
     #[serde(default)]
     pub writeback_failures: u64,
     /// Swap-outs that failed (a device error, a pool out of frames): each page stayed resident and
-    /// reclaim went on to the next victim (`swap::MAX_FAILED_SWAPOUTS` in a row end it with the error).
+    /// reclaim went on to the next victim (`swap::MAX_FAILED_SWAPOUTS` failures in one reclaim end it
+    /// with the first error).
     #[serde(default)]
     pub swapout_failures: u64,
+    /// Reclaims that ended after `swap::MAX_FAILED_SWAPOUTS` failed swap-outs, every one of them zram's
+    /// pool finding no frame: zram out of memory, not broken. The step went over and was counted in
+    /// `over_budget_steps`; the run went on.
+    #[serde(default)]
+    pub zram_oom_steps: u64,
     /// The most pool frames (tmem or zram) held at the end of a reclaim.
     pub peak_pool_pages: u64,
     /// The most resident pages + pool frames at the end of a reclaim (≤ N under equal memory).
@@ -581,7 +587,7 @@ pub struct SwapStatsReport {
     pub zram_writes: u64,
     /// Pages read from the zram device.
     pub zram_reads: u64,
-    /// Writes the zram device refused (its memory limit).
+    /// Writes the zram device refused: at its memory limit, or its pool found no frame.
     pub zram_refused: u64,
 }
 

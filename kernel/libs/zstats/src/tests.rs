@@ -103,6 +103,7 @@ fn full() -> Report {
             pages_lost: 38,
             writeback_failures: 39,
             swapout_failures: 41,
+            zram_oom_steps: 42,
             peak_pool_pages: 35,
             peak_mem_pages: 36,
             zram_writes: 37,
@@ -506,11 +507,12 @@ const TMEM_FIELDS: [&str; 44] = [
 ];
 
 /// `SwapStatsReport` fields added with the equal-memory sweep (the swap cache, N, zram).
-const NEW_SWAP_STATS: [&str; 13] = [
+const NEW_SWAP_STATS: [&str; 14] = [
     "raced_faults",
     "pages_lost",
     "writeback_failures",
     "swapout_failures",
+    "zram_oom_steps",
     "clean_reclaims_saved",
     "swapins_kept",
     "dirtied_after_swapin",
@@ -736,11 +738,11 @@ fn a_full_report_round_trips() {
         .collect();
     assert_eq!(defaults, Vec::<&String>::new());
     // 37 boot leaves (7 top-level + memory 8 + frames 8 + heap 3 + kmap 4 + paging 4 + one lock 3), a pool 16, a pool
-    // table row 8, a swap run 94 (11 + swap 31 + tmem 44 + one series point 8), an I/O-avoided entry 5, a file
+    // table row 8, a swap run 95 (11 + swap 32 + tmem 44 + one series point 8), an I/O-avoided entry 5, a file
     // run 79 (23 + cleancache 12 + tmem 44), files 3 more, all 2 more, a sweep 3 and 12 per point (two): 37 + 16
-    // + 8 + (94 + 5 + 39) + (79 + 3) + (94 + 79 + 2) + (3 + 2 × 12) + soak 11 = 494, a multi-CPU swap run 39 (8 +
-    // swap 31).
-    assert_eq!(leaves.len(), 494);
+    // + 8 + (95 + 5 + 40) + (79 + 3) + (95 + 79 + 2) + (3 + 2 × 12) + soak 11 = 497, a multi-CPU swap run 40 (8 +
+    // swap 32).
+    assert_eq!(leaves.len(), 497);
     assert_eq!(from_line(&line), Ok(report));
 }
 
