@@ -80,7 +80,7 @@ enum Cmd {
     /// Boot a swap run on the repository's real pages (or read `--from report.json`) and write
     /// target/zkernel/report.md with four PNG plots of the run over time.
     Report(report::ReportOpts),
-    /// cargo-mutants on frame, zbud, zsmalloc, tmem, zstore, zpool, compress (or one of them); prints
+    /// cargo-mutants on frame, zbud, zsmalloc, tmem, zstore, zpool, compress, swap (or one of them); prints
     /// caught, missed, unviable and the score per crate and fails if a mutant was missed.
     Mutants(mutants::MutantsOpts),
     /// A release kernel running swap, tmem and zram rounds with device and frame faults injected for

@@ -22,7 +22,7 @@
 //! # What it runs
 //!
 //! ```text
-//!   cargo mutants -p CRATE --profile mutants --sharding round-robin [--shard K/N] -j J --timeout S
+//!   cargo mutants -p CRATE --profile mutants [--sharding round-robin --shard K/N] -j J --timeout S
 //!                 -o target/zkernel/mutants/CRATE [-- -- SKIPS]
 //!   then reads target/zkernel/mutants/CRATE/mutants.out/outcomes.json:
 //!   crate      total  caught  missed  unviable  timeout  score
@@ -50,7 +50,7 @@ use serde::Deserialize;
 use crate::cargo;
 
 /// The crates, in the order of the issue: the ones a lost page would come from first.
-const CRATES: [&str; 7] = ["frame", "zbud", "zsmalloc", "tmem", "zstore", "zpool", "compress"];
+const CRATES: [&str; 8] = ["frame", "zbud", "zsmalloc", "tmem", "zstore", "zpool", "compress", "swap"];
 
 /// Test-binary arguments per crate: frame's model test runs four seeds of 10^5 operations, ~10 s each
 /// unoptimised; mutants are judged by seed 1 and the unit tests (docs/mutation.md says so with the table).
@@ -59,7 +59,7 @@ const SKIPS: [(&str, &[&str]); 1] =
 
 #[derive(Args, Clone, Debug)]
 pub struct MutantsOpts {
-    /// One crate (frame, zbud, zsmalloc, tmem, zstore, zpool, compress); all of them in turn if omitted.
+    /// One crate (frame, zbud, zsmalloc, tmem, zstore, zpool, compress, swap); all of them in turn if omitted.
     #[arg(value_name = "CRATE")]
     krate: Option<String>,
     /// Only shard K of N (cargo-mutants' `--shard`, round-robin: every Nth mutant).
@@ -112,6 +112,23 @@ fn row(krate: &str, o: &Outcomes) -> String {
     )
 }
 
+/// The arguments of `cargo mutants` up to `-o` (the output directory follows). `--sharding` only comes
+/// with `--shard`: cargo-mutants refuses it alone, so a whole run has neither.
+fn mutants_args(krate: &str, o: &MutantsOpts) -> Vec<String> {
+    let mut args: Vec<String> = ["mutants", "-p", krate, "--profile", "mutants"].map(String::from).to_vec();
+    if let Some(shard) = &o.shard {
+        args.extend(["--sharding", "round-robin", "--shard", shard].map(String::from));
+    }
+    args.extend([
+        "-j".to_string(),
+        o.jobs.to_string(),
+        "--timeout".to_string(),
+        o.timeout.to_string(),
+        "-o".to_string(),
+    ]);
+    args
+}
+
 pub fn mutants(o: &MutantsOpts) -> Result<ExitCode> {
     check_cargo_mutants()?;
     let chosen: Vec<&str> = match o.krate.as_deref() {
@@ -125,12 +142,10 @@ pub fn mutants(o: &MutantsOpts) -> Result<ExitCode> {
     let mut failed = false;
     for krate in chosen {
         let out = base.join(krate);
+        // cargo-mutants creates `out` itself but not the directories above it.
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         let mut cmd = cargo::cargo();
-        cmd.args(["mutants", "-p", krate, "--profile", "mutants", "--sharding", "round-robin"]);
-        if let Some(shard) = &o.shard {
-            cmd.args(["--shard", shard]);
-        }
-        cmd.args(["-j", &o.jobs.to_string(), "--timeout", &o.timeout.to_string(), "-o"]).arg(&out);
+        cmd.args(mutants_args(krate, o)).arg(&out);
         if let Some((_, skips)) = SKIPS.iter().find(|(k, _)| *k == krate) {
             cmd.args(["--", "--"]).args(*skips);
         }
@@ -161,6 +176,18 @@ mod tests {
         assert_eq!(row("zbud", &o), "zbud           92      71       4        17        0  94.7%");
         let none = Outcomes { total_mutants: 1, caught: 0, missed: 0, unviable: 1, timeout: 0 };
         assert!(row("x", &none).ends_with("  -"));
+    }
+
+    /// A whole run passes no `--sharding`, which cargo-mutants refuses without `--shard`.
+    #[test]
+    fn sharding_is_passed_only_with_a_shard() {
+        let mut o = MutantsOpts { krate: None, shard: None, timeout: 120, jobs: 1 };
+        assert_eq!(mutants_args("swap", &o).join(" "), "mutants -p swap --profile mutants -j 1 --timeout 120 -o");
+        o.shard = Some("1/3".to_string());
+        assert_eq!(
+            mutants_args("frame", &o).join(" "),
+            "mutants -p frame --profile mutants --sharding round-robin --shard 1/3 -j 1 --timeout 120 -o"
+        );
     }
 
     #[test]

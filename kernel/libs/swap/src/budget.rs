@@ -357,6 +357,20 @@ mod tests {
         assert_eq!(Accounting::Equal(MemoryBudget::new(3).unwrap()).name(), "equal-memory");
     }
 
+    /// `Accounting` answers `must_reclaim` and `room` with the rule of the budget it wraps.
+    #[test]
+    fn accounting_passes_must_reclaim_and_room_to_its_budget() {
+        let equal = Accounting::Equal(MemoryBudget::new(8).unwrap());
+        assert!(!equal.must_reclaim(5, 2));
+        assert!(equal.must_reclaim(5, 3), "the pool counts");
+        assert_eq!(equal.room(2, 1), 5);
+        assert_eq!(equal.room(6, 9), 0);
+        let fixed = Accounting::Fixed(FixedBudget::new(4).unwrap());
+        assert!(!fixed.must_reclaim(3, 1000), "the pool does not count");
+        assert!(fixed.must_reclaim(4, 0));
+        assert_eq!(fixed.room(1, 1000), 3);
+    }
+
     #[test]
     fn bad_budgets_are_refused() {
         assert_eq!(MemoryBudget::new(0), Err(BudgetError::Zero));
@@ -451,6 +465,56 @@ mod tests {
         let room = make_room(acct, 1, &mut s).unwrap();
         assert_eq!(room, Room { reclaimed: 1, shrunk: 0, failed: 0, fits: true });
         assert_eq!(s.calls, ["reclaim"]);
+    }
+
+    /// A reclaimer where nothing moves: every reclaim and every shrink says `Ok(false)`.
+    #[derive(Debug)]
+    struct Stuck {
+        resident: u64,
+        pool: u64,
+        calls: Vec<&'static str>,
+    }
+
+    impl Reclaimer for Stuck {
+        type Error = ();
+        fn resident(&self) -> u64 {
+            self.resident
+        }
+        fn pool_pages(&self) -> u64 {
+            self.pool
+        }
+        fn reclaim_one(&mut self) -> Result<bool, ()> {
+            self.calls.push("reclaim");
+            Ok(false)
+        }
+        fn shrink_pool(&mut self) -> Result<bool, ()> {
+            self.calls.push("shrink");
+            Ok(false)
+        }
+    }
+
+    /// A pool over its cap that cannot shrink, while the fault fits: no resident page is reclaimed for it.
+    #[test]
+    fn an_unshrinkable_pool_over_its_cap_reclaims_no_page_when_the_fault_fits() {
+        // N = 10, cap 2, R = 3, P = 5: 3 + 1 + 5 = 9 ≤ 10 fits; only the pool is over.
+        let acct = Accounting::Equal(MemoryBudget::new(10).unwrap().with_max_pool_percent(20).unwrap());
+        let mut s = Stuck { resident: 3, pool: 5, calls: Vec::new() };
+        assert_eq!(make_room(acct, 1, &mut s), Ok(Room { reclaimed: 0, shrunk: 0, failed: 0, fits: true }));
+        assert_eq!(s.calls, ["shrink"]);
+    }
+
+    /// With nothing resident, `make_room` does not ask the reclaimer for a page; it goes to the pool.
+    #[test]
+    fn with_nothing_resident_only_the_pool_is_asked() {
+        // N = 4, R = 0, P = 5 over the cap of 3: the shrink fails, and there is no page to reclaim.
+        let acct = Accounting::Equal(MemoryBudget::new(4).unwrap());
+        let mut s = Stuck { resident: 0, pool: 5, calls: Vec::new() };
+        assert_eq!(make_room(acct, 1, &mut s), Ok(Room { reclaimed: 0, shrunk: 0, failed: 0, fits: false }));
+        assert_eq!(s.calls, ["shrink"]);
+        // Under the cap but short (need 2): the pool shrinks under its cap, still no reclaim call.
+        let mut s = Script { resident: 0, objects: 3, cost: 1, slots: 100, calls: Vec::new() };
+        assert_eq!(make_room(acct, 2, &mut s), Ok(Room { reclaimed: 0, shrunk: 1, failed: 0, fits: true }));
+        assert_eq!(s.calls, ["shrink"]);
     }
 
     #[derive(Debug)]

@@ -314,7 +314,9 @@ mod tests {
     #[test]
     fn worked_example() {
         let mut c = SwapCache::new(CacheMode::Keep);
+        assert!(c.is_empty());
         assert_eq!(c.swapped_in(7, FS3), Ok(SwapIn::Keep));
+        assert!(!c.is_empty());
         assert_eq!(c.copy_of(7), Some(FS3));
         assert_eq!(c.page_at(3), Some(7));
         assert_eq!(c.reclaim(7, false), Reclaim::Clean(FS3));

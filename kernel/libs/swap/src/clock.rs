@@ -130,6 +130,45 @@ mod tests {
         assert_eq!(c.victim(|_| true), Some(1));
     }
 
+    /// A stuck bit gives every page two full turns of second chances, then the hand's page goes.
+    #[test]
+    fn a_stuck_accessed_bit_costs_exactly_two_turns() {
+        let mut c = Clock::new();
+        for p in [1, 2, 3] {
+            c.insert(p);
+        }
+        // Two turns of three pages: six second chances, and the ring is back where it began.
+        assert_eq!(c.victim(|_| true), Some(1));
+        assert_eq!(c.second_chances, 6);
+        assert_eq!(c.iter().collect::<Vec<_>>(), [2, 3]);
+    }
+
+    /// `victims` counts every page chosen, by a clear bit or by the stuck-bit fallback.
+    #[test]
+    fn every_victim_is_counted() {
+        let mut c = Clock::new();
+        for p in 0..4 {
+            c.insert(p);
+        }
+        assert_eq!(c.victim(|_| false), Some(0));
+        assert_eq!(c.victim(|_| false), Some(1));
+        assert_eq!(c.victims, 2);
+        assert_eq!(c.victim(|_| true), Some(2));
+        assert_eq!(c.victims, 3);
+    }
+
+    /// `is_empty` and `len` follow the pages going in and out.
+    #[test]
+    fn is_empty_follows_the_ring() {
+        let mut c = Clock::new();
+        assert!(c.is_empty());
+        c.insert(9);
+        assert!(!c.is_empty());
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.victim(|_| false), Some(9));
+        assert!(c.is_empty());
+    }
+
     #[test]
     fn remove_takes_a_page_out_of_the_ring() {
         let mut c = Clock::new();

@@ -120,6 +120,16 @@ mod tests {
         assert_eq!(SwapEntry::classify(stray), Pte::Bad(stray));
     }
 
+    /// The offset field is 40 bits, bits 12 to 51: an offset of 2^40 is refused, and bit 52 makes a PTE bad.
+    #[test]
+    fn the_offset_field_ends_at_bit_51() {
+        assert_eq!(MAX_OFFSET, 0xff_ffff_ffff);
+        assert_eq!(SwapEntry::new(0, 1 << 40), None);
+        assert_eq!(SwapEntry::new(0, MAX_OFFSET).unwrap().to_pte() >> 52, 0);
+        let over = (1 << 52) | SWAP_MARK;
+        assert_eq!(SwapEntry::classify(over), Pte::Bad(over));
+    }
+
     #[test]
     fn the_lost_marker_is_neither_a_swap_entry_nor_empty() {
         assert_eq!(SwapEntry::classify(LOST), Pte::Lost);

@@ -200,6 +200,57 @@ mod tests {
         }
     }
 
+    /// Each pattern parses from its name (and sequential from "seq"); anything else is refused.
+    #[test]
+    fn patterns_parse_from_their_names() {
+        assert_eq!(Pattern::ALL.map(Pattern::name), ["sequential", "random", "zipf"]);
+        for p in Pattern::ALL {
+            assert_eq!(Pattern::parse(p.name()), Some(p));
+        }
+        assert_eq!(Pattern::parse("seq"), Some(Pattern::Sequential));
+        assert_eq!(Pattern::parse("rand"), None);
+        assert_eq!(Pattern::parse(""), None);
+    }
+
+    /// A workload is never empty: `pages` is at least 1, and the fill writes each page once.
+    #[test]
+    fn a_workload_has_at_least_one_page() {
+        let w = Workload::new(Pattern::Random, 0, 0, 0, 1);
+        assert_eq!((w.pages(), w.len()), (1, 1));
+        assert!(!w.is_empty());
+        let w = Workload::new(Pattern::Zipf, 1000, 5, 0, 1);
+        assert_eq!((w.pages(), w.len()), (1000, 1005));
+        assert!(!w.is_empty());
+    }
+
+    /// Zipf rank r lands on page r · stride mod pages: rank 0 (the hottest) on page 0, rank 1 on the stride.
+    #[test]
+    fn zipf_ranks_land_on_multiples_of_the_stride() {
+        let w = Workload::new(Pattern::Zipf, 1000, 100_000, 0, 3);
+        // 1000 · 5 / 8 = 625, odd; 625 and 627 share a factor with 1000, 627 = 3 · 11 · 19 does not.
+        assert_eq!(w.stride, 627);
+        let mut counts = vec![0u64; 1000];
+        for a in w.skip(1000) {
+            counts[a.page as usize] += 1;
+        }
+        let mut by_count: Vec<u64> = (0..1000).collect();
+        by_count.sort_by_key(|&p| core::cmp::Reverse(counts[p as usize]));
+        assert_eq!(by_count[..3], [0, 627, 254], "ranks 0, 1, 2 at 0, 627 and 2 · 627 mod 1000");
+    }
+
+    /// `stamp` writes the version at byte 0 and its complement at 8 + (8 · version mod 4080), nothing else.
+    #[test]
+    fn stamp_writes_two_words_at_known_places() {
+        for (version, at) in [(1u64, 16usize), (509, 4080), (600, 728)] {
+            let mut page = [7u8; 4096];
+            stamp(&mut page, version);
+            let mut expected = [7u8; 4096];
+            expected[..8].copy_from_slice(&version.to_le_bytes());
+            expected[at..at + 8].copy_from_slice(&(!version).to_le_bytes());
+            assert!(page == expected, "version {version}: the second word belongs at {at}");
+        }
+    }
+
     #[test]
     fn stamp_changes_the_checksum() {
         let mut page = [7u8; 4096];

@@ -122,6 +122,34 @@ mod tests {
         assert_eq!(m.peak, 130);
     }
 
+    /// Next-fit: a slot freed behind the cursor waits until the cursor wraps, even in the cursor's word.
+    #[test]
+    fn a_slot_freed_behind_the_cursor_waits_for_the_wrap() {
+        let mut m = SwapMap::new(10);
+        for i in 0..3 {
+            assert_eq!(m.alloc(), Ok(i));
+        }
+        m.free(0).unwrap();
+        m.free(2).unwrap();
+        let order: Vec<u64> = (0..9).map(|_| m.alloc().unwrap()).collect();
+        assert_eq!(order, [3, 4, 5, 6, 7, 8, 9, 0, 2]);
+        assert_eq!(m.alloc(), Err(SlotError::Full { slots: 10 }));
+    }
+
+    /// `slots`, `used` and `free_slots` count exactly; a slot at or past the end is never in use.
+    #[test]
+    fn counts_are_exact_and_the_end_is_never_used() {
+        for slots in [64, 130] {
+            let mut m = SwapMap::new(slots);
+            assert_eq!((m.slots(), m.used(), m.free_slots()), (slots, 0, slots));
+            m.alloc().unwrap();
+            m.alloc().unwrap();
+            assert_eq!((m.slots(), m.used(), m.free_slots()), (slots, 2, slots - 2));
+            assert!(m.is_used(1));
+            assert!(!m.is_used(slots));
+        }
+    }
+
     #[test]
     fn bad_frees_are_refused_and_change_nothing() {
         let mut m = SwapMap::new(10);
