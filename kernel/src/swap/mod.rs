@@ -219,9 +219,6 @@ struct Swapper {
     /// run reports it at its end.
     error: Option<SwapError>,
     reported_oos: bool,
-    /// The first swap-out failure of the current `make_room` that was not zram's pool out of memory: a
-    /// reclaim that gave up is zram out of memory only if there was none.
-    room_other_failure: Option<SwapError>,
 }
 
 /// The installed swapper: taken by the page-fault handler and by install/uninstall only.
@@ -303,7 +300,6 @@ pub fn install(cfg: SwapConfig) -> Result<(), SwapError> {
         stats: SwapStats::default(),
         error: None,
         reported_oos: false,
-        room_other_failure: None,
     }));
     Ok(())
 }

@@ -13,8 +13,8 @@
 //!        Store   ──► write_out: frontswap (tmem full: writeback first), else zram or the disk
 //!     on any error the mapping is put back: nothing is lost, and make_room tries the next victim
 //!     (swap::MAX_FAILED_SWAPOUTS failures in one call end it with the first error, which becomes the
-//!     run's error; if every one of them was zram's pool finding no frame, zram is out of memory, not
-//!     broken: the step goes over, counted in zram_oom_steps, and the run goes on)
+//!     run's error; if every one of them was zram's pool finding no frame (is_out_of_memory), zram is
+//!     out of memory, not broken: the step goes over, counted in zram_oom_steps, and the run goes on)
 //! ```
 
 use swap::cache::Reclaim;
@@ -46,6 +46,11 @@ impl Reclaimer for Swapper {
 
     fn reclaim_one(&mut self) -> Result<bool, SwapError> {
         Swapper::reclaim_one(self)
+    }
+
+    /// zram's pool found no frame for the page: zram is out of memory, not broken.
+    fn is_out_of_memory(&self, e: &SwapError) -> bool {
+        zram_out_of_memory(e)
     }
 
     /// Take one object out of the pool: first a copy the swap cache keeps in memory for a resident page
@@ -85,20 +90,18 @@ impl Swapper {
     /// nothing more can move, the step goes over and is counted; the invariant is checked after.
     pub(super) fn make_room(&mut self) -> Result<(), SwapError> {
         let acct = self.acct;
-        self.room_other_failure = None;
         let room = match swap::make_room(acct, 1, self) {
-            Ok(r) => r,
             // swap::MAX_FAILED_SWAPOUTS swap-outs failed in this reclaim (each victim is back where it
             // was), every one because zram's pool found no frame: zram is out of memory, not broken. As
             // at its memory limit, the step goes over and is counted; the run goes on.
-            Err(e) if zram_out_of_memory(&e) && self.room_other_failure.is_none() => {
+            Ok(r) if r.out_of_memory => {
                 self.stats.zram_oom_steps += 1;
-                swap::Room::default()
+                r
             }
+            Ok(r) => r,
             // Any other failure among them (a failing disk, a bad PTE), or the pool could not shrink:
             // note it for the run's report and let this access complete over budget.
             Err(e) => {
-                let e = self.room_other_failure.take().unwrap_or(e);
                 log::error!("swap: reclaim failed: {e}");
                 self.error.get_or_insert(e);
                 swap::Room::default()
@@ -156,9 +159,6 @@ impl Swapper {
                     self.clock.insert(victim);
                 }
                 self.stats.swapout_failures += 1;
-                if !zram_out_of_memory(&e) {
-                    self.room_other_failure.get_or_insert(e);
-                }
                 if self.stats.swapout_failures == 1 {
                     log::warn!(
                         "swap: swap-out of page {victim} failed ({e}): it stays resident and reclaim tries the next \

@@ -42,7 +42,9 @@
 //!       which may *grow* P: that is why the loop looks again instead of counting. A swap-out that
 //!       fails (a device error, a pool out of frames) leaves its page resident behind the clock's hand;
 //!       the loop passes over it to the next victim ([`Room::failed`]) and returns the first error only
-//!       after [`MAX_FAILED_SWAPOUTS`] failures;
+//!       after [`MAX_FAILED_SWAPOUTS`] failures. If every one of them was the device out of memory
+//!       (zram's pool found no frame), the device is full, not broken: the loop ends as in 4, with
+//!       [`Room::out_of_memory`];
 //!    3. still R + 1 + P > N but nothing resident could go? shrink the pool and look again;
 //!    4. else stop: it fits, or nothing could move (out of swap with an empty pool: the step goes over N
 //!       rather than lose a page, and [`Room::fits`] says so).
@@ -249,6 +251,12 @@ pub trait Reclaimer {
     /// Take one object out of the pool: drop a clean copy kept for a resident page, else write the
     /// oldest frontswap page back to the disk. `Ok(false)`: the pool could not shrink.
     fn shrink_pool(&mut self) -> Result<bool, Self::Error>;
+    /// Whether a swap-out failed because the device is out of memory now (zram's pool found no frame:
+    /// Linux's `-ENOMEM`), not because it is broken. When every failure of one [`make_room`] is this, it
+    /// ends like a full device ([`Room::out_of_memory`]) instead of with the error. By default, never.
+    fn is_out_of_memory(&self, _error: &Self::Error) -> bool {
+        false
+    }
 }
 
 /// Failed swap-outs one [`make_room`] passes over before it gives up with the first one's error. A failed
@@ -265,17 +273,23 @@ pub struct Room {
     /// Pool objects removed by shrinking.
     pub shrunk: u64,
     /// Swap-outs that failed and were passed over (each page stayed resident; the reclaimer counts and
-    /// reports them). Fewer than [`MAX_FAILED_SWAPOUTS`], or make_room would have returned the error.
+    /// reports them). Fewer than [`MAX_FAILED_SWAPOUTS`], or make_room would have returned the error —
+    /// unless every one was the device out of memory ([`Room::out_of_memory`]).
     pub failed: u64,
     /// `need` frames fit under the accounting now; `false`: nothing more could move (out of swap and an
-    /// empty or unshrinkable pool), the step will go over.
+    /// empty or unshrinkable pool, or the device out of memory), the step will go over.
     pub fits: bool,
+    /// make_room gave up after [`MAX_FAILED_SWAPOUTS`] failed swap-outs, every one of them the device out
+    /// of memory ([`Reclaimer::is_out_of_memory`]): a full device, like one at its memory limit, not a
+    /// broken one. `fits` is `false`.
+    pub out_of_memory: bool,
 }
 
 /// Reclaim and shrink, in the order of the module header, until `need` frames fit and the pool is under
 /// its cap, or nothing more can move.
 pub fn make_room<M: Reclaimer>(acct: Accounting, need: u64, m: &mut M) -> Result<Room, M::Error> {
     let mut room = Room::default();
+    // The first failure that was not the device out of memory: the one returned if make_room gives up.
     let mut first_failure = None;
     loop {
         let (resident, pool) = (m.resident(), m.pool_pages());
@@ -306,11 +320,19 @@ pub fn make_room<M: Reclaimer>(acct: Accounting, need: u64, m: &mut M) -> Result
                 Ok(false) => {}
                 Err(e) => {
                     room.failed += 1;
-                    let first = first_failure.take().unwrap_or(e);
-                    if room.failed >= MAX_FAILED_SWAPOUTS {
-                        return Err(first);
+                    if first_failure.is_none() && !m.is_out_of_memory(&e) {
+                        first_failure = Some(e);
                     }
-                    first_failure = Some(first);
+                    if room.failed >= MAX_FAILED_SWAPOUTS {
+                        return match first_failure {
+                            Some(e) => Err(e),
+                            None => {
+                                room.out_of_memory = true;
+                                room.fits = false;
+                                Ok(room)
+                            }
+                        };
+                    }
                     continue;
                 }
             }
@@ -428,7 +450,7 @@ mod tests {
         let acct = Accounting::Equal(MemoryBudget::new(4).unwrap());
         let mut s = Script { resident: 4, objects: 0, cost: 1, slots: 100, calls: Vec::new() };
         let room = make_room(acct, 1, &mut s).unwrap();
-        assert_eq!(room, Room { reclaimed: 4, shrunk: 1, failed: 0, fits: true });
+        assert_eq!(room, Room { reclaimed: 4, shrunk: 1, failed: 0, fits: true, out_of_memory: false });
         assert_eq!(s.calls, ["reclaim", "reclaim", "reclaim", "reclaim", "shrink"]);
         assert_eq!((s.resident, s.pool_pages()), (0, 3));
     }
@@ -439,7 +461,7 @@ mod tests {
         let mut s = Script { resident: 2, objects: 3, cost: 2, slots: 100, calls: Vec::new() };
         let room = make_room(acct, 1, &mut s).unwrap();
         // P = 6 > cap 2: shrink twice (P = 2), then R + 1 + P = 5 ≤ 10.
-        assert_eq!(room, Room { reclaimed: 0, shrunk: 2, failed: 0, fits: true });
+        assert_eq!(room, Room { reclaimed: 0, shrunk: 2, failed: 0, fits: true, out_of_memory: false });
         assert_eq!(s.calls, ["shrink", "shrink"]);
     }
 
@@ -448,13 +470,13 @@ mod tests {
         let acct = Accounting::Equal(MemoryBudget::new(2).unwrap());
         let mut s = Script { resident: 2, objects: 0, cost: 1, slots: 0, calls: Vec::new() };
         let room = make_room(acct, 1, &mut s).unwrap();
-        assert_eq!(room, Room { reclaimed: 0, shrunk: 0, failed: 0, fits: false });
+        assert_eq!(room, Room { reclaimed: 0, shrunk: 0, failed: 0, fits: false, out_of_memory: false });
         assert_eq!(s.calls, ["reclaim"]);
         // Out of swap with a pool: the pool shrinks instead, and that is enough here.
         let acct = Accounting::Equal(MemoryBudget::new(3).unwrap());
         let mut s = Script { resident: 2, objects: 1, cost: 1, slots: 0, calls: Vec::new() };
         let room = make_room(acct, 1, &mut s).unwrap();
-        assert_eq!(room, Room { reclaimed: 0, shrunk: 1, failed: 0, fits: true });
+        assert_eq!(room, Room { reclaimed: 0, shrunk: 1, failed: 0, fits: true, out_of_memory: false });
         assert_eq!(s.calls, ["reclaim", "shrink"]);
     }
 
@@ -463,7 +485,7 @@ mod tests {
         let acct = Accounting::Fixed(FixedBudget::new(2).unwrap());
         let mut s = Script { resident: 2, objects: 50, cost: 1, slots: 100, calls: Vec::new() };
         let room = make_room(acct, 1, &mut s).unwrap();
-        assert_eq!(room, Room { reclaimed: 1, shrunk: 0, failed: 0, fits: true });
+        assert_eq!(room, Room { reclaimed: 1, shrunk: 0, failed: 0, fits: true, out_of_memory: false });
         assert_eq!(s.calls, ["reclaim"]);
     }
 
@@ -499,7 +521,10 @@ mod tests {
         // N = 10, cap 2, R = 3, P = 5: 3 + 1 + 5 = 9 ≤ 10 fits; only the pool is over.
         let acct = Accounting::Equal(MemoryBudget::new(10).unwrap().with_max_pool_percent(20).unwrap());
         let mut s = Stuck { resident: 3, pool: 5, calls: Vec::new() };
-        assert_eq!(make_room(acct, 1, &mut s), Ok(Room { reclaimed: 0, shrunk: 0, failed: 0, fits: true }));
+        assert_eq!(
+            make_room(acct, 1, &mut s),
+            Ok(Room { reclaimed: 0, shrunk: 0, failed: 0, fits: true, out_of_memory: false })
+        );
         assert_eq!(s.calls, ["shrink"]);
     }
 
@@ -509,11 +534,17 @@ mod tests {
         // N = 4, R = 0, P = 5 over the cap of 3: the shrink fails, and there is no page to reclaim.
         let acct = Accounting::Equal(MemoryBudget::new(4).unwrap());
         let mut s = Stuck { resident: 0, pool: 5, calls: Vec::new() };
-        assert_eq!(make_room(acct, 1, &mut s), Ok(Room { reclaimed: 0, shrunk: 0, failed: 0, fits: false }));
+        assert_eq!(
+            make_room(acct, 1, &mut s),
+            Ok(Room { reclaimed: 0, shrunk: 0, failed: 0, fits: false, out_of_memory: false })
+        );
         assert_eq!(s.calls, ["shrink"]);
         // Under the cap but short (need 2): the pool shrinks under its cap, still no reclaim call.
         let mut s = Script { resident: 0, objects: 3, cost: 1, slots: 100, calls: Vec::new() };
-        assert_eq!(make_room(acct, 2, &mut s), Ok(Room { reclaimed: 0, shrunk: 1, failed: 0, fits: true }));
+        assert_eq!(
+            make_room(acct, 2, &mut s),
+            Ok(Room { reclaimed: 0, shrunk: 1, failed: 0, fits: true, out_of_memory: false })
+        );
         assert_eq!(s.calls, ["shrink"]);
     }
 
@@ -541,6 +572,8 @@ mod tests {
         resident: u64,
         attempts: u64,
         fail: fn(u64) -> bool,
+        /// Which failed attempts are the device out of memory rather than broken.
+        oom: fn(u64) -> bool,
     }
 
     impl Reclaimer for Flaky {
@@ -563,36 +596,68 @@ mod tests {
         fn shrink_pool(&mut self) -> Result<bool, u64> {
             Ok(false)
         }
+        fn is_out_of_memory(&self, attempt: &u64) -> bool {
+            (self.oom)(*attempt)
+        }
     }
 
     #[test]
     fn a_failed_swap_out_is_passed_over_for_the_next_victim() {
         // N = 4, R = 4: one page must go. The first two attempts fail; the third moves a page.
         let acct = Accounting::Equal(MemoryBudget::new(4).unwrap());
-        let mut f = Flaky { resident: 4, attempts: 0, fail: |a| a < 2 };
+        let mut f = Flaky { resident: 4, attempts: 0, fail: |a| a < 2, oom: |_| false };
         let room = make_room(acct, 1, &mut f).unwrap();
-        assert_eq!(room, Room { reclaimed: 1, shrunk: 0, failed: 2, fits: true });
+        assert_eq!(room, Room { reclaimed: 1, shrunk: 0, failed: 2, fits: true, out_of_memory: false });
         assert_eq!((f.resident, f.attempts), (3, 3));
     }
 
     #[test]
     fn a_device_that_fails_every_swap_out_ends_the_loop_with_the_first_error() {
         let acct = Accounting::Equal(MemoryBudget::new(4).unwrap());
-        let mut f = Flaky { resident: 4, attempts: 0, fail: |_| true };
+        let mut f = Flaky { resident: 4, attempts: 0, fail: |_| true, oom: |_| false };
         assert_eq!(make_room(acct, 1, &mut f), Err(0), "the first failure is the one reported");
         assert_eq!(f.attempts, MAX_FAILED_SWAPOUTS, "it gave up after the bound, not before or after");
         assert_eq!(f.resident, 4);
         // One short of the bound, then success: no error.
-        let mut f = Flaky { resident: 4, attempts: 0, fail: |a| a + 1 < MAX_FAILED_SWAPOUTS };
+        let mut f = Flaky { resident: 4, attempts: 0, fail: |a| a + 1 < MAX_FAILED_SWAPOUTS, oom: |_| false };
         let room = make_room(acct, 1, &mut f).unwrap();
         assert_eq!(room.failed, MAX_FAILED_SWAPOUTS - 1);
         assert!(room.fits);
     }
 
+    /// A device out of memory for every victim (zram's pool at its last frame) is full, not broken:
+    /// make_room gives up after the bound with `out_of_memory` and no error, and the step goes over.
+    #[test]
+    fn a_device_out_of_memory_ends_the_loop_without_an_error() {
+        let acct = Accounting::Equal(MemoryBudget::new(4).unwrap());
+        let mut f = Flaky { resident: 4, attempts: 0, fail: |_| true, oom: |_| true };
+        let room = make_room(acct, 1, &mut f);
+        let want = Room { reclaimed: 0, shrunk: 0, failed: MAX_FAILED_SWAPOUTS, fits: false, out_of_memory: true };
+        assert_eq!(room, Ok(want));
+        assert_eq!((f.attempts, f.resident), (MAX_FAILED_SWAPOUTS, 4));
+        // Out of memory once, then a page goes: an ordinary passed-over failure.
+        let mut f = Flaky { resident: 4, attempts: 0, fail: |a| a == 0, oom: |_| true };
+        let want = Room { reclaimed: 1, shrunk: 0, failed: 1, fits: true, out_of_memory: false };
+        assert_eq!(make_room(acct, 1, &mut f), Ok(want));
+    }
+
+    /// One broken-device failure among the out-of-memory ones is an error: the first such is returned,
+    /// even when it was not the first failure.
+    #[test]
+    fn one_hard_failure_among_out_of_memory_ones_is_the_error() {
+        let acct = Accounting::Equal(MemoryBudget::new(4).unwrap());
+        let mut f = Flaky { resident: 4, attempts: 0, fail: |_| true, oom: |a| a != 5 && a != 6 };
+        assert_eq!(make_room(acct, 1, &mut f), Err(5));
+        assert_eq!(f.attempts, MAX_FAILED_SWAPOUTS);
+    }
+
     #[test]
     fn a_reclaimer_that_makes_no_progress_cannot_hang_the_loop() {
         let acct = Accounting::Equal(MemoryBudget::new(3).unwrap());
-        assert_eq!(make_room(acct, 1, &mut Liar), Ok(Room { reclaimed: 0, shrunk: 0, failed: 0, fits: false }));
+        assert_eq!(
+            make_room(acct, 1, &mut Liar),
+            Ok(Room { reclaimed: 0, shrunk: 0, failed: 0, fits: false, out_of_memory: false })
+        );
     }
 
     #[test]
