@@ -641,6 +641,34 @@ mod tests {
         assert_eq!(make_room(acct, 1, &mut f), Ok(want));
     }
 
+    /// A reclaimer that does not say which failures are out of memory (the default) has none: a device
+    /// that fails every swap-out is broken, and make_room ends with its first error.
+    #[test]
+    fn by_default_no_failure_is_out_of_memory() {
+        struct Broken(u64);
+        impl Reclaimer for Broken {
+            type Error = u64;
+            fn resident(&self) -> u64 {
+                4
+            }
+            fn pool_pages(&self) -> u64 {
+                0
+            }
+            fn reclaim_one(&mut self) -> Result<bool, u64> {
+                self.0 += 1;
+                Err(self.0)
+            }
+            fn shrink_pool(&mut self) -> Result<bool, u64> {
+                Ok(false)
+            }
+        }
+        let acct = Accounting::Equal(MemoryBudget::new(4).unwrap());
+        let mut b = Broken(0);
+        assert!(!b.is_out_of_memory(&1));
+        assert_eq!(make_room(acct, 1, &mut b), Err(1));
+        assert_eq!(b.0, MAX_FAILED_SWAPOUTS);
+    }
+
     /// One broken-device failure among the out-of-memory ones is an error: the first such is returned,
     /// even when it was not the first failure.
     #[test]
