@@ -3,8 +3,8 @@
 //! configurations — tmem off (all swap I/O to the virtio-blk disk), tmem with zsmalloc, tmem with zbud —
 //! and the tmem runs must need fewer disk I/Os. Then: a tmem limit so small that writeback runs, fault
 //! injection (every 7th pool/workload frame allocation fails, or one in 7 at random; the random
-//! schedule's own properties; zram under the random one, where it fits and where it does not), a swap device too small (out of
-//! swap is reported and no page is lost), and every frame and slot given back.
+//! schedule's own properties; zram under the random one, where it fits and where it does not), a swap
+//! device too small (out of swap is reported and no page is lost), and every frame and slot given back.
 #![no_std]
 #![no_main]
 
@@ -222,10 +222,13 @@ fn fault_injection_loses_nothing() {
 fn random_frame_faults_are_one_in_n_and_repeatable() {
     const CALLS: usize = 4000;
     const N: u64 = 7;
+    // Which of CALLS workload frame allocations fail under the schedule armed now.
+    let draw = || -> alloc::vec::Vec<bool> {
+        (0..CALLS).map(|_| zkernel::mm::frames::OwnedFrame::alloc(Owner::WORKLOAD).is_err()).collect()
+    };
     let pattern = |seed: u64| {
         frames::set_fail_random(N, seed);
-        let failed: alloc::vec::Vec<bool> =
-            (0..CALLS).map(|_| zkernel::mm::frames::OwnedFrame::alloc(Owner::WORKLOAD).is_err()).collect();
+        let failed = draw();
         let injected = frames::injected_failures();
         frames::set_fail_every(0);
         assert_eq!(injected, failed.iter().filter(|f| **f).count() as u64, "every failure was an injected one");
@@ -248,8 +251,7 @@ fn random_frame_faults_are_one_in_n_and_repeatable() {
     assert!(d > CALLS / 6, "seeds 42 and 43 fail nearly the same allocations ({d} differ)");
     // Periodic for contrast: exactly every Nth.
     frames::set_fail_every(N);
-    let periodic: alloc::vec::Vec<bool> =
-        (0..CALLS).map(|_| zkernel::mm::frames::OwnedFrame::alloc(Owner::WORKLOAD).is_err()).collect();
+    let periodic = draw();
     frames::set_fail_every(0);
     let off_schedule = periodic.iter().enumerate().filter(|(i, f)| **f != (*i as u64 + 1).is_multiple_of(N)).count();
     assert_eq!(off_schedule, 0, "every Nth fails, exactly");
@@ -259,8 +261,8 @@ fn random_frame_faults_are_one_in_n_and_repeatable() {
 /// - where zram fits (half the region as memory, as `zram_as_the_swap_device`): a store whose pool finds
 ///   no frame is a failed swap-out passed over for the next victim, so the run still fits: no step over;
 /// - at the swap demo's tight size (`swap_mem=64`, a region of 192 pages), where zram does not fit and its
-///   pool sits at its limit: eight pool refusals in a row are zram out of memory, not a broken device, so
-///   the step goes over and the run goes on. Before that rule this run failed with the pool's error.
+///   pool sits at its limit: a reclaim whose eight failures are all pool refusals is zram out of memory,
+///   not a broken device, so the step goes over and the run goes on. Before that rule this run failed with the pool's error.
 ///
 /// Nothing fails and nothing is lost in either. The periodic schedule (every 7th) can fail the tight run:
 /// each of a fault's nine tries made exactly 7 allocations, so every try's own was a 7th

@@ -18,8 +18,9 @@
 //! # One worker's run
 //!
 //! As [`super::swap_run`]: a fill (each page once, in order: the stripe must read as zeros, then gets
-//! the page source's bytes; a fill whose write failed is made again at the page's next access), then `accesses` accesses in the pattern (seed + worker index), one in
-//! `write_every` a write that stamps a new version. Each access reads the owned bytes back through the
+//! the page source's bytes; a fill whose write failed is made again at the page's next access), then
+//! `accesses` accesses in the pattern (seed + worker index), one in `write_every` a write that stamps a
+//! new version. Each access reads the owned bytes back through the
 //! region (faulting the page in if needed) and compares their FNV-1a with the last written; any
 //! difference is a mismatch, and a run must end with none.
 //!
